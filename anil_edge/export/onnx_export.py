@@ -1,0 +1,90 @@
+"""Backbone -> ONNX with anil-edge's metadata, written atomically.
+
+Exporter path (pinned): ``torch.onnx.export(..., dynamo=True)`` at opset 18 with a dynamic
+batch axis. The dynamo exporter specialises size-1 dimensions, so the example batch has 2 images.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+
+from .. import __version__
+from ..atomic import atomic_write
+from ..errors import ModelError, require
+from ..runtime.metadata import HeadSettings, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
+
+OPSET = 18
+INPUT_NAME = "images"
+OUTPUT_NAME = "embeddings"
+
+
+def export_onnx(
+    backbone,
+    path: str | os.PathLike[str],
+    *,
+    preprocessing: Preprocessing,
+    head: HeadSettings,
+    training: TrainingInfo,
+    opset: int = OPSET,
+) -> ModelMetadata:
+    """Export ``backbone`` (a torch module, put in eval mode) to ``path``; return the metadata written.
+
+    The model takes ``images`` (N, C, H, W) float32 and returns ``embeddings`` (N, D).
+    """
+    torch = require("torch", "train")
+    onnx = require("onnx", "train")
+    backbone = backbone.eval()
+    height, width = preprocessing.input_size
+    example = torch.zeros(2, preprocessing.channels, height, width)
+    with torch.no_grad():
+        embedding_dim = int(backbone(example).shape[1])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            backbone,
+            (example,),
+            dynamo=True,
+            opset_version=opset,
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: torch.export.Dim("batch")},),
+            verbose=False,
+        )
+    model = program.model_proto
+    meta = ModelMetadata(
+        preprocessing=preprocessing,
+        embedding_dim=embedding_dim,
+        head=head,
+        training=training,
+        backbone_sha256=graph_sha256(model),
+        anil_edge_version=__version__,
+    )
+    check_metadata(meta, source="the exported model")
+    set_metadata(model, meta)
+    onnx.checker.check_model(model, full_check=True)
+    try:
+        with atomic_write(path) as handle:
+            handle.write(model.SerializeToString())
+    except OSError as exc:
+        raise ModelError(f"cannot write the model to {path}: {exc}") from None
+    return meta
+
+
+def graph_sha256(model) -> str:
+    """SHA-256 of the model's graph and weights, ignoring its metadata_props."""
+    stripped = type(model)()
+    stripped.CopyFrom(model)
+    del stripped.metadata_props[:]
+    return hashlib.sha256(stripped.SerializeToString(deterministic=True)).hexdigest()
+
+
+def set_metadata(model, meta: ModelMetadata) -> None:
+    """Replace the model's anil-edge ``metadata_props`` entries with ``meta``'s."""
+    props = meta.to_props()
+    keep = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
+    del model.metadata_props[:]
+    for key, value in keep + sorted(props.items()):
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value

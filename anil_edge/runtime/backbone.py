@@ -1,0 +1,147 @@
+"""The exported backbone as an onnxruntime session: images in, embeddings (N, D) out."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import InputError, ModelError, require
+from .metadata import ModelMetadata
+from .preprocess import to_input
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class Backbone:
+    """An anil-edge ONNX backbone, configured entirely by its own metadata.
+
+    Args:
+        path: the ``.onnx`` file written by ``anil-edge export``.
+        device: ``"auto"`` uses CUDA when the installed onnxruntime offers it, else the CPU;
+            ``"cpu"`` or ``"cuda"`` force one (``"cuda"`` raises if it is not available).
+        intra_op_threads: threads inside one operator; 0 lets onnxruntime decide.
+        inter_op_threads: threads across operators; 0 lets onnxruntime decide.
+        batch_size: large inputs are embedded in chunks of this many images.
+
+    Raises:
+        ModelError: the file is missing, not a loadable ONNX model, or lacks valid metadata.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        device: str = "auto",
+        intra_op_threads: int = 0,
+        inter_op_threads: int = 0,
+        batch_size: int = 64,
+    ) -> None:
+        ort = require("onnxruntime", "cpu")  # anil-edge[cpu] or anil-edge[gpu] provides it
+        if device not in DEVICES:
+            raise InputError(f"device must be one of {DEVICES}, found {device!r}")
+        if batch_size < 1 or intra_op_threads < 0 or inter_op_threads < 0:
+            raise InputError(
+                f"batch_size must be >= 1 and thread counts >= 0, found batch_size={batch_size}, "
+                f"intra_op_threads={intra_op_threads}, inter_op_threads={inter_op_threads}"
+            )
+        self.path = Path(path)
+        self.batch_size = batch_size
+        model_bytes = _read(self.path)
+        self.file_sha256 = hashlib.sha256(model_bytes).hexdigest()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = intra_op_threads
+        options.inter_op_num_threads = inter_op_threads
+        options.log_severity_level = 3
+        self.providers = _providers(ort, device)
+        try:
+            self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=self.providers)
+        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+            raise ModelError(f"cannot load {self.path} as an ONNX model: {_first_line(exc)}") from None
+        props = dict(self._session.get_modelmeta().custom_metadata_map)
+        self.metadata = ModelMetadata.from_props(props, source=str(self.path))
+        self._input_name = _check_io(self._session, self.metadata, self.path)
+
+    @property
+    def embedding_dim(self) -> int:
+        """D, the length of one embedding."""
+        return self.metadata.embedding_dim
+
+    def preprocess(self, images: Any) -> np.ndarray:
+        """Images (see :mod:`anil_edge.runtime.preprocess`) to the model input (N, C, H, W)."""
+        return to_input(images, self.metadata.preprocessing)
+
+    def embed(self, images: Any) -> np.ndarray:
+        """Embeddings of ``images``: float32 (N, D), computed ``batch_size`` images at a time."""
+        return self.embed_input(self.preprocess(images))
+
+    def embed_input(self, x: np.ndarray) -> np.ndarray:
+        """Embeddings of an already preprocessed batch (N, C, H, W): float32 (N, D)."""
+        chunks = [
+            self._session.run(None, {self._input_name: x[i : i + self.batch_size]})[0]
+            for i in range(0, x.shape[0], self.batch_size)
+        ]
+        out = np.concatenate(chunks).reshape(x.shape[0], -1).astype(np.float32, copy=False)
+        if out.shape[1] != self.embedding_dim or not np.isfinite(out).all():
+            raise ModelError(
+                f"{self.path} produced embeddings of shape {out.shape} (finite: {bool(np.isfinite(out).all())}); "
+                f"expected finite embeddings of shape ({x.shape[0]}, {self.embedding_dim})"
+            )
+        return out
+
+    def __repr__(self) -> str:
+        p = self.metadata.preprocessing
+        return (
+            f"Backbone({str(self.path)!r}, input={p.channels}x{p.input_size[0]}x{p.input_size[1]}, "
+            f"D={self.embedding_dim}, providers={self.providers})"
+        )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"model file not found: {path}") from None
+    except OSError as exc:
+        raise ModelError(f"cannot read model file {path}: {exc}") from None
+
+
+def _providers(ort, device: str) -> list[str]:
+    available = ort.get_available_providers()
+    cuda = "CUDAExecutionProvider" in available
+    if device == "cuda" and not cuda:
+        raise ModelError(
+            f"device='cuda' was asked for but this onnxruntime offers only {available}; "
+            "install anil-edge[gpu] (onnxruntime-gpu) on a machine with CUDA"
+        )
+    if cuda and device in ("auto", "cuda"):
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+def _check_io(session, meta: ModelMetadata, path: Path) -> str:
+    """The input name, after checking the graph's input/output shapes against the metadata."""
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    p = meta.preprocessing
+    expected_in = [p.channels, *p.input_size]
+    problems = []
+    if len(inputs) != 1 or len(outputs) < 1:
+        problems.append(f"expected 1 input and an embedding output, found {len(inputs)} input(s), {len(outputs)} output(s)")
+    else:
+        shape = list(inputs[0].shape)
+        if len(shape) != 4 or any(isinstance(s, int) and s != e for s, e in zip(shape[1:], expected_in)):
+            problems.append(f"input shape {shape} does not match the metadata's (N, {', '.join(map(str, expected_in))})")
+        out_dim = outputs[0].shape[-1] if outputs[0].shape else None
+        if isinstance(out_dim, int) and out_dim != meta.embedding_dim:
+            problems.append(f"output is {out_dim}-d but the metadata says embedding_dim={meta.embedding_dim}")
+    if problems:
+        raise ModelError(f"{path} does not match its own metadata: " + "; ".join(problems))
+    return inputs[0].name
+
+
+def _first_line(exc: Exception) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0][:300] if text else type(exc).__name__

@@ -1,0 +1,187 @@
+"""ANIL's inner loop in numpy: closed-form gradient steps on a linear softmax head.
+
+ANIL (Raghu et al., 2019, "Rapid Learning or Feature Reuse? Towards Understanding the
+Effectiveness of MAML") adapts only the final linear layer to a new task; the backbone is
+reused as is. For cached embeddings ``E`` (N, D), integer labels ``y`` (N,) and a head
+``W`` (C, D), ``b`` (C,), the mean softmax cross-entropy has the closed-form gradient::
+
+    Z  = E Wᵀ + b                           logits, (N, C)
+    G  = (softmax(Z) − onehot(y)) / N       (N, C)
+    dW = Gᵀ E                               (C, D)
+    db = Σᵢ Gᵢ                              (C,)
+
+so a device needs no autograd: ``steps`` plain SGD steps ``W ← W − lr·dW``, ``b ← b − lr·db``.
+
+Every function takes one task or a batch of T tasks with a leading axis:
+``E`` (T, N, D), ``y`` (T, N), ``W`` (T, C, D) or (C, D) shared by all tasks, ``b`` (T, C) or (C,).
+All math is float32 and numerically stable (log-sum-exp).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from .validation import check_head, check_labels
+
+__all__ = [
+    "logits",
+    "softmax",
+    "log_softmax",
+    "cross_entropy",
+    "gradients",
+    "adapt",
+    "predict_proba",
+    "accuracy",
+]
+
+
+def logits(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Head logits ``E Wᵀ + b``: (N, C), or (T, N, C) for a batch of tasks."""
+    E, W, b = check_head(E, W, b)
+    return _logits(E, W, b)
+
+
+def softmax(Z: np.ndarray) -> np.ndarray:
+    """Softmax over the last axis, stable for any finite logits."""
+    P = np.asarray(Z, dtype=np.float32) - np.max(Z, axis=-1, keepdims=True)
+    np.exp(P, out=P)
+    P /= P.sum(axis=-1, keepdims=True)
+    return P
+
+
+def log_softmax(Z: np.ndarray) -> np.ndarray:
+    """Log-softmax over the last axis via log-sum-exp."""
+    shifted = np.asarray(Z, dtype=np.float32) - np.max(Z, axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def cross_entropy(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray | np.float32:
+    """Mean softmax cross-entropy of the head on labelled embeddings: a scalar, or (T,)."""
+    E, W, b = check_head(E, W, b)
+    y = check_labels(y, E, W.shape[-2])
+    logp = log_softmax(_logits(E, W, b))
+    picked = np.take_along_axis(logp, y[..., None].astype(np.intp), axis=-1)[..., 0]
+    return -picked.mean(axis=-1)
+
+
+def gradients(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form ``(dW, db)`` of :func:`cross_entropy`: (C, D) and (C,), or (T, C, D) and (T, C)."""
+    E, W, b = check_head(E, W, b)
+    y = check_labels(y, E, W.shape[-2])
+    inv_n = np.float32(1.0 / E.shape[-2])
+    G = _scaled_residual_t(_logits_t(E, W, b), _onehot_t(y, W.shape[-2], inv_n), inv_n)
+    return G @ E, G.sum(axis=-1)
+
+
+def adapt(
+    E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, *, lr: float, steps: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Run ``steps`` SGD steps of the head on ``(E, y)``; return the new ``(W, b)``.
+
+    Equal to ``steps`` calls of ``W -= lr * dW; b -= lr * db`` with :func:`gradients`. When the
+    tasks are small (N below about 2·C·steps) the steps run on the N×N Gram matrix ``E Eᵀ``
+    instead: logits move by ``−lr·(E Eᵀ G + db)`` per step and ``W`` is formed once at the
+    end, which needs far fewer multiply-adds than ``steps`` products with the D-wide W.
+
+    Returns:
+        ``W`` (C, D) and ``b`` (C,), or (T, C, D) and (T, C); the inputs are not modified.
+    """
+    E, W, b = check_head(E, W, b)
+    n_classes = W.shape[-2]
+    y = check_labels(y, E, n_classes)
+    if not np.isfinite(lr) or lr < 0:
+        raise InputError(f"lr must be a finite number >= 0, found {lr!r}")
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise InputError(f"steps must be an integer >= 0, found {steps!r}")
+    if steps == 0:
+        batch = E.shape[:-2]
+        return np.broadcast_to(W, batch + W.shape[-2:]).copy(), np.broadcast_to(b, batch + b.shape[-1:]).copy()
+    kernel = _adapt_gram if _gram_is_cheaper(E.shape[-2], E.shape[-1], n_classes, int(steps)) else _adapt_direct
+    return kernel(E, y, W, b, np.float32(lr), int(steps))
+
+
+def predict_proba(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Class probabilities of the head: (N, C), or (T, N, C)."""
+    E, W, b = check_head(E, W, b)
+    return softmax(_logits(E, W, b))
+
+
+def accuracy(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray | np.float32:
+    """Fraction of ``y`` the head predicts (argmax of the logits): a scalar, or (T,)."""
+    E, W, b = check_head(E, W, b)
+    y = check_labels(y, E, W.shape[-2])
+    return (np.argmax(_logits(E, W, b), axis=-1) == y).mean(axis=-1, dtype=np.float32)
+
+
+# -- unchecked kernels (inputs already validated, float32) ------------------------------------
+
+
+def _logits(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    return E @ np.swapaxes(W, -1, -2) + b[..., None, :]
+
+
+# The adaptation kernels keep logits transposed, (…, C, N): the softmax then reduces over
+# axis -2 with N contiguous, several times faster than over a short last axis. The learning
+# rate and the 1/N of the mean are folded into the precomputed operands.
+
+
+def _onehot_t(y: np.ndarray, n_classes: int, scale: np.float32) -> np.ndarray:
+    """``scale · onehot(y)ᵀ``: (…, C, N) float32."""
+    hits = y[..., None, :] == np.arange(n_classes)[:, None]
+    return hits.astype(np.float32) * scale
+
+
+def _logits_t(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Transposed logits ``W Eᵀ + b``: (…, C, N)."""
+    return W @ np.swapaxes(E, -1, -2) + b[..., :, None]
+
+
+def _scaled_residual_t(Z: np.ndarray, Y: np.ndarray, scale: np.float32) -> np.ndarray:
+    """In place: transposed logits Z (…, C, N) become ``scale·softmax(Z) − Y`` over the classes."""
+    Z -= Z.max(axis=-2, keepdims=True)
+    np.exp(Z, out=Z)
+    Z *= scale / Z.sum(axis=-2, keepdims=True)
+    Z -= Y
+    return Z
+
+
+def _adapt_direct(E, y, W, b, lr, steps):
+    """``steps`` plain steps on the augmented head [W | b] against [E | 1]."""
+    n, batch = E.shape[-2], E.shape[:-2]
+    E1 = np.concatenate([E, np.ones(batch + (n, 1), np.float32)], axis=-1)  # (…, N, D+1)
+    W1 = np.concatenate([np.broadcast_to(W, batch + W.shape[-2:]), np.broadcast_to(b, batch + b.shape[-1:])[..., None]], -1)
+    lr_Y = _onehot_t(y, W.shape[-2], lr / np.float32(n))
+    lr_n = lr / np.float32(n)
+    E1_t = np.swapaxes(E1, -1, -2)
+    for _ in range(steps):
+        W1 -= _scaled_residual_t(W1 @ E1_t, lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
+    return W1[..., :-1], W1[..., -1]
+
+
+def _adapt_gram(E, y, W, b, lr, steps):
+    """Steps on the logits through ``lr·(E Eᵀ + 1)``; W and b are formed once at the end."""
+    n = E.shape[-2]
+    K = E @ np.swapaxes(E, -1, -2)  # (…, N, N), symmetric
+    K += np.float32(1.0)  # the bias step moves every logit of a class by the same amount
+    K *= lr
+    Z = _logits_t(E, W, b)
+    Y = _onehot_t(y, W.shape[-2], np.float32(1.0 / n))
+    inv_n = np.float32(1.0 / n)
+    G_sum = np.zeros(Z.shape, np.float32)
+    for _ in range(steps):
+        Z -= Z.max(axis=-2, keepdims=True)  # a per-example shift: softmax and later steps unchanged
+        G = np.exp(Z)
+        G *= inv_n / G.sum(axis=-2, keepdims=True)
+        G -= Y
+        G_sum += G
+        Z -= G @ K
+    G_sum *= lr
+    return W - G_sum @ E, b - G_sum.sum(axis=-1)
+
+
+def _gram_is_cheaper(n: int, d: int, c: int, steps: int) -> bool:
+    """Multiply-add counts: direct ``2·steps·N·C·D`` vs Gram ``N²·D + 2·N·C·D + steps·N²·C``."""
+    direct = 2 * steps * n * c * d
+    gram = n * n * d + 2 * n * c * d + steps * n * n * c
+    return gram < direct

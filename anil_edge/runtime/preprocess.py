@@ -1,0 +1,146 @@
+"""Images to backbone input: file paths, PIL images or numpy arrays, one image or a batch.
+
+Accepted inputs (``H, W`` must equal the model's input size for arrays; files and PIL images
+are converted to the model's colour mode and resized with its filter):
+
+- a path (``str`` / ``os.PathLike``) or a PIL image;
+- ``uint8`` arrays: ``(H, W)`` or ``(H, W, C)`` for one image, ``(N, H, W, C)`` for a batch
+  (and ``(N, H, W)`` for a batch of grayscale images when the model takes 1 channel);
+- floating arrays scaled to ``[0, 1]`` (as torchvision's ``ToTensor`` makes them):
+  ``(C, H, W)`` for one image, ``(N, C, H, W)`` for a batch;
+- a list or tuple of single images of any of these kinds.
+
+The result is float32 ``(N, C, H, W)``: scaled to [0, 1], inverted if the model says so,
+then normalised per channel with the model's mean and std.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Sequence
+
+import numpy as np
+
+from ..errors import InputError, require
+from .metadata import Preprocessing
+
+_PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling values
+
+
+def to_input(images: Any, prep: Preprocessing) -> np.ndarray:
+    """Convert ``images`` (see module doc) to the normalised float32 batch (N, C, H, W)."""
+    if isinstance(images, (list, tuple)):
+        if len(images) == 0:
+            raise InputError("no images given: expected at least one image")
+        batch = np.stack([_one(img, prep, f"image {i}") for i, img in enumerate(images)])
+    elif isinstance(images, np.ndarray):
+        batch = _array_batch(images, prep, "images")
+    else:
+        batch = _one(images, prep, "image")[None]
+    if batch.shape[0] == 0:
+        raise InputError(f"no images given: found an empty batch of shape {images.shape}")
+    return _normalise(batch, prep)
+
+
+def _one(image: Any, prep: Preprocessing, name: str) -> np.ndarray:
+    """One image as float32 (C, H, W) in [0, 1]."""
+    if isinstance(image, (str, os.PathLike)):
+        return _from_pil(_open(image, name), prep)
+    if _is_pil(image):
+        return _from_pil(image, prep)
+    if isinstance(image, np.ndarray):
+        batch = _array_batch(image, prep, name)
+        if batch.shape[0] != 1:
+            raise InputError(f"{name}: expected one image inside the list, found a batch of shape {image.shape}")
+        return batch[0]
+    raise InputError(
+        f"{name}: expected a file path, a PIL image or a numpy array, found {type(image).__name__}"
+    )
+
+
+def _array_batch(array: np.ndarray, prep: Preprocessing, name: str) -> np.ndarray:
+    """A uint8 (HW / HWC / NHW / NHWC) or float (CHW / NCHW) array as float32 (N, C, H, W) in [0, 1]."""
+    if array.dtype == np.uint8:
+        return _uint8_batch(array, prep, name)
+    if array.dtype.kind == "f":
+        return _float_batch(array, prep, name)
+    raise InputError(
+        f"{name}: expected uint8 pixels (H, W, C) or float pixels in [0, 1] (C, H, W), found dtype {array.dtype}"
+    )
+
+
+def _uint8_batch(array: np.ndarray, prep: Preprocessing, name: str) -> np.ndarray:
+    c = prep.channels
+    if array.ndim == 2:
+        array = array[None, :, :, None]
+    elif array.ndim == 3:
+        # (H, W, C) for one image; for 1-channel models also (N, H, W) unless the last axis is 1.
+        array = array[..., None] if c == 1 and array.shape[-1] != 1 else array[None]
+    elif array.ndim != 4:
+        raise InputError(f"{name}: uint8 images must be (H, W), (H, W, C) or (N, H, W, C), found shape {array.shape}")
+    _check_geometry(array.shape[1:3], array.shape[3], prep, name, layout="(N, H, W, C)")
+    return np.ascontiguousarray(array.transpose(0, 3, 1, 2), dtype=np.float32) * np.float32(1 / 255)
+
+
+def _float_batch(array: np.ndarray, prep: Preprocessing, name: str) -> np.ndarray:
+    if array.ndim == 3:
+        array = array[None]
+    elif array.ndim != 4:
+        raise InputError(f"{name}: float images must be (C, H, W) or (N, C, H, W), found shape {array.shape}")
+    _check_geometry(array.shape[2:4], array.shape[1], prep, name, layout="(N, C, H, W)")
+    finite = np.isfinite(array)
+    if not finite.all():
+        raise InputError(f"{name}: pixels must be finite, found {array.size - int(finite.sum())} NaN or infinite value(s)")
+    lo, hi = float(array.min()), float(array.max())
+    if lo < -1e-3 or hi > 1 + 1e-3:
+        raise InputError(
+            f"{name}: float pixels must be scaled to [0, 1], found values in [{lo:.4g}, {hi:.4g}] "
+            "(pass uint8 arrays for 0..255 pixels; normalisation is applied by the runtime)"
+        )
+    return array.astype(np.float32, copy=False)
+
+
+def _check_geometry(size: Sequence[int], channels: int, prep: Preprocessing, name: str, layout: str) -> None:
+    problems = []
+    if tuple(size) != tuple(prep.input_size):
+        problems.append(f"size (H, W) = {tuple(size)}, expected {tuple(prep.input_size)}")
+    if channels != prep.channels:
+        problems.append(f"{channels} channel(s), expected {prep.channels}")
+    if problems:
+        raise InputError(
+            f"{name} in layout {layout} has " + " and ".join(problems)
+            + " (file paths and PIL images are converted and resized automatically)"
+        )
+
+
+def _is_pil(obj: Any) -> bool:
+    return type(obj).__module__.startswith("PIL.") and hasattr(obj, "convert")
+
+
+def _open(path: str | os.PathLike[str], name: str):
+    Image = require("PIL.Image", "images")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            return img
+    except FileNotFoundError:
+        raise InputError(f"{name}: file not found: {os.fspath(path)}") from None
+    except (OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise InputError(f"{name}: cannot read {os.fspath(path)} as an image ({exc})") from None
+
+
+def _from_pil(img, prep: Preprocessing) -> np.ndarray:
+    img = img.convert("L" if prep.channels == 1 else "RGB")
+    height, width = prep.input_size
+    if img.size != (width, height):
+        img = img.resize((width, height), resample=_PIL_FILTERS[prep.resize])
+    pixels = np.asarray(img, dtype=np.uint8).reshape(height, width, prep.channels)
+    return pixels.transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
+
+
+def _normalise(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:
+    if prep.invert:
+        batch = np.float32(1.0) - batch
+    mean = np.asarray(prep.mean, dtype=np.float32).reshape(1, -1, 1, 1)
+    std = np.asarray(prep.std, dtype=np.float32).reshape(1, -1, 1, 1)
+    return np.ascontiguousarray((batch - mean) / std, dtype=np.float32)

@@ -1,0 +1,80 @@
+"""Shared fixtures: a tiny seeded Conv-4 exported once per session, and helpers."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np
+import pytest
+
+from anil_edge.runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
+
+WAYS, DIM = 5, 32
+
+
+def tiny_settings(init: str = "mean", dim: int = DIM) -> HeadSettings:
+    rng = np.random.default_rng(1)
+    return HeadSettings(
+        init=init,
+        lr=0.5,
+        steps=5,
+        weight=rng.normal(0, 0.1, (WAYS, dim)).astype(np.float32),
+        bias=rng.normal(0, 0.1, WAYS).astype(np.float32),
+    )
+
+
+GRAY = Preprocessing(input_size=(28, 28), channels=1, mean=(0.1,), std=(0.5,), invert=True, resize="lanczos")
+
+
+@pytest.fixture(scope="session")
+def torch_backbone():
+    """A seeded Conv-4 with 32 channels on 28×28 grayscale: 32-d embeddings, eval mode."""
+    torch = pytest.importorskip("torch")
+    from anil_edge.train.backbones import BackboneConfig, CNN4Backbone
+
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    model = CNN4Backbone(BackboneConfig(channels=1, input_size=28, hidden=32, blocks=4)).eval()
+    with torch.no_grad():  # non-trivial BatchNorm statistics, so that eval mode matters
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.2, 0.2)
+                m.running_var.uniform_(0.5, 2.0)
+    assert model.embedding_dim == DIM
+    return model
+
+
+@pytest.fixture(scope="session")
+def model_path(torch_backbone, tmp_path_factory):
+    """The tiny backbone exported to ONNX with anil-edge metadata."""
+    from anil_edge.export.onnx_export import export_onnx
+
+    path = tmp_path_factory.mktemp("model") / "tiny.onnx"
+    export_onnx(torch_backbone, path, preprocessing=GRAY, head=tiny_settings(), training=TrainingInfo(WAYS, 1, "tiny"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def backbone(model_path):
+    from anil_edge.runtime import Backbone
+
+    return Backbone(model_path, intra_op_threads=1, inter_op_threads=1)
+
+
+def glyphs(n_classes: int, per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Synthetic 28×28 uint8 images: each class a random block pattern, instances with pixel noise.
+
+    Returns images (n_classes * per_class, 28, 28) dark ink on white, and labels.
+    """
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    for c in range(n_classes):
+        pattern = rng.random((7, 7)) < 0.35
+        base = np.kron(pattern, np.ones((4, 4), bool))
+        for _ in range(per_class):
+            noise = rng.random((28, 28)) < 0.03
+            images.append(np.where(base ^ noise, 0, 255).astype(np.uint8))
+            labels.append(c)
+    return np.stack(images), np.array(labels)

@@ -1,0 +1,133 @@
+"""The ONNX backbone session: parity with PyTorch, batching, and every bad model file."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from anil_edge.errors import InputError, ModelError
+from anil_edge.runtime import Backbone
+from anil_edge.runtime.metadata import METADATA_KEY, VERSION_KEY
+from tests.conftest import DIM, GRAY, glyphs
+
+ONNX_TOL = 1e-5  # max abs difference, FP32 onnxruntime vs PyTorch eager
+
+
+def test_embeddings_match_pytorch_with_the_models_own_preprocessing(backbone, torch_backbone):
+    images, _ = glyphs(3, 3)
+    got = backbone.embed(images)
+    x = ((1 - images[:, None].astype(np.float32) / 255) - 0.1) / 0.5
+    with torch.no_grad():
+        ref = torch_backbone(torch.from_numpy(x)).numpy()
+    assert got.shape == (9, DIM) and got.dtype == np.float32
+    assert np.abs(got - ref).max() <= ONNX_TOL
+
+
+def test_batching_and_single_images_give_the_same_embeddings(model_path, backbone):
+    images, _ = glyphs(4, 4, seed=3)
+    chunked = Backbone(model_path, batch_size=3, intra_op_threads=1)
+    whole = backbone.embed(images)
+    np.testing.assert_allclose(chunked.embed(images), whole, atol=1e-6)
+    np.testing.assert_allclose(np.concatenate([backbone.embed(i) for i in images]), whole, atol=1e-6)
+
+
+def test_metadata_is_read_from_the_model(backbone):
+    meta = backbone.metadata
+    assert meta.preprocessing == GRAY and meta.embedding_dim == DIM
+    assert meta.head.init == "mean" and meta.head.steps == 5 and meta.head.weight.shape == (5, DIM)
+    assert meta.training.ways == 5 and len(meta.backbone_sha256) == 64
+    assert backbone.providers == ["CPUExecutionProvider"]
+
+
+def rewrite(model_path, tmp_path, mutate) -> str:
+    """A copy of the model whose metadata_props dict went through ``mutate``."""
+    model = onnx.load(str(model_path))
+    props = {p.key: p.value for p in model.metadata_props}
+    mutate(props)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    out = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
+def edit_doc(edit):
+    def mutate(props):
+        doc = json.loads(props[METADATA_KEY])
+        edit(doc)
+        props[METADATA_KEY] = json.dumps(doc)
+
+    return mutate
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda p: p.clear(), "carries no anil-edge metadata"),
+        (lambda p: p.update({VERSION_KEY: "99"}), "format version '99'; this runtime reads version 1"),
+        (lambda p: p.update({METADATA_KEY: "{not json"}), "not valid JSON"),
+        (edit_doc(lambda d: d.pop("embedding_dim")), "missing field 'embedding_dim'"),
+        (edit_doc(lambda d: d["preprocessing"].update(channels="one")), "'preprocessing.channels' must be int"),
+        (edit_doc(lambda d: d["head"].update(init="magic")), "head.init must be one of"),
+        (edit_doc(lambda d: d["head"]["weight"].update(base64="!!")), "head.weight is not a base64"),
+        (edit_doc(lambda d: d.update(embedding_dim=10)), "head weight/bias must be \\(ways, 10\\)"),
+    ],
+)
+def test_bad_metadata_is_refused(model_path, tmp_path, mutate, message):
+    with pytest.raises(ModelError, match=message):
+        Backbone(rewrite(model_path, tmp_path, mutate))
+
+
+def test_every_metadata_problem_is_listed_at_once(model_path, tmp_path):
+    def many(d):
+        d.pop("backbone_sha256")
+        d["training"].pop("ways")
+        d["preprocessing"]["invert"] = "yes"
+
+    with pytest.raises(ModelError, match="3 problems") as info:
+        Backbone(rewrite(model_path, tmp_path, edit_doc(many)))
+    for field in ("backbone_sha256", "training.ways", "preprocessing.invert"):
+        assert field in str(info.value)
+
+
+def test_metadata_that_contradicts_the_graph_is_refused(model_path, tmp_path):
+    def wrong_dim(d):
+        d["embedding_dim"] = 64
+        d["head"]["weight"] = json.loads(json.dumps(d["head"]["weight"]))
+        w = np.zeros((5, 64), "<f4")
+        import base64
+
+        d["head"]["weight"] = {"dtype": "float32", "shape": [5, 64], "base64": base64.b64encode(w.tobytes()).decode()}
+
+    with pytest.raises(ModelError, match="embedding_dim=64"):
+        Backbone(rewrite(model_path, tmp_path, edit_doc(wrong_dim))).embed(np.zeros((28, 28), np.uint8))
+
+
+def test_missing_truncated_and_corrupted_files_are_clear_errors(model_path, tmp_path):
+    with pytest.raises(ModelError, match="model file not found"):
+        Backbone(tmp_path / "nope.onnx")
+    data = model_path.read_bytes()
+    (tmp_path / "truncated.onnx").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ModelError, match="cannot load .*truncated.onnx as an ONNX model"):
+        Backbone(tmp_path / "truncated.onnx")
+    (tmp_path / "garbage.onnx").write_bytes(np.random.default_rng(0).bytes(4096))
+    with pytest.raises(ModelError, match="cannot load .*garbage.onnx"):
+        Backbone(tmp_path / "garbage.onnx")
+
+
+def test_bad_options_are_clear_errors(model_path):
+    with pytest.raises(InputError, match="device must be one of"):
+        Backbone(model_path, device="tpu")
+    with pytest.raises(InputError, match="batch_size must be >= 1"):
+        Backbone(model_path, batch_size=0)
+    import onnxruntime
+
+    if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
+        with pytest.raises(ModelError, match="device='cuda' was asked for"):
+            Backbone(model_path, device="cuda")

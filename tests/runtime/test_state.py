@@ -1,0 +1,150 @@
+"""The enrollment state file: round trip, atomic saves, backbone binding, corrupted files."""
+
+from __future__ import annotations
+
+import io
+import json
+from unittest import mock
+
+import numpy as np
+import pytest
+
+from anil_edge.errors import StateError
+from anil_edge.runtime import FewShotClassifier
+from anil_edge.runtime import state as state_module
+from tests.conftest import glyphs
+
+
+@pytest.fixture
+def enrolled(backbone):
+    images, labels = glyphs(3, 4, seed=21)
+    clf = FewShotClassifier(backbone, threshold=0.3, lr=0.25, steps=3, head_init="prototype")
+    for c in range(3):
+        clf.enroll(f"person {c}", images[labels == c])
+    return clf, images
+
+
+@pytest.mark.parametrize("label_kind", [str, int])
+def test_round_trip_restores_labels_settings_and_predictions(backbone, tmp_path, label_kind):
+    images, labels = glyphs(3, 4, seed=22)
+    clf = FewShotClassifier(backbone, threshold=0.3, lr=0.25, steps=3)
+    for c in (2, 0, 1):
+        clf.enroll(label_kind(c), images[labels == c])
+    clf.save(tmp_path / "s.npz")
+    again = FewShotClassifier.load(tmp_path / "s.npz", backbone)
+    assert again.labels == clf.labels and all(type(x) is label_kind for x in again.labels)
+    assert again.settings == clf.settings and again.support_counts() == clf.support_counts()
+    np.testing.assert_array_equal(again.predict_proba(images), clf.predict_proba(images))
+
+
+def test_state_is_plain_npz_without_pickle(enrolled, tmp_path):
+    clf, _ = enrolled
+    clf.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz", allow_pickle=False) as archive:
+        assert sorted(archive.files) == ["class_index", "embeddings", "header"]
+        header = json.loads(archive["header"].tobytes())
+    assert header["format"] == "anil-edge-state" and header["version"] == 1
+    assert header["backbone_sha256"] == clf.backbone.metadata.backbone_sha256
+
+
+def test_interrupted_save_leaves_the_previous_state_intact(enrolled, tmp_path):
+    clf, images = enrolled
+    path = tmp_path / "s.npz"
+    clf.save(path)
+    before = path.read_bytes()
+    clf.enroll("newcomer", images[:2])
+
+    def crash_midway(handle_write):
+        def write(data):
+            handle_write(bytes(data)[: len(data) // 2])
+            raise KeyboardInterrupt("power cut")
+
+        return write
+
+    real_atomic = state_module.atomic_write
+
+    def crashing_atomic(p):
+        cm = real_atomic(p)
+
+        class Wrapper:
+            def __enter__(self):
+                handle = cm.__enter__()
+                handle.write = crash_midway(handle.write)
+                return handle
+
+            def __exit__(self, *exc):
+                return cm.__exit__(*exc)
+
+        return Wrapper()
+
+    with mock.patch.object(state_module, "atomic_write", crashing_atomic), pytest.raises(KeyboardInterrupt):
+        clf.save(path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]  # no temporary file left behind
+    assert "newcomer" not in FewShotClassifier.load(path, clf.backbone).labels
+
+
+def test_state_of_another_backbone_is_refused(enrolled, tmp_path):
+    clf, _ = enrolled
+    clf.save(tmp_path / "s.npz")
+    other = mock.Mock(wraps=clf.backbone)
+    other.metadata = mock.Mock(backbone_sha256="f" * 64)
+    other.embedding_dim, other.path = clf.backbone.embedding_dim, "other.onnx"
+    with pytest.raises(StateError, match="was enrolled with backbone .* but this model's backbone is ffffffffffff"):
+        FewShotClassifier.load(tmp_path / "s.npz", other)
+
+
+def test_truncated_corrupted_and_foreign_files_are_clear_errors(enrolled, tmp_path):
+    clf, _ = enrolled
+    clf.save(tmp_path / "s.npz")
+    data = (tmp_path / "s.npz").read_bytes()
+    cases = {
+        "truncated.npz": data[: len(data) // 2],
+        "flipped.npz": data[:200] + bytes(b ^ 0xFF for b in data[200:260]) + data[260:],
+        "garbage.npz": b"\x00" * 100,
+        "empty.npz": b"",
+    }
+    for name, content in cases.items():
+        (tmp_path / name).write_bytes(content)
+        with pytest.raises(StateError, match="truncated or corrupted|not an anil-edge state"):
+            FewShotClassifier.load(tmp_path / name, clf.backbone)
+    with pytest.raises(StateError, match="state file not found"):
+        FewShotClassifier.load(tmp_path / "missing.npz", clf.backbone)
+
+
+def write_npz(path, **members):
+    buffer = io.BytesIO()
+    np.savez(buffer, **members)
+    path.write_bytes(buffer.getvalue())
+
+
+def test_pickled_and_inconsistent_contents_are_refused(enrolled, tmp_path):
+    clf, _ = enrolled
+    clf.save(tmp_path / "s.npz")
+    with np.load(tmp_path / "s.npz") as archive:
+        good = {k: archive[k] for k in archive.files}
+    header = json.loads(good["header"].tobytes())
+
+    def with_header(**changes):
+        return np.frombuffer(json.dumps({**header, **changes}).encode(), np.uint8)
+
+    cases = [
+        (dict(good, embeddings=np.array([object()], dtype=object)), "truncated or corrupted"),  # would need pickle
+        ({k: v for k, v in good.items() if k != "class_index"}, "missing \\['class_index'\\]"),
+        (dict(good, header=with_header(version=7)), "state version 7"),
+        (dict(good, header=with_header(labels=["a", "a", "b"])), "distinct labels"),
+        (dict(good, header=with_header(labels=["a", 1, "b"])), "labels of mixed types"),
+        (dict(good, class_index=np.zeros_like(good["class_index"])), "every one of the 3 labels needs"),
+        (dict(good, embeddings=good["embeddings"][:, :5]), "embeddings must be float32"),
+        (dict(good, header=with_header(settings={**header["settings"], "steps": -2})), "invalid adaptation settings"),
+    ]
+    for k, (members, message) in enumerate(cases):
+        write_npz(tmp_path / f"bad{k}.npz", **members)
+        with pytest.raises(StateError, match=message):
+            FewShotClassifier.load(tmp_path / f"bad{k}.npz", clf.backbone)
+
+
+def test_unwritable_destination_is_a_clear_error(enrolled, tmp_path):
+    clf, _ = enrolled
+    with pytest.raises(StateError, match="cannot write the state file"):
+        clf.save(tmp_path / "no" / "such" / "dir" / "s.npz")

@@ -1,0 +1,58 @@
+"""The device runtime imports and works with torch and learn2learn unimportable."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+
+from tests.conftest import glyphs
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        root = name.split(".")[0]
+        if root in ("torch", "torchvision", "learn2learn", "onnx", "onnxscript"):
+            raise ImportError("blocked for this test: " + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_isolated(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_blocker_really_blocks_torch():
+    result = run_isolated("import torch")
+    assert result.returncode != 0 and "blocked for this test: torch" in result.stderr
+
+
+def test_runtime_enrolls_and_predicts_without_torch(model_path, tmp_path):
+    images, _ = glyphs(2, 3, seed=4)
+    np.save(tmp_path / "images.npy", images)
+    result = run_isolated(
+        f"""
+        import json, numpy as np
+        import anil_edge.runtime as rt
+        bb = rt.Backbone({str(model_path)!r})
+        clf = rt.FewShotClassifier(bb, head_init="prototype", steps=0)
+        a, b = np.load({str(tmp_path / "images.npy")!r}).reshape(2, 3, 28, 28)
+        clf.enroll("a", a)
+        clf.enroll("b", b)
+        clf.save({str(tmp_path / "s.npz")!r})
+        again = rt.FewShotClassifier.load({str(tmp_path / "s.npz")!r}, bb)
+        preds = again.predict(np.concatenate([a, b]))
+        loaded = sorted(m for m in __import__("sys").modules if m.split(".")[0] in ("torch", "learn2learn"))
+        print(json.dumps({{"labels": [p.label for p in preds], "loaded": loaded}}))
+        """
+    )
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["loaded"] == []
+    assert out["labels"] == ["a", "a", "a", "b", "b", "b"]
