@@ -9,6 +9,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 import numpy as np
 import pytest
 
+from anil_edge.synthetic import block_glyphs
 from anil_edge.runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
 
 WAYS, DIM = 5, 32
@@ -63,18 +64,4 @@ def backbone(model_path):
     return Backbone(model_path, intra_op_threads=1, inter_op_threads=1)
 
 
-def glyphs(n_classes: int, per_class: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Synthetic 28×28 uint8 images: each class a random block pattern, instances with pixel noise.
-
-    Returns images (n_classes * per_class, 28, 28) dark ink on white, and labels.
-    """
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    for c in range(n_classes):
-        pattern = rng.random((7, 7)) < 0.35
-        base = np.kron(pattern, np.ones((4, 4), bool))
-        for _ in range(per_class):
-            noise = rng.random((28, 28)) < 0.03
-            images.append(np.where(base ^ noise, 0, 255).astype(np.uint8))
-            labels.append(c)
-    return np.stack(images), np.array(labels)
+glyphs = block_glyphs  # synthetic classes shared with the smoke demo

@@ -1,0 +1,25 @@
+# The two commands: `make demo` (main job) and `make test` (tests). Each sets up .venv on first use.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: setup demo test test-slow bench clean
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	$(PY) examples/smoke_demo.py --out runs/smoke
+
+test: setup
+	$(PY) -m pytest
+
+test-slow: setup
+	$(PY) -m pytest -m slow
+
+# Benchmarks unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which this machine sets for old
+# OpenBLAS builds and which slow a current numpy.
+bench: setup
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/head_adaptation.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache .hypothesis
