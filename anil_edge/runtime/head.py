@@ -133,8 +133,12 @@ def _onehot_t(y: np.ndarray, n_classes: int, scale: np.float32) -> np.ndarray:
 
 
 def _logits_t(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Transposed logits ``W Eᵀ + b``: (…, C, N)."""
-    return W @ np.swapaxes(E, -1, -2) + b[..., :, None]
+    """Transposed logits ``W Eᵀ + b``: (…, C, N), C-contiguous.
+
+    ``(E Wᵀ)ᵀ`` is computed instead of ``W Eᵀ``: BLAS runs the (N, D)·(D, C) product about twice
+    as fast for these skinny shapes.
+    """
+    return np.add(np.swapaxes(E @ np.swapaxes(W, -1, -2), -1, -2), b[..., :, None], order="C")
 
 
 def _scaled_residual_t(Z: np.ndarray, Y: np.ndarray, scale: np.float32) -> np.ndarray:
@@ -153,9 +157,9 @@ def _adapt_direct(E, y, W, b, lr, steps):
     W1 = np.concatenate([np.broadcast_to(W, batch + W.shape[-2:]), np.broadcast_to(b, batch + b.shape[-1:])[..., None]], -1)
     lr_Y = _onehot_t(y, W.shape[-2], lr / np.float32(n))
     lr_n = lr / np.float32(n)
-    E1_t = np.swapaxes(E1, -1, -2)
     for _ in range(steps):
-        W1 -= _scaled_residual_t(W1 @ E1_t, lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
+        Z = np.ascontiguousarray(np.swapaxes(E1 @ np.swapaxes(W1, -1, -2), -1, -2))  # (…, C, N), see _logits_t
+        W1 -= _scaled_residual_t(Z, lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
     return W1[..., :-1], W1[..., -1]
 
 
