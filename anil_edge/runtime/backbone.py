@@ -80,6 +80,11 @@ class Backbone:
 
     def embed_input(self, x: np.ndarray) -> np.ndarray:
         """Embeddings of an already preprocessed batch (N, C, H, W): float32 (N, D)."""
+        p = self.metadata.preprocessing
+        expected = (p.channels, *p.input_size)
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4 or x.shape[1:] != expected or not len(x):
+            found = f"{x.dtype} {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__
+            raise InputError(f"expected a preprocessed float32 batch (N >= 1, {', '.join(map(str, expected))}), found {found}")
         chunks = [
             self._session.run(None, {self._input_name: x[i : i + self.batch_size]})[0]
             for i in range(0, x.shape[0], self.batch_size)

@@ -131,3 +131,9 @@ def test_bad_options_are_clear_errors(model_path):
     if "CUDAExecutionProvider" not in onnxruntime.get_available_providers():
         with pytest.raises(ModelError, match="device='cuda' was asked for"):
             Backbone(model_path, device="cuda")
+
+
+def test_embed_input_checks_the_preprocessed_batch(backbone):
+    for bad in (np.zeros((0, 1, 28, 28), np.float32), np.zeros((2, 1, 28, 28)), np.zeros((2, 3, 28, 28), np.float32), [1]):
+        with pytest.raises(InputError, match="expected a preprocessed float32 batch"):
+            backbone.embed_input(bad)

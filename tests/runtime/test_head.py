@@ -164,3 +164,21 @@ def _escape(text: str) -> str:
     import re
 
     return re.escape(text)
+
+
+@pytest.mark.slow
+@settings(max_examples=400, deadline=None)
+@given(
+    seed=st.integers(0, 2**31 - 1),
+    n=st.integers(1, 120),
+    c=st.integers(1, 25),
+    d=st.integers(1, 300),
+    steps=st.integers(1, 10),
+    lr=st.floats(1e-3, 1.0),
+)
+def test_adapt_parity_on_larger_shapes(seed, n, c, d, steps, lr):
+    """The default kernel choice on task sizes up to 25-way and 300-d (slow: many examples)."""
+    E, y, W, b = problem(seed, 1, n, c, d)
+    got_W, got_b = head.adapt(E, y, W, b, lr=lr, steps=steps)
+    ref_W, ref_b = torch_steps(E, y, W, b, lr, steps)
+    assert rel_err(got_W, ref_W) <= REL_TOL and rel_err(got_b, ref_b) <= REL_TOL
