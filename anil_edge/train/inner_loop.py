@@ -1,0 +1,44 @@
+"""ANIL's inner loop in torch, batched over tasks and differentiable (the ``fast`` engine's core).
+
+The same closed-form head steps as the device runtime (:mod:`anil_edge.runtime.head`) —
+``G = (softmax(E Wᵀ + b) − onehot(y)) / N``, ``dW = Gᵀ E``, ``db = Σᵢ Gᵢ`` — written with
+tensor ops, so that autograd differentiates the outer (query) loss through the adaptation:
+the explicit gradient is an exact function of W, b and E, hence its derivative is the
+second-order MAML term that learn2learn's ``MAML.adapt`` obtains with ``create_graph=True``
+(Raghu et al., 2019; Finn et al., 2017). All T tasks of a meta-batch adapt in one call.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def adapt_heads(
+    E: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *, lr: float, steps: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``steps`` SGD steps of the linear head on each task's support set.
+
+    Args:
+        E: support embeddings (T, N, D).
+        y: support labels (T, N), integers in [0, C).
+        W: head weight (C, D), shared start for every task, or (T, C, D).
+        b: head bias (C,) or (T, C).
+
+    Returns:
+        Adapted ``W`` (T, C, D) and ``b`` (T, C), differentiable w.r.t. E, W and b.
+    """
+    n_classes, n = W.shape[-2], E.shape[-2]
+    Y = F.one_hot(y, n_classes).to(E.dtype)  # (T, N, C)
+    W = W.expand(E.shape[0], *W.shape[-2:])
+    b = b.expand(E.shape[0], b.shape[-1])
+    for _ in range(steps):
+        G = (torch.softmax(head_logits(E, W, b), dim=-1) - Y) / n  # (T, N, C)
+        W = W - lr * G.transpose(-1, -2) @ E
+        b = b - lr * G.sum(dim=-2)
+    return W, b
+
+
+def head_logits(E: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Logits (T, N, C) of per-task heads W (T, C, D), b (T, C) on embeddings E (T, N, D)."""
+    return E @ W.transpose(-1, -2) + b.unsqueeze(-2)
