@@ -28,10 +28,10 @@ CLASSES, SHOTS, QUERIES = 5, 3, 4
 def write_folders(root: Path, images: np.ndarray, labels: np.ndarray) -> tuple[Path, list[tuple[Path, str]]]:
     """Support images as root/support/<class>/*.png; returns that folder and the (query path, label) list."""
     queries = []
+    (root / "query").mkdir(parents=True, exist_ok=True)
     for c in range(CLASSES):
         name = f"glyph-{c}"
         (root / "support" / name).mkdir(parents=True, exist_ok=True)
-        (root / "query").mkdir(parents=True, exist_ok=True)
         for k, img in enumerate(images[labels == c]):
             if k < SHOTS:
                 Image.fromarray(img).save(root / "support" / name / f"{k}.png")

@@ -97,6 +97,13 @@ class FewShotClassifier:
         """Number of cached support examples per enrolled label."""
         return {label: len(e) for label, e in self._support.items()}
 
+    def support_set(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every cached support embedding (M, D) float32 and its class index into :attr:`labels` (M,) int32."""
+        D = self.backbone.embedding_dim
+        embeddings = np.concatenate(list(self._support.values())) if self._support else np.zeros((0, D), np.float32)
+        counts = [len(e) for e in self._support.values()]
+        return embeddings, np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+
     def enroll(self, label: Label, images: Any) -> int:
         """Embed ``images`` and add them to class ``label`` (created if new); returns how many.
 
@@ -137,8 +144,7 @@ class FewShotClassifier:
         if not self._support:
             raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
         if self._head is None:
-            E = np.concatenate(list(self._support.values()))
-            y = np.repeat(np.arange(len(self._support)), [len(e) for e in self._support.values()])
+            E, y = self.support_set()
             prototypes = np.stack([e.mean(axis=0) for e in self._support.values()])
             s = self.settings
             W0, b0 = initial_head(s.head_init, self.backbone.metadata.head, prototypes)

@@ -132,13 +132,20 @@ def _onehot_t(y: np.ndarray, n_classes: int, scale: np.float32) -> np.ndarray:
     return hits.astype(np.float32) * scale
 
 
-def _logits_t(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Transposed logits ``W Eᵀ + b``: (…, C, N), C-contiguous.
+def _product_t(E: np.ndarray, W: np.ndarray) -> np.ndarray:
+    """``W Eᵀ``: (…, C, N), C-contiguous.
 
-    ``(E Wᵀ)ᵀ`` is computed instead of ``W Eᵀ``: BLAS runs the (N, D)·(D, C) product about twice
-    as fast for these skinny shapes.
+    Computed as ``(E Wᵀ)ᵀ``: BLAS runs the (N, D)·(D, C) product about twice as fast as
+    (C, D)·(D, N) for these skinny shapes.
     """
-    return np.add(np.swapaxes(E @ np.swapaxes(W, -1, -2), -1, -2), b[..., :, None], order="C")
+    return np.ascontiguousarray(np.swapaxes(E @ np.swapaxes(W, -1, -2), -1, -2))
+
+
+def _logits_t(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Transposed logits ``W Eᵀ + b``: (…, C, N)."""
+    Z = _product_t(E, W)
+    Z += b[..., :, None]
+    return Z
 
 
 def _scaled_residual_t(Z: np.ndarray, Y: np.ndarray, scale: np.float32) -> np.ndarray:
@@ -158,8 +165,7 @@ def _adapt_direct(E, y, W, b, lr, steps):
     lr_Y = _onehot_t(y, W.shape[-2], lr / np.float32(n))
     lr_n = lr / np.float32(n)
     for _ in range(steps):
-        Z = np.ascontiguousarray(np.swapaxes(E1 @ np.swapaxes(W1, -1, -2), -1, -2))  # (…, C, N), see _logits_t
-        W1 -= _scaled_residual_t(Z, lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
+        W1 -= _scaled_residual_t(_product_t(E1, W1), lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
     return W1[..., :-1], W1[..., -1]
 
 
@@ -174,10 +180,7 @@ def _adapt_gram(E, y, W, b, lr, steps):
     inv_n = np.float32(1.0 / n)
     G_sum = np.zeros(Z.shape, np.float32)
     for _ in range(steps):
-        Z -= Z.max(axis=-2, keepdims=True)  # a per-example shift: softmax and later steps unchanged
-        G = np.exp(Z)
-        G *= inv_n / G.sum(axis=-2, keepdims=True)
-        G -= Y
+        G = _scaled_residual_t(Z.copy(), Y, inv_n)
         G_sum += G
         Z -= G @ K
     G_sum *= lr

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any, Mapping
 
+import numpy as np
+
 from ..errors import ModelError, raise_if_problems
 from .metadata import (
     FORMAT_VERSION,
@@ -111,6 +113,4 @@ def parse_props(cls, props: Mapping[str, str], source: str):
 
 
 def _empty():
-    import numpy as np
-
     return np.zeros((0, 0), dtype=np.float32)

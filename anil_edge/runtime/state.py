@@ -38,14 +38,14 @@ _MEMBERS = ("header", "embeddings", "class_index")
 
 def save_state(path: str | os.PathLike[str], clf: "FewShotClassifier") -> None:
     """Write ``clf``'s labels, cached embeddings and settings to ``path`` atomically."""
-    counts = clf.support_counts()
+    embeddings, class_index = clf.support_set()
     header = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
         "backbone_sha256": clf.backbone.metadata.backbone_sha256,
         "embedding_dim": clf.backbone.embedding_dim,
         "labels": clf.labels,
-        "label_type": type(clf.labels[0]).__name__ if counts else "str",
+        "label_type": type(clf.labels[0]).__name__ if clf.labels else "str",
         "settings": {
             "lr": clf.settings.lr,
             "steps": clf.settings.steps,
@@ -53,14 +53,11 @@ def save_state(path: str | os.PathLike[str], clf: "FewShotClassifier") -> None:
             "threshold": clf.settings.threshold,
         },
     }
-    D = clf.backbone.embedding_dim
-    embeddings = np.concatenate(list(clf._support.values())) if counts else np.zeros((0, D), np.float32)
-    class_index = np.repeat(np.arange(len(counts), dtype=np.int32), list(counts.values()))
     buffer = io.BytesIO()
     np.savez(
         buffer,
         header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-        embeddings=embeddings.astype(np.float32),
+        embeddings=embeddings,
         class_index=class_index,
     )
     try:
