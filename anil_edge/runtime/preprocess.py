@@ -129,13 +129,21 @@ def _open(path: str | os.PathLike[str], name: str):
         raise InputError(f"{name}: cannot read {os.fspath(path)} as an image ({exc})") from None
 
 
-def _from_pil(img, prep: Preprocessing) -> np.ndarray:
+def pil_pixels(img, prep: Preprocessing) -> np.ndarray:
+    """A PIL image in the model's colour mode, resized with its filter: uint8 (H, W, C).
+
+    Meta-training decodes its images with this function too, so that what a model is trained on
+    is exactly what the device feeds it.
+    """
     img = img.convert("L" if prep.channels == 1 else "RGB")
     height, width = prep.input_size
     if img.size != (width, height):
         img = img.resize((width, height), resample=_PIL_FILTERS[prep.resize])
-    pixels = np.asarray(img, dtype=np.uint8).reshape(height, width, prep.channels)
-    return pixels.transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
+    return np.asarray(img, dtype=np.uint8).reshape(height, width, prep.channels)
+
+
+def _from_pil(img, prep: Preprocessing) -> np.ndarray:
+    return pil_pixels(img, prep).transpose(2, 0, 1).astype(np.float32) * np.float32(1 / 255)
 
 
 def _normalise(batch: np.ndarray, prep: Preprocessing) -> np.ndarray:

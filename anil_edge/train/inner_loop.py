@@ -42,3 +42,33 @@ def adapt_heads(
 def head_logits(E: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Logits (T, N, C) of per-task heads W (T, C, D), b (T, C) on embeddings E (T, N, D)."""
     return E @ W.transpose(-1, -2) + b.unsqueeze(-2)
+
+
+def initial_heads(
+    rule: str, W: torch.Tensor, b: torch.Tensor, E: torch.Tensor, y: torch.Tensor, n_classes: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each task's starting head, (T, C, D) and (T, C), by the same rules as the runtime's
+    :func:`anil_edge.runtime.head_init.initial_head`, plus ``"learned"`` (the meta-learned rows,
+    for C = ways; for any other C it falls back to ``"mean"``, as a device would).
+
+    Args:
+        W, b: the meta-learned head (ways, D), (ways,).
+        E: support embeddings (T, N, D); y: support labels (T, N) in [0, C).
+    """
+    T, _, D = E.shape
+    if rule == "learned" and n_classes == W.shape[0]:
+        return W.expand(T, n_classes, D), b.expand(T, n_classes)
+    if rule in ("learned", "mean"):
+        return W.mean(0).expand(T, n_classes, D), b.mean().expand(T, n_classes)
+    if rule == "zeros":  # zeros that stay in the graph, so both engines see the same parameters
+        return (W.sum() * 0).expand(T, n_classes, D), (b.sum() * 0).expand(T, n_classes)
+    if rule == "prototype":
+        P = class_means(E, y, n_classes)
+        return 2 * P, -(P * P).sum(-1)
+    raise ValueError(f"unknown head initialisation rule {rule!r}")
+
+
+def class_means(E: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Mean support embedding per class, (T, C, D), from E (T, N, D) and y (T, N)."""
+    Y = F.one_hot(y, n_classes).to(E.dtype)  # (T, N, C)
+    return (Y.transpose(-1, -2) @ E) / Y.sum(-2).unsqueeze(-1)

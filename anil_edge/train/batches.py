@@ -1,0 +1,76 @@
+"""From task indices to the normalised, optionally distorted image tensors a meta-step consumes.
+
+The normalisation is the runtime's (:func:`anil_edge.runtime.preprocess.to_input` on uint8
+pixels): scale to [0, 1], invert if the model says so, subtract the mean, divide by the std —
+so that training sees exactly what a device will feed the exported backbone.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..runtime.metadata import Preprocessing
+from .data.image_set import ImageSet
+from .data.tasks import TaskIndices
+from .engines import TaskBatch
+
+
+def normalisation_stats(data: ImageSet, invert: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """Per-channel mean and std of ``data``'s pixels in [0, 1] (after inversion)."""
+    x = data.images.reshape(-1, data.images.shape[-1]).astype(np.float64) / 255.0
+    if invert:
+        x = 1.0 - x
+    return tuple(float(v) for v in x.mean(0)), tuple(float(max(v, 1e-3)) for v in x.std(0))
+
+
+class BatchMaker:
+    """Holds a set's pixels on the training device and turns :class:`TaskIndices` into tensors."""
+
+    def __init__(self, data: ImageSet, prep: Preprocessing, device: torch.device) -> None:
+        self.pixels = torch.from_numpy(data.images).to(device).permute(0, 3, 1, 2)  # (M, C, H, W) uint8
+        self.invert = prep.invert
+        self.mean = torch.tensor(prep.mean, device=device).view(1, -1, 1, 1)
+        self.std = torch.tensor(prep.std, device=device).view(1, -1, 1, 1)
+        self.device = device
+
+    def images(self, indices: np.ndarray, augment: bool = False) -> torch.Tensor:
+        """Normalised float32 images, shape ``indices.shape + (C, H, W)``."""
+        idx = torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.device)
+        x = self.pixels[idx].float() / 255.0
+        if self.invert:
+            x = 1.0 - x
+        if augment:
+            x = random_affine(x)
+        x = (x - self.mean) / self.std
+        return x.view(*indices.shape, *x.shape[1:])
+
+    def tasks(self, tasks: TaskIndices, augment: bool = False) -> TaskBatch:
+        lab = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
+        return TaskBatch(
+            support=self.images(tasks.support, augment), support_labels=lab(tasks.support_labels),
+            query=self.images(tasks.query, augment), query_labels=lab(tasks.query_labels),
+        )
+
+
+def random_affine(
+    x: torch.Tensor, *, degrees: float = 10.0, scale: float = 0.1, shear: float = 0.15, translate: float = 0.08
+) -> torch.Tensor:
+    """Each image (N, C, H, W) under its own small random affine map (rotation, scale, shear,
+    shift as fractions of the image), edges extended. Parameters come from torch's global RNG
+    on the CPU, so a seeded run (and its resume) repeats them on any device."""
+    n = x.shape[0]
+    u = torch.rand(n, 5) * 2 - 1  # uniform in [-1, 1]
+    angle = u[:, 0] * math.radians(degrees)
+    s = 1 + u[:, 1] * scale
+    sh = u[:, 2] * shear
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1] = cos / s, (-sin + sh * cos) / s
+    theta[:, 1, 0], theta[:, 1, 1] = sin / s, (cos + sh * sin) / s
+    theta[:, :, 2] = u[:, 3:5] * 2 * translate
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

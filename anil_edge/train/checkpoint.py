@@ -1,0 +1,73 @@
+"""Checkpoints: atomic saves, pickle-free loads (``weights_only=True``), exact RNG round trips.
+
+A checkpoint holds the full :class:`~anil_edge.train.config.TrainConfig`, the model, optimiser
+and schedule states, the iteration, the best validation score, the preprocessing the model was
+trained with, and the Python / numpy / torch RNG states — so that ``--resume`` continues with
+the same next tasks and augmentations as an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from ..atomic import atomic_write
+from ..errors import AnilEdgeError
+
+FORMAT, VERSION = "anil-edge-checkpoint", 1
+
+
+class CheckpointError(AnilEdgeError):
+    """A checkpoint is missing, unreadable, truncated or not an anil-edge checkpoint."""
+
+
+def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
+    """Write ``payload`` (plus the format tag) atomically: a crash leaves the previous file."""
+    with atomic_write(path) as handle:
+        torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Read a checkpoint on the CPU without unpickling arbitrary objects."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zipfile errors...
+        raise CheckpointError(f"{path}: cannot read as a checkpoint ({type(exc).__name__}: {exc})") from None
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found != FORMAT:
+        raise CheckpointError(f"{path}: expected an {FORMAT!r} file, found format {found!r}")
+    if payload.get("version") != VERSION:
+        raise CheckpointError(f"{path}: checkpoint version {payload.get('version')!r}, expected {VERSION}")
+    return payload
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, numpy and torch (CPU and CUDA) RNG states, as tensors / plain types."""
+    version, mt, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state = {
+        "python": [version, list(mt), gauss],
+        "numpy": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: dict[str, Any]) -> None:
+    version, mt, gauss = state["python"]
+    random.setstate((version, tuple(mt), gauss))
+    name, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])

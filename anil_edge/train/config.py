@@ -1,0 +1,95 @@
+"""The meta-training configuration: one frozen dataclass, one comment per field (as nanoGPT's
+``GPTConfig``). Stored whole in every checkpoint."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ..errors import InputError
+
+DATASETS = ("omniglot", "folder")
+ENGINES = ("fast", "l2l")
+TRAIN_HEAD_INITS = ("learned", "zeros", "prototype")
+SCHEDULES = ("constant", "cosine")
+PRECISIONS = ("fp32", "bf16")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- data ---
+    dataset: str = "omniglot"  # "omniglot" (zips or folders in its layout) or "folder" (one sub-folder per class)
+    data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, or the image folder's root
+    rotations: bool = True  # add 90/180/270° rotations of the *training* classes as extra classes
+    validation_fraction: float = 0.15  # share of classes (whole groups) held out for validation
+    test_fraction: float = 0.25  # share of classes (whole groups) held out for the final test
+    split_seed: int = 0  # shuffles the groups before the split
+    input_size: int = 28  # backbone input height = width
+    channels: int = 1  # 1 grayscale, 3 RGB
+    invert: bool = True  # 1 - x: dark ink on white becomes strokes = 1 (Omniglot)
+    # --- tasks ---
+    ways: int = 20  # classes per training task (and rows of the meta-learned head)
+    shots: int = 1  # support images per class
+    queries: int = 5  # query images per class, scored by the outer loss
+    # --- backbone ---
+    hidden: int = 64  # Conv-4 channels per block
+    blocks: int = 4  # Conv-4 blocks
+    norm: str = "group"  # "group" (per-image, deployable as trained) or "batch" (learn2learn's BatchNorm)
+    # --- inner loop (ANIL: the head only) ---
+    engine: str = "fast"  # "fast": batched closed-form steps; "l2l": learn2learn MAML clone/adapt per task
+    fast_lr: float = 0.5  # inner-loop SGD learning rate
+    adaptation_steps: int = 5  # inner-loop SGD steps
+    head_init: str = "prototype"  # start of the inner loop: "learned" rows, "zeros" or "prototype" rows
+    # --- outer loop ---
+    meta_lr: float = 0.003  # Adam learning rate over backbone + head
+    meta_batch: int = 8  # tasks per meta-iteration
+    iterations: int = 2000  # meta-iterations
+    schedule: str = "cosine"  # meta-learning-rate schedule: "constant" or "cosine" decay to 5%
+    augment: bool = True  # small random affine distortions of every training image
+    precision: str = "fp32"  # "bf16": autocast the backbone (CPU AMX / GPU tensor cores)
+    channels_last: bool = False  # NHWC memory format for the backbone's convolutions
+    chunk: int = -1  # images per backbone call; -1: auto (128 on CPU, all on GPU), 0: all at once
+    # --- evaluation, checkpoints, logging ---
+    eval_every: int = 100  # iterations between validation runs (and best-checkpoint updates)
+    eval_tasks: int = 200  # validation tasks per run (fixed seed: the same tasks each time)
+    checkpoint_every: int = 100  # iterations between saves of last.pt
+    seed: int = 0  # seeds Python, numpy and torch; tasks and augmentations follow from it
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"
+    threads: int = 0  # torch CPU threads; 0 keeps torch's default
+    out_dir: str = "runs/train"  # checkpoints, metrics.jsonl and curves.png go here
+    progress: bool = True  # show a progress bar
+
+    def __post_init__(self) -> None:
+        problems = []
+        for name, allowed in (("dataset", DATASETS), ("engine", ENGINES), ("head_init", TRAIN_HEAD_INITS),
+                              ("schedule", SCHEDULES), ("precision", PRECISIONS), ("norm", ("group", "batch"))):
+            if getattr(self, name) not in allowed:
+                problems.append(f"{name} must be one of {allowed}, found {getattr(self, name)!r}")
+        for name in ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations",
+                     "eval_every", "eval_tasks", "checkpoint_every", "input_size"):
+            if getattr(self, name) < 1:
+                problems.append(f"{name} must be >= 1, found {getattr(self, name)}")
+        if self.ways < 2:
+            problems.append(f"ways must be >= 2, found {self.ways}")
+        if self.channels not in (1, 3):
+            problems.append(f"channels must be 1 or 3, found {self.channels}")
+        if self.adaptation_steps < 0 or self.fast_lr < 0 or self.meta_lr <= 0:
+            problems.append("adaptation_steps and fast_lr must be >= 0 and meta_lr > 0, found "
+                            f"{self.adaptation_steps}, {self.fast_lr}, {self.meta_lr}")
+        if problems:
+            raise InputError("invalid training configuration: " + "; ".join(problems))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise InputError(f"unknown training configuration key(s) {unknown}; expected some of {sorted(known)}")
+        values = dict(values)
+        if "data" in values:
+            values["data"] = tuple(values["data"])
+        return cls(**values)

@@ -1,0 +1,93 @@
+"""The two inner-loop engines behind ``TrainConfig.engine``: the same ANIL meta-loss.
+
+For each task the head starts from its initial rows, takes ``steps`` SGD steps on the support
+loss, and the query loss of the adapted head is averaged over the meta-batch; its gradient flows
+through the adaptation (second order), into the backbone and the head (Raghu et al., 2019).
+
+- ``l2l`` — the reference: learn2learn's ``MAML``-wrapped head, ``clone()`` / ``adapt()``, one
+  task at a time, each task's images through the backbone in one call (the seed's loop).
+- ``fast`` — every image of the meta-batch through the backbone in one call, then all heads
+  adapt at once in closed form (:mod:`anil_edge.train.inner_loop`).
+
+With a per-image normalisation (``norm="group"``, or BatchNorm in eval mode) both compute the
+same function; with BatchNorm in train mode the statistics are the meta-batch's (``fast``) or
+the task's (``l2l``), which is why deployed models are scored per image.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from .inner_loop import adapt_heads, head_logits, initial_heads
+from .model import AnilModel
+
+
+@dataclass(frozen=True, eq=False)
+class TaskBatch:
+    """A meta-batch of T tasks on the training device, images normalised."""
+
+    support: torch.Tensor  # (T, Ns, C, H, W)
+    support_labels: torch.Tensor  # (T, Ns) int64 in [0, ways)
+    query: torch.Tensor  # (T, Nq, C, H, W)
+    query_labels: torch.Tensor  # (T, Nq)
+
+
+@dataclass(frozen=True)
+class InnerLoop:
+    """How each task adapts the head."""
+
+    lr: float  # SGD learning rate
+    steps: int  # SGD steps
+    head_init: str  # "learned", "zeros" or "prototype"
+
+
+def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean query loss and accuracy over the meta-batch, all tasks batched."""
+    T, Ns = batch.support_labels.shape
+    Nq = batch.query_labels.shape[1]
+    images = torch.cat([batch.support.flatten(0, 1), batch.query.flatten(0, 1)])
+    E = model.forward_features(images).to(model.head.weight.dtype)
+    Es, Eq = E[: T * Ns].view(T, Ns, -1), E[T * Ns :].view(T, Nq, -1)
+    ways = model.head.out_features
+    W, b = initial_heads(inner.head_init, model.head.weight, model.head.bias, Es, batch.support_labels, ways)
+    W, b = adapt_heads(Es, batch.support_labels, W, b, lr=inner.lr, steps=inner.steps)
+    logits = head_logits(Eq, W, b)
+    loss = F.cross_entropy(logits.flatten(0, 1), batch.query_labels.flatten())
+    return loss, _accuracy(logits, batch.query_labels)
+
+
+def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
+    """The same, task by task through learn2learn's ``MAML(head).clone().adapt()``."""
+    import learn2learn as l2l
+
+    maml = l2l.algorithms.MAML(model.head, lr=inner.lr, first_order=False)
+    losses, accs = [], []
+    for t in range(batch.support_labels.shape[0]):
+        ns = batch.support.shape[1]
+        E = model.forward_features(torch.cat([batch.support[t], batch.query[t]])).to(model.head.weight.dtype)
+        Es, Eq = E[:ns], E[ns:]
+        learner = maml.clone()
+        _start(learner, inner.head_init, Es, batch.support_labels[t])
+        for _ in range(inner.steps):
+            learner.adapt(F.cross_entropy(learner(Es), batch.support_labels[t]))
+        logits = learner(Eq)
+        losses.append(F.cross_entropy(logits, batch.query_labels[t]))
+        accs.append(_accuracy(logits, batch.query_labels[t]))
+    return torch.stack(losses).mean(), torch.stack(accs).mean()
+
+
+def _start(learner, rule: str, Es: torch.Tensor, ys: torch.Tensor) -> None:
+    """Put the task's initial head into the cloned learner (a no-op for "learned")."""
+    module = learner.module
+    W, b = initial_heads(rule, module.weight, module.bias, Es[None], ys[None], module.out_features)
+    module._parameters["weight"], module._parameters["bias"] = W[0], b[0]  # as l2l's clone_module does
+
+
+def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return (logits.argmax(-1) == labels).float().mean().detach()
+
+
+ENGINES = {"fast": fast_meta_loss, "l2l": l2l_meta_loss}

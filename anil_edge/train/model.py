@@ -1,0 +1,53 @@
+"""ANIL's model: a backbone reused as is, and a linear head that each task adapts.
+
+Split as timm splits its models: :meth:`AnilModel.forward_features` (images → embeddings) and
+:meth:`AnilModel.forward_head` (embeddings → logits).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from .backbones import BackboneConfig, CNN4Backbone
+
+
+class AnilModel(nn.Module):
+    """Backbone (N, C, H, W) -> (N, D) and a meta-learned head of ``ways`` rows (ways, D)."""
+
+    def __init__(self, backbone: BackboneConfig, ways: int) -> None:
+        super().__init__()
+        self.backbone = CNN4Backbone(backbone)
+        self.head = nn.Linear(self.backbone.embedding_dim, ways)
+        self.autocast: torch.dtype | None = None  # e.g. torch.bfloat16: the backbone runs under autocast
+        self.channels_last = False  # feed the backbone NHWC tensors (set with .to(memory_format=...))
+        self.chunk = 0  # images per backbone call (0: all at once); cache-sized chunks are faster on CPUs
+
+    @property
+    def embedding_dim(self) -> int:
+        return self.backbone.embedding_dim
+
+    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings (N, D) of normalised images (N, C, H, W); float32 even under autocast.
+
+        Run in chunks of ``self.chunk`` images: with GroupNorm (or BatchNorm in eval mode) the
+        result is the same; with BatchNorm in train mode each chunk has its own statistics.
+        """
+        if 0 < self.chunk < x.shape[0]:
+            return torch.cat([self._features(part) for part in x.split(self.chunk)])
+        return self._features(x)
+
+    def _features(self, x: torch.Tensor) -> torch.Tensor:
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        if self.autocast is None:
+            return self.backbone(x)
+        with torch.autocast(x.device.type, dtype=self.autocast):
+            return self.backbone(x).float()
+
+    def forward_head(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """Logits (N, ways) of the meta-learned (unadapted) head."""
+        return self.head(embeddings)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.forward_head(self.forward_features(x))

@@ -1,0 +1,81 @@
+"""Image sets, group splits and learn2learn task sampling."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+pytest.importorskip("torch")
+
+from anil_edge.errors import InputError
+from anil_edge.train.data.splits import split_by_group
+from anil_edge.train.data.tasks import TaskSampler, seeded_random
+
+from ..helpers import glyph_set
+
+
+def test_rotations_add_classes():
+    data = glyph_set(n_classes=4, per_class=2)
+    rotated = data.with_rotations()
+    assert rotated.n_classes == 16 and rotated.images.shape[0] == 32
+    first = rotated.images[rotated.labels == 4][0, :, :, 0]  # class 0 turned by 90°
+    np.testing.assert_array_equal(first, np.rot90(data.images[0, :, :, 0]))
+    assert rotated.class_names[4] == "glyph000@90" and rotated.groups[4] == data.groups[0]
+
+
+def test_group_split_is_disjoint_and_deterministic():
+    data = glyph_set(n_classes=40, n_groups=8)
+    a, b = (split_by_group(data, validation=0.2, test=0.2, seed=3) for _ in range(2))
+    assert a.test.class_names == b.test.class_names
+    sets = [set(s.groups) for s in (a.train, a.validation, a.test)]
+    assert sets[0].isdisjoint(sets[1]) and sets[0].isdisjoint(sets[2]) and sets[1].isdisjoint(sets[2])
+    assert a.test.n_classes >= 8 and a.validation.n_classes >= 8
+    named = split_by_group(data, test_groups=("group1",), validation_groups=("group2",), test=0.01, validation=0.01)
+    assert set(named.test.groups) == {"group1"} and set(named.validation.groups) == {"group2"}
+
+
+def test_group_split_errors():
+    with pytest.raises(InputError, match="unknown group"):
+        split_by_group(glyph_set(), test_groups=("nope",))
+    with pytest.raises(InputError, match="at least 3 groups"):
+        split_by_group(glyph_set(n_groups=2))
+
+
+def test_tasks_are_class_major_and_disjoint():
+    data = glyph_set(n_classes=10, per_class=6)
+    sampler = TaskSampler(data, ways=5, shots=2, queries=3)
+    random.seed(0)
+    tasks = sampler.sample(4)
+    assert tasks.support.shape == (4, 10) and tasks.query.shape == (4, 15)
+    np.testing.assert_array_equal(tasks.support_labels[0], np.repeat(np.arange(5), 2))
+    np.testing.assert_array_equal(tasks.query_labels[0], np.repeat(np.arange(5), 3))
+    for t in range(4):
+        assert not set(tasks.support[t]) & set(tasks.query[t])  # no image is both
+        for c in range(5):  # each task label is one dataset class
+            classes = set(data.labels[tasks.support[t][tasks.support_labels[t] == c]])
+            classes |= set(data.labels[tasks.query[t][tasks.query_labels[t] == c]])
+            assert len(classes) == 1
+
+
+def test_seeded_sampling_repeats_and_restores_the_stream():
+    data = glyph_set(n_classes=10, per_class=6)
+    sampler = TaskSampler(data, ways=5, shots=1, queries=1)
+    random.seed(1)
+    with seeded_random(7):
+        a = sampler.sample(3)
+    after = random.random()
+    random.seed(1)
+    with seeded_random(7):
+        b = sampler.sample(3)
+    np.testing.assert_array_equal(a.support, b.support)
+    assert random.random() == after
+
+
+def test_sampler_errors_say_what_is_missing():
+    data = glyph_set(n_classes=4, per_class=3)
+    with pytest.raises(InputError, match="5-way tasks need 5 classes, found 4"):
+        TaskSampler(data, ways=5, shots=1, queries=1)
+    with pytest.raises(InputError, match="fewer than shots \\+ queries = 4"):
+        TaskSampler(data, ways=2, shots=1, queries=3)

@@ -1,0 +1,102 @@
+"""The outer loop on a tiny model: outputs, exact resume, checkpoint safety."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("learn2learn")
+
+from anil_edge.errors import InputError
+from anil_edge.train.checkpoint import CheckpointError, load_checkpoint
+from anil_edge.train.config import TrainConfig
+from anil_edge.train.data.splits import split_by_group
+from anil_edge.train.trainer import train
+
+from .helpers import glyph_set
+
+
+def tiny_config(out, **changes) -> TrainConfig:
+    base = dict(ways=3, shots=1, queries=2, hidden=8, blocks=2, meta_batch=2, iterations=6, eval_every=3,
+                eval_tasks=5, checkpoint_every=2, rotations=True, augment=True, progress=False, threads=1,
+                out_dir=str(out), device="cpu")
+    return TrainConfig(**{**base, **changes})
+
+
+@pytest.fixture(scope="module")
+def split():
+    return split_by_group(glyph_set(n_classes=24, per_class=5, n_groups=6), validation=0.2, test=0.2, seed=0)
+
+
+def test_training_writes_checkpoints_metrics_and_plot(split, tmp_path):
+    result = train(tiny_config(tmp_path), split)
+    assert {"last.pt", "best.pt", "metrics.jsonl", "curves.png"} <= {p.name for p in tmp_path.iterdir()}
+    records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in records if r["split"] == "train"] == list(range(6))
+    assert [r["iteration"] for r in records if r["split"] == "validation"] == [2, 5]
+    assert all(np.isfinite(r["loss"]) for r in records if r["split"] == "train")
+    last = load_checkpoint(tmp_path / "last.pt")
+    assert last["iteration"] == 6 and TrainConfig.from_dict(last["config"]) == tiny_config(tmp_path)
+    assert last["best_validation"] == result.best_validation
+    for name, value in result.model.state_dict().items():
+        torch.testing.assert_close(last["model"][name], value, rtol=0, atol=0)
+    assert len(last["preprocessing"]["mean"]) == 1 and last["preprocessing"]["invert"] is True
+
+
+@pytest.mark.parametrize("engine", ["fast", "l2l"])
+def test_kill_and_resume_equals_an_uninterrupted_run(split, tmp_path, engine):
+    straight = train(tiny_config(tmp_path / "a", engine=engine), split).model.state_dict()
+    train(tiny_config(tmp_path / "b", engine=engine), split, stop_after=4)
+    resumed = train(tiny_config(tmp_path / "b", engine=engine), split, resume=True).model.state_dict()
+    for name in straight:
+        torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0, msg=name)
+    metrics = lambda d: [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "it_per_s"} for r in rs]  # noqa: E731
+    assert strip(metrics("b")) == strip(metrics("a"))
+
+
+def test_resume_refuses_another_configuration(split, tmp_path):
+    train(tiny_config(tmp_path), split, stop_after=2)
+    with pytest.raises(InputError, match="fast_lr: checkpoint 0.5, now 0.1"):
+        train(tiny_config(tmp_path, fast_lr=0.1), split, resume=True)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="not found"):
+        load_checkpoint(tmp_path / "none.pt")
+    (tmp_path / "garbage.pt").write_bytes(b"\x00garbage")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "garbage.pt")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "other.pt")
+    with pytest.raises(CheckpointError, match="expected an 'anil-edge-checkpoint' file"):
+        load_checkpoint(tmp_path / "other.pt")
+
+
+def test_checkpoints_are_never_unpickled(tmp_path):
+    """A pickle that would run code on load is refused (weights_only=True)."""
+
+    class Exploit:
+        def __reduce__(self):
+            return (exec, ("raise SystemExit('pwned')",))
+
+    torch.save({"format": "anil-edge-checkpoint", "version": 1, "x": Exploit()}, tmp_path / "evil.pt")
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(tmp_path / "evil.pt")
+
+
+def test_truncated_checkpoint(split, tmp_path):
+    train(tiny_config(tmp_path), split, stop_after=2)
+    data = (tmp_path / "last.pt").read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 2])
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        load_checkpoint(tmp_path / "cut.pt")
+
+
+def test_bad_configuration_lists_every_problem():
+    with pytest.raises(InputError) as info:
+        TrainConfig(engine="jax", ways=1, head_init="random")
+    message = str(info.value)
+    assert "engine must be one of" in message and "head_init must be one of" in message and "ways" in message
