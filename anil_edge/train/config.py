@@ -35,6 +35,7 @@ class TrainConfig:
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
     norm: str = "group"  # "group" (per-image, deployable as trained) or "batch" (learn2learn's BatchNorm)
+    recalibrate_bn: bool = True  # norm="batch": re-estimate BN statistics over training images before validating
     # --- inner loop (ANIL: the head only) ---
     engine: str = "fast"  # "fast": batched closed-form steps; "l2l": learn2learn MAML clone/adapt per task
     fast_lr: float = 0.5  # inner-loop SGD learning rate

@@ -21,6 +21,7 @@ from ..errors import InputError
 from ..runtime.metadata import Preprocessing
 from .backbones import BackboneConfig
 from .batches import BatchMaker, normalisation_stats
+from .bn_stats import recalibrate_batchnorm
 from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data.splits import Split
@@ -138,6 +139,8 @@ class _Loop:
         return float(loss.detach()), float(acc)
 
     def validate(self) -> EvalResult:
+        if self.config.recalibrate_bn:
+            recalibrate_batchnorm(self.model, self.train_maker, seed=self.config.seed)
         return evaluate(self.model, self.val_maker, self.val_tasks, self.inner, self.val_ways)
 
 

@@ -1,0 +1,45 @@
+"""Named training recipes: the seed tutorial's, and the changes that lead to the default.
+
+``SEED`` is learn2learn's ANIL tutorial loop (``examples/vision/anil_fc100.py``: the ``l2l``
+engine, Adam 0.003, fast_lr 0.5, one adaptation step, meta-batch 32, as many query as support
+images, learned head rows, BatchNorm with its batch statistics, no augmentation) applied to
+Omniglot 20-way 1-shot with rotated classes. Each later recipe adds one change; the accuracy
+table in benchmarks/RESULTS.md shows what each buys in deployed (per-image) accuracy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+SEED: dict[str, Any] = dict(
+    engine="l2l", norm="batch", recalibrate_bn=False, ways=20, shots=1, queries=1, meta_batch=32,
+    fast_lr=0.5, adaptation_steps=1, head_init="learned", meta_lr=0.003, schedule="constant",
+    augment=False, rotations=True, precision="fp32", channels_last=False,
+)
+
+# Cumulative: each step keeps the previous ones.
+STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
+    ("seed", {}),
+    ("+bn-recalibrated", dict(recalibrate_bn=True)),
+    ("+fast-bf16", dict(engine="fast", precision="bf16", channels_last=True)),
+    ("+5-steps-5-queries-mb8", dict(adaptation_steps=5, queries=5, meta_batch=8)),
+    ("+prototype-init", dict(head_init="prototype")),
+    ("+augment-cosine", dict(augment=True, schedule="cosine")),
+)
+
+
+def recipe(name: str) -> dict[str, Any]:
+    """The TrainConfig overrides of a named cumulative step (or ``variant:...`` of the last)."""
+    merged = dict(SEED)
+    for step, changes in STEPS:
+        merged.update(changes)
+        if step == name:
+            return merged
+    variants = {
+        "group-norm": dict(norm="group", precision="fp32", channels_last=False),
+        "zeros-init": dict(head_init="zeros"),
+        "learned-init": dict(head_init="learned"),
+    }
+    if name in variants:
+        return {**merged, **variants[name]}
+    raise KeyError(f"unknown recipe {name!r}: expected one of {[s for s, _ in STEPS] + list(variants)}")

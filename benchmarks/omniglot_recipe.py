@@ -1,0 +1,95 @@
+"""Accuracy study: Omniglot minimal background, meta-trained on this CPU for a fixed wall time
+per recipe, scored on held-out alphabets with per-image (deployed) embeddings.
+
+For each recipe (anil_edge/train/recipes.py) it times a few iterations to set the iteration
+count that fits ``--minutes``, trains, and evaluates 600 test tasks 20-way 1-shot and 5-way
+1-shot (and transductively, for BatchNorm, the number learn2learn's examples report).
+
+    python benchmarks/omniglot_recipe.py --minutes 15 seed +augment-cosine
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import time
+from pathlib import Path
+
+import torch
+
+from anil_edge.runtime.metadata import Preprocessing
+from anil_edge.train.batches import BatchMaker
+from anil_edge.train.config import TrainConfig
+from anil_edge.train.data.sources import load_split
+from anil_edge.train.engines import InnerLoop
+from anil_edge.train.evaluate import evaluate, evaluate_transductive, sample_tasks
+from anil_edge.train.recipes import recipe
+from anil_edge.train.trainer import _Loop, _set_speed_options, build_model, preprocessing_for, resolve_device, train
+
+DECODE = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
+
+
+def calibrate(config: TrainConfig, split, iterations: int = 12) -> float:
+    """Seconds per meta-iteration of this recipe (median after warm-up)."""
+    torch.manual_seed(0)
+    random.seed(0)
+    device = resolve_device(config.device)
+    model = build_model(config).to(device)
+    _set_speed_options(model, config, device)
+    loop = _Loop(config, split, preprocessing_for(config, split), model, device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
+    times = []
+    for _ in range(iterations):
+        start = time.perf_counter()
+        loop.step(optimizer)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+    return sorted(times[2:])[len(times[2:]) // 2]
+
+
+def score(result, split, config: TrainConfig) -> dict:
+    maker = BatchMaker(split.test, result.preprocessing, resolve_device(config.device))
+    inner = InnerLoop(config.fast_lr, config.adaptation_steps, config.head_init)
+    out = {}
+    for ways in (20, 5):
+        tasks = sample_tasks(split.test, ways=ways, shots=1, queries=15, tasks=600, seed=1234)
+        out[f"test_{ways}w1s"] = evaluate(result.model, maker, tasks, inner, ways)
+        if config.norm == "batch":
+            out[f"test_{ways}w1s_transductive"] = evaluate_transductive(result.model, maker, tasks, inner, ways)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("recipes", nargs="+", help="recipe names (anil_edge/train/recipes.py)")
+    parser.add_argument("--minutes", type=float, default=15.0, help="training wall time per recipe")
+    parser.add_argument("--data", nargs="+", default=["../shared/data/omniglot/images_background_small1.zip",
+                                                      "../shared/data/omniglot/images_background_small2.zip"])
+    parser.add_argument("--out", default="runs/study")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    args = parser.parse_args()
+    split = load_split("omniglot", tuple(args.data), DECODE, validation=0.15, test=0.25, seed=0)
+    for name in args.recipes:
+        probe = TrainConfig(**recipe(name), data=tuple(args.data), progress=False, out_dir="/tmp/unused",
+                            device=args.device)
+        per_it = calibrate(probe, split)
+        iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
+        config = TrainConfig(**{**recipe(name), "iterations": iterations, "eval_every": max(1, iterations // 6),
+                                "checkpoint_every": max(1, iterations // 6), "data": tuple(args.data),
+                                "progress": False, "device": args.device, "out_dir": str(Path(args.out) / name.strip("+"))})
+        start = time.perf_counter()
+        result = train(config, split)
+        minutes = (time.perf_counter() - start) / 60
+        scores = score(result, split, config)
+        row = {"recipe": name, "device": torch.cuda.get_device_name() if config.device != "cpu" else "cpu", "iterations": iterations, "train_minutes": round(minutes, 2),
+               "best_validation": result.best_validation,
+               **{k: [round(100 * v.accuracy, 2), round(100 * v.ci95, 2)] for k, v in scores.items()}}
+        with open(Path(args.out) / "results.jsonl", "a") as handle:
+            handle.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+if __name__ == "__main__":
+    main()
