@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InputError
 
-DATASETS = ("omniglot", "folder")
+DATASETS = ("omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs")
 ENGINES = ("fast", "l2l")
 TRAIN_HEAD_INITS = ("learned", "zeros", "prototype")
 SCHEDULES = ("constant", "cosine")
@@ -18,7 +18,7 @@ PRECISIONS = ("fp32", "bf16")
 @dataclass(frozen=True)
 class TrainConfig:
     # --- data ---
-    dataset: str = "omniglot"  # "omniglot" (zips or folders in its layout) or "folder" (one sub-folder per class)
+    dataset: str = "omniglot"  # omniglot, folder, full-omniglot, fc100, mini-imagenet, cifarfs (train/data/)
     data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, or the image folder's root
     rotations: bool = True  # add 90/180/270° rotations of the *training* classes as extra classes
     validation_fraction: float = 0.15  # share of classes (whole groups) held out for validation

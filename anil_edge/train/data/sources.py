@@ -6,24 +6,32 @@ from ...errors import InputError
 from ...runtime.metadata import Preprocessing
 from .folder import load_image_folder
 from .image_set import ImageSet
+from .learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, load_mini_imagenet
 from .omniglot import load_omniglot
 from .splits import Split, split_by_group
 
+FIXED_SPLITS = {"fc100": load_fc100, "mini-imagenet": load_mini_imagenet, "cifarfs": load_cifarfs}
+DATASETS = ("omniglot", "folder", "full-omniglot", *FIXED_SPLITS)
+
 
 def load_dataset(dataset: str, sources: tuple[str, ...], prep: Preprocessing) -> ImageSet:
-    """Every class of the named data set, decoded at ``prep``'s input size."""
+    """Every class of a data set without fixed splits, decoded at ``prep``'s input size."""
     if not sources:
         raise InputError(f"dataset {dataset!r} needs a data source (--data): none given")
     if dataset == "omniglot":
         return load_omniglot(sources, prep)
-    if dataset == "folder":
+    if dataset in ("folder", "full-omniglot"):
         if len(sources) != 1:
-            raise InputError(f"dataset 'folder' takes one root folder, found {len(sources)} sources")
-        return load_image_folder(sources[0], prep)
-    raise InputError(f"unknown dataset {dataset!r}: expected 'omniglot' or 'folder'")
+            raise InputError(f"dataset {dataset!r} takes one root folder, found {len(sources)} sources")
+        return (load_image_folder if dataset == "folder" else load_full_omniglot)(sources[0], prep)
+    raise InputError(f"unknown dataset {dataset!r}: expected one of {DATASETS}")
 
 
 def load_split(dataset: str, sources: tuple[str, ...], prep: Preprocessing, *, validation: float,
                test: float, seed: int) -> Split:
-    """Train / validation / test classes, whole groups held out."""
+    """Train / validation / test classes: the data set's own split, or whole groups held out."""
+    if dataset in FIXED_SPLITS:
+        if len(sources) != 1:
+            raise InputError(f"dataset {dataset!r} takes one --data root folder, found {len(sources)} sources")
+        return FIXED_SPLITS[dataset](sources[0], prep)
     return split_by_group(load_dataset(dataset, sources, prep), validation=validation, test=test, seed=seed)
