@@ -32,6 +32,7 @@ class TrainConfig:
     shots: int = 1  # support images per class
     queries: int = 5  # query images per class, scored by the outer loss
     # --- backbone ---
+    backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN) or "resnet12"
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
     norm: str = "group"  # "group" (per-image, deployable as trained) or "batch" (learn2learn's BatchNorm)
@@ -63,7 +64,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         problems = []
         for name, allowed in (("dataset", DATASETS), ("engine", ENGINES), ("head_init", TRAIN_HEAD_INITS),
-                              ("schedule", SCHEDULES), ("precision", PRECISIONS), ("norm", ("group", "batch"))):
+                              ("schedule", SCHEDULES), ("precision", PRECISIONS), ("norm", ("group", "batch")),
+                              ("backbone", ("conv4", "conv4-stride", "resnet12"))):
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, found {getattr(self, name)!r}")
         for name in ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import BackboneConfig, CNN4Backbone
+from .backbones import BackboneConfig, build_backbone
 
 
 class AnilModel(nn.Module):
@@ -17,7 +17,7 @@ class AnilModel(nn.Module):
 
     def __init__(self, backbone: BackboneConfig, ways: int) -> None:
         super().__init__()
-        self.backbone = CNN4Backbone(backbone)
+        self.backbone = build_backbone(backbone)
         self.head = nn.Linear(self.backbone.embedding_dim, ways)
         self.autocast: torch.dtype | None = None  # e.g. torch.bfloat16: the backbone runs under autocast
         self.channels_last = False  # feed the backbone NHWC tensors (set with .to(memory_format=...))

@@ -52,7 +52,8 @@ def resolve_device(name: str) -> torch.device:
 
 
 def build_model(config: TrainConfig) -> AnilModel:
-    backbone = BackboneConfig(config.channels, config.input_size, config.hidden, config.blocks, norm=config.norm)
+    backbone = BackboneConfig(config.channels, config.input_size, config.hidden, config.blocks, norm=config.norm,
+                              arch=config.backbone)
     return AnilModel(backbone, config.ways)
 
 

@@ -1,0 +1,79 @@
+"""Our backbone declarations compute what learn2learn's modules compute, and they script."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+l2l = pytest.importorskip("learn2learn")
+
+from anil_edge.train.backbones import BackboneConfig, CNN4Backbone, build_backbone
+
+
+def _load_from_l2l(ours, theirs, prefix: str = "") -> None:
+    state = {prefix + k: v for k, v in theirs.state_dict().items()}
+    missing, unexpected = ours.load_state_dict(state, strict=True)
+    assert not missing and not unexpected
+
+
+def _randomise_bn(module) -> None:
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.3, 0.3)
+                m.running_var.uniform_(0.5, 2.0)
+                m.bias.uniform_(-0.2, 0.2)
+
+
+@pytest.mark.parametrize("train_mode", [False, True])
+def test_conv4_equals_learn2learn_cnn4backbone(train_mode):
+    torch.manual_seed(0)
+    theirs = l2l.vision.models.CNN4Backbone(hidden_size=16, layers=4, channels=3)
+    _randomise_bn(theirs)
+    ours = CNN4Backbone(BackboneConfig(3, 32, hidden=16, blocks=4))
+    _load_from_l2l(ours, theirs, "features.")
+    theirs.train(train_mode), ours.train(train_mode)
+    x = torch.randn(6, 3, 32, 32)
+    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
+
+
+def test_conv4_stride_equals_learn2learn_omniglot_cnn():
+    torch.manual_seed(0)
+    theirs = l2l.vision.models.OmniglotCNN(output_size=5, hidden_size=16, layers=4).eval()
+    _randomise_bn(theirs)
+    ours = CNN4Backbone(BackboneConfig(1, 28, hidden=16, blocks=4, arch="conv4-stride")).eval()
+    _load_from_l2l(ours, theirs.base, "features.")
+    x = torch.randn(5, 1, 28, 28)
+    torch.testing.assert_close(ours(x), theirs.features(x), rtol=1e-5, atol=1e-6)
+    assert ours.embedding_dim == 16
+
+
+def test_resnet12_equals_learn2learn_resnet12backbone():
+    torch.manual_seed(0)
+    theirs = l2l.vision.models.ResNet12Backbone(dropblock_dropout=0.0, channels=3).eval()
+    _randomise_bn(theirs)
+    ours = build_backbone(BackboneConfig(3, 84, arch="resnet12")).eval()
+    _load_from_l2l(ours, theirs)
+    x = torch.randn(2, 3, 84, 84)
+    with torch.no_grad():
+        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+    assert ours.embedding_dim == 640
+
+
+@pytest.mark.parametrize("channels,size,dim", [(1, 28, 64), (3, 32, 256), (3, 84, 1600)])
+def test_conv4_embedding_sizes(channels, size, dim):
+    assert CNN4Backbone(BackboneConfig(channels, size)).embedding_dim == dim
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.parametrize("arch", ["conv4", "conv4-stride", "resnet12"])
+@pytest.mark.parametrize("norm", ["batch", "group"])
+def test_backbones_script_and_trace(arch, norm):
+    torch.manual_seed(0)
+    size = 32 if arch == "resnet12" else 28
+    model = build_backbone(BackboneConfig(1, size, hidden=8, blocks=4, norm=norm, groups=4, arch=arch)).eval()
+    x = torch.randn(3, 1, size, size)
+    scripted, traced = torch.jit.script(model), torch.jit.trace(model, x)
+    other = torch.randn(7, 1, size, size)  # another batch size than the trace's
+    torch.testing.assert_close(scripted(other), model(other))
+    torch.testing.assert_close(traced(other), model(other))
