@@ -22,7 +22,7 @@ from ..runtime.metadata import Preprocessing
 from .backbones import BackboneConfig
 from .batches import BatchMaker, normalisation_stats
 from .bn_stats import recalibrate_batchnorm
-from .checkpoint import load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data.splits import Split
 from .data.tasks import TaskSampler
@@ -57,6 +57,13 @@ def build_model(config: TrainConfig) -> AnilModel:
     return AnilModel(backbone, config.ways)
 
 
+def decode_preprocessing(config: TrainConfig) -> Preprocessing:
+    """How image files are decoded for training (size, colour, resize filter): the runtime's."""
+    size = (config.input_size, config.input_size)
+    return Preprocessing(size, config.channels, (0.0,) * config.channels, (1.0,) * config.channels,
+                         invert=config.invert, resize="lanczos")
+
+
 def preprocessing_for(config: TrainConfig, split: Split) -> Preprocessing:
     mean, std = normalisation_stats(split.train, config.invert)
     size = (config.input_size, config.input_size)
@@ -71,6 +78,8 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     run can be resumed later), as an interruption would.
     """
     out = Path(config.out_dir)
+    if resume and not (out / "last.pt").is_file():
+        raise CheckpointError(f"cannot resume: checkpoint not found: {out / 'last.pt'}")
     out.mkdir(parents=True, exist_ok=True)
     device = resolve_device(config.device)
     if config.threads:

@@ -1,0 +1,1 @@
+"""The ``anil-edge`` command: thin wrappers over the package's functions."""

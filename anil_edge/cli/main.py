@@ -1,0 +1,38 @@
+"""``anil-edge <command>``: argument parsing, and one clear line instead of a traceback for
+user errors (missing files, wrong formats, bad option values)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ..errors import AnilEdgeError
+from . import train_cmd
+
+COMMANDS = {"train": train_cmd}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="anil-edge", description="ANIL few-shot learning from a GPU to a device.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name, module in COMMANDS.items():
+        module.add_parser(sub, name)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(COMMANDS[args.command].run(args) or 0)
+    except (AnilEdgeError, FileNotFoundError, IsADirectoryError, PermissionError) as exc:
+        print(f"anil-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"anil-edge {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
