@@ -1,7 +1,8 @@
 """Backbone -> ONNX with anil-edge's metadata, written atomically.
 
-Exporter path (pinned): ``torch.onnx.export(..., dynamo=True)`` at opset 18 with a dynamic
-batch axis. The dynamo exporter specialises size-1 dimensions, so the example batch has 2 images.
+Exporter path (pinned): ``torch.onnx.export(..., dynamo=True)`` at opset 18 (17 up to the
+installed onnx's newest are accepted) with a dynamic batch axis. The dynamo exporter
+specialises size-1 dimensions, so the example batch has 2 images.
 """
 
 from __future__ import annotations
@@ -12,10 +13,11 @@ import warnings
 
 from .. import __version__
 from ..atomic import atomic_write
-from ..errors import ModelError, require
+from ..errors import InputError, ModelError, require
 from ..runtime.metadata import HeadSettings, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
 
 OPSET = 18
+MIN_OPSET = 17
 INPUT_NAME = "images"
 OUTPUT_NAME = "embeddings"
 
@@ -28,13 +30,24 @@ def export_onnx(
     head: HeadSettings,
     training: TrainingInfo,
     opset: int = OPSET,
+    extra: dict | None = None,
 ) -> ModelMetadata:
     """Export ``backbone`` (a torch module, put in eval mode) to ``path``; return the metadata written.
 
     The model takes ``images`` (N, C, H, W) float32 and returns ``embeddings`` (N, D).
     """
+    model, meta = build_onnx(backbone, preprocessing=preprocessing, head=head, training=training,
+                             opset=opset, extra=extra)
+    write_onnx(model, path)
+    return meta
+
+
+def build_onnx(backbone, *, preprocessing: Preprocessing, head: HeadSettings, training: TrainingInfo,
+               opset: int = OPSET, extra: dict | None = None):
+    """The checked ONNX ``ModelProto`` of ``backbone`` with its metadata, and that metadata."""
     torch = require("torch", "train")
     onnx = require("onnx", "train")
+    check_opset(opset)
     backbone = backbone.eval()
     height, width = preprocessing.input_size
     example = torch.zeros(2, preprocessing.channels, height, width)
@@ -60,16 +73,27 @@ def export_onnx(
         training=training,
         backbone_sha256=graph_sha256(model),
         anil_edge_version=__version__,
+        extra=dict(extra or {}),
     )
     check_metadata(meta, source="the exported model")
     set_metadata(model, meta)
     onnx.checker.check_model(model, full_check=True)
+    return model, meta
+
+
+def check_opset(opset: int) -> None:
+    onnx = require("onnx", "train")
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise InputError(f"unsupported opset {opset}: expected {MIN_OPSET} to {newest} (the installed onnx's newest)")
+
+
+def write_onnx(model, path: str | os.PathLike[str]) -> None:
     try:
         with atomic_write(path) as handle:
             handle.write(model.SerializeToString())
     except OSError as exc:
         raise ModelError(f"cannot write the model to {path}: {exc}") from None
-    return meta
 
 
 def graph_sha256(model) -> str:

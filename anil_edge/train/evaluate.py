@@ -63,20 +63,31 @@ def embed_images(model: AnilModel, maker: BatchMaker, batch_size: int = 500) -> 
 
 
 @torch.no_grad()
-def score_embedded(
+def predict_tasks(
     model: AnilModel, embeddings: torch.Tensor, tasks: TaskIndices, inner: InnerLoop, ways: int, chunk: int = 200
-) -> EvalResult:
-    """Adapt a head per task on cached embeddings (M, D) and score its queries."""
-    accs = []
+) -> np.ndarray:
+    """Each task's query predictions (T, Nq), after adapting a head on its cached support
+    embeddings (M, D). The head starts by the *deployed* rule: a device has no use for the
+    learned rows' order, so ``"learned"`` starts from their mean, as the runtime does."""
+    rule = "mean" if inner.head_init == "learned" else inner.head_init
+    W0, b0 = model.head.weight.float().to(embeddings.device), model.head.bias.float().to(embeddings.device)
+    preds = []
     for i in range(0, tasks.support.shape[0], chunk):
         sl = slice(i, i + chunk)
         ys = torch.from_numpy(tasks.support_labels[sl]).to(embeddings.device)
-        yq = torch.from_numpy(tasks.query_labels[sl]).to(embeddings.device)
         Es, Eq = embeddings[torch.from_numpy(tasks.support[sl])], embeddings[torch.from_numpy(tasks.query[sl])]
-        W, b = initial_heads(inner.head_init, model.head.weight.float(), model.head.bias.float(), Es, ys, ways)
+        W, b = initial_heads(rule, W0, b0, Es, ys, ways)
         W, b = adapt_heads(Es, ys, W, b, lr=inner.lr, steps=inner.steps)
-        accs.append((head_logits(Eq, W, b).argmax(-1) == yq).float().mean(-1).cpu())
-    return summarise(torch.cat(accs).numpy().astype(np.float64))
+        preds.append(head_logits(Eq, W, b).argmax(-1).cpu())
+    return torch.cat(preds).numpy()
+
+
+def score_embedded(
+    model: AnilModel, embeddings: torch.Tensor, tasks: TaskIndices, inner: InnerLoop, ways: int
+) -> EvalResult:
+    """Per-task query accuracy of :func:`predict_tasks`."""
+    preds = predict_tasks(model, embeddings, tasks, inner, ways)
+    return summarise((preds == tasks.query_labels).mean(-1).astype(np.float64))
 
 
 def evaluate(

@@ -65,7 +65,7 @@ def test_conv4_embedding_sizes(channels, size, dim):
     assert CNN4Backbone(BackboneConfig(channels, size)).embedding_dim == dim
 
 
-@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:FutureWarning")
+@pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::torch.jit.TracerWarning")
 @pytest.mark.parametrize("arch", ["conv4", "conv4-stride", "resnet12"])
 @pytest.mark.parametrize("norm", ["batch", "group"])
 def test_backbones_script_and_trace(arch, norm):

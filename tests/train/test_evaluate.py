@@ -39,7 +39,7 @@ def test_training_scores_equal_the_runtime_head(rule):
     inner = InnerLoop(lr=0.3, steps=4, head_init=rule)
     result = score_embedded(model, E, tasks, inner, ways=3)
     settings = HeadSettings("mean", 0.3, 4, model.head.weight.detach().numpy(), model.head.bias.detach().numpy())
-    runtime_rule = {"learned": "mean"}.get(rule, rule)
+    runtime_rule = {"learned": "mean"}.get(rule, rule)  # deployed rule, also for C = ways
     expected = []
     for t in range(20):
         Es, Eq = E[tasks.support[t]].numpy(), E[tasks.query[t]].numpy()

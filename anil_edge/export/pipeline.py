@@ -1,0 +1,88 @@
+"""Checkpoint -> deployable files, validated before they appear.
+
+Every file is first written under a temporary name in the output folder, validated against the
+PyTorch model, and only then renamed into place; on any error the temporary files are removed,
+so a failed export never leaves a partly written or unvalidated model behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ModelError
+from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
+from .trained import load_trained
+from .validate import ValidationReport, validate_export
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    onnx: Path  # the FP32 model
+    int8: Path | None  # the INT8 (QDQ) model, when asked for
+    torchscript: Path | None  # the TorchScript archive, when asked for
+    report: ValidationReport  # every FP32 comparison that was run
+
+
+def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *,
+                      real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
+                      int8: bool = False, torchscript: bool = False, opset: int = OPSET,
+                      calibration_method: str = "minmax") -> ExportResult:
+    """Export a training checkpoint to ``out`` (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
+
+    Args:
+        real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
+        calibration: preprocessed training images for INT8 calibration (required with ``int8``).
+    """
+    check_opset(opset)
+    out = Path(out)
+    if out.suffix != ".onnx":
+        raise ModelError(f"the output must be an .onnx path, found {out}")
+    if not out.parent.is_dir():
+        raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
+    if int8 and calibration is None:
+        raise ModelError("INT8 export needs calibration images")
+    trained = load_trained(checkpoint)
+    backbone = trained.model.backbone
+    targets = {"onnx": out, "int8": out.with_suffix(".int8.onnx") if int8 else None,
+               "torchscript": out.with_suffix(".ts") if torchscript else None}
+    with _staging(out.parent) as stage:
+        model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, head=trained.head,
+                                 training=trained.training, opset=opset,
+                                 extra={"checkpoint_iteration": trained.iteration, "opset": opset})
+        write_onnx(model, stage["onnx"])
+        if torchscript:
+            from .torchscript_export import export_torchscript
+
+            export_torchscript(backbone, stage["torchscript"], meta)
+        report = validate_export(backbone, onnx_path=stage["onnx"],
+                                 torchscript_path=stage["torchscript"] if torchscript else None,
+                                 real_images=real_images)
+        report.raise_if_failed()
+        if int8:
+            from .quantize import quantize_int8
+
+            quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method)
+        for key, target in targets.items():
+            if target is not None:
+                os.replace(stage[key], target)
+    return ExportResult(targets["onnx"], targets["int8"], targets["torchscript"], report)
+
+
+@contextlib.contextmanager
+def _staging(folder: Path):
+    """Temporary paths in ``folder`` for each output; whatever is left is removed at the end."""
+    try:
+        tmp = Path(tempfile.mkdtemp(prefix=".anil-edge-export-", dir=folder))
+    except OSError as exc:
+        raise ModelError(f"cannot write to {folder}: {exc}") from None
+    try:
+        yield {"onnx": tmp / "model.onnx", "int8": tmp / "model.int8.onnx", "torchscript": tmp / "model.ts"}
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

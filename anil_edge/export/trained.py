@@ -1,0 +1,73 @@
+"""A training checkpoint as the export stage needs it: the eval-mode model and what it was
+trained with (preprocessing, head rule and inner-loop settings, task shape)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from ..errors import ModelError, require
+from ..runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
+
+# The training head rules, as the runtime names them for C classes ("learned" rows only fit
+# C = ways, so a device uses their mean).
+RUNTIME_RULE = {"learned": "mean", "zeros": "zeros", "prototype": "prototype"}
+
+
+@dataclass(frozen=True, eq=False)
+class TrainedModel:
+    model: Any  # AnilModel in eval mode, on the CPU, float32
+    config: Any  # TrainConfig
+    preprocessing: Preprocessing
+    head: HeadSettings
+    training: TrainingInfo
+    iteration: int
+
+
+def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
+    """Rebuild the model a checkpoint was trained as and load its weights (``weights_only``)."""
+    require("torch", "train")
+    from ..train.checkpoint import CheckpointError, load_checkpoint
+    from ..train.config import TrainConfig
+    from ..train.trainer import build_model
+
+    payload = load_checkpoint(path)
+    try:
+        config = TrainConfig.from_dict(payload["config"])
+        prep = payload["preprocessing"]
+        preprocessing = Preprocessing(tuple(prep["input_size"]), prep["channels"], tuple(prep["mean"]),
+                                      tuple(prep["std"]), prep["invert"], prep["resize"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(f"{path}: incomplete checkpoint ({type(exc).__name__}: {exc})") from None
+    model = build_model(config)
+    missing, unexpected, wrong = _compare(model.state_dict(), payload.get("model", {}))
+    if missing or unexpected or wrong:
+        raise ModelError(
+            f"{path}: the weights do not fit the {config.backbone} architecture its config describes: "
+            + "; ".join(p for p in (_list("missing", missing), _list("unexpected", unexpected),
+                                    _list("wrong shape", wrong)) if p))
+    model.load_state_dict(payload["model"])
+    model.eval()
+    head = HeadSettings(RUNTIME_RULE[config.head_init], config.fast_lr, config.adaptation_steps,
+                        model.head.weight.detach().numpy().astype(np.float32),
+                        model.head.bias.detach().numpy().astype(np.float32))
+    training = TrainingInfo(config.ways, config.shots, config.dataset)
+    return TrainedModel(model, config, preprocessing, head, training, int(payload["iteration"]))
+
+
+def _compare(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {tuple(found[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
+             if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    return missing, unexpected, wrong
+
+
+def _list(what: str, items: list[str]) -> str:
+    if not items:
+        return ""
+    more = f" and {len(items) - 5} more" if len(items) > 5 else ""
+    return f"{what}: {', '.join(items[:5])}{more}"

@@ -1,0 +1,145 @@
+"""Checkpoint -> ONNX FP32 / INT8 / TorchScript on a small model trained in the test."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("learn2learn")
+pytest.importorskip("onnxruntime")
+
+from anil_edge.errors import InputError, ModelError
+from anil_edge.export.parity import compare, deployed_predictions
+from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.torchscript_export import read_torchscript_metadata
+from anil_edge.export.trained import load_trained
+from anil_edge.runtime.backbone import Backbone
+from anil_edge.runtime.preprocess import to_input
+from anil_edge.train.batches import BatchMaker
+from anil_edge.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from anil_edge.train.data.splits import split_by_group
+from anil_edge.train.engines import InnerLoop
+from anil_edge.train.evaluate import embed_images, predict_tasks, sample_tasks
+from anil_edge.train.trainer import train
+
+from ..train.helpers import glyph_set
+from ..train.test_trainer import tiny_config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("run")
+    split = split_by_group(glyph_set(n_classes=30, per_class=6, n_groups=6), validation=0.2, test=0.2, seed=0)
+    config = tiny_config(out, norm="batch", hidden=16, blocks=3, iterations=8, ways=4, head_init="prototype")
+    result = train(config, split)
+    return out / "last.pt", split, result
+
+
+@pytest.fixture(scope="module")
+def exported(trained, tmp_path_factory):
+    checkpoint, split, result = trained
+    real = to_input(split.train.images[:40], result.preprocessing)
+    out = tmp_path_factory.mktemp("export") / "model.onnx"
+    return export_checkpoint(checkpoint, out, real_images=real, calibration=real, int8=True, torchscript=True)
+
+
+def test_files_and_every_check(exported):
+    assert exported.onnx.is_file() and exported.int8.is_file() and exported.torchscript.is_file()
+    assert sorted(os.listdir(exported.onnx.parent)) == ["model.int8.onnx", "model.onnx", "model.ts"]
+    whats = [c.what for c in exported.report.comparisons]
+    for runner in ("onnxruntime", "torchscript"):
+        for kind in ("random", "real"):
+            for batch in (1, 7, 64):
+                assert f"{runner} vs pytorch, {kind} images, batch {batch}" in whats
+    assert not exported.report.failures and all(c.max_abs <= 1e-4 for c in exported.report.comparisons)
+
+
+def test_metadata_round_trip(trained, exported):
+    checkpoint, _, result = trained
+    meta = Backbone(exported.onnx, device="cpu").metadata
+    payload = load_checkpoint(checkpoint)
+    assert meta.preprocessing == result.preprocessing
+    assert (meta.head.init, meta.head.lr, meta.head.steps) == ("prototype", 0.5, 5)
+    assert (meta.training.ways, meta.training.shots) == (4, 1)
+    np.testing.assert_array_equal(meta.head.weight, payload["model"]["head.weight"].numpy())
+    assert meta.embedding_dim == result.model.embedding_dim
+    _, ts_meta = read_torchscript_metadata(exported.torchscript)
+    assert ts_meta.to_props() == meta.to_props()
+
+
+def test_int8_model_is_self_describing_and_close(trained, exported):
+    _, split, result = trained
+    fp32, int8 = Backbone(exported.onnx, device="cpu"), Backbone(exported.int8, device="cpu")
+    assert int8.metadata.extra["precision"] == "int8"
+    assert int8.metadata.extra["fp32_backbone_sha256"] == fp32.metadata.backbone_sha256
+    assert int8.metadata.backbone_sha256 != fp32.metadata.backbone_sha256
+    a, b = fp32.embed(split.test.images), int8.embed(split.test.images)
+    cosine = (a * b).sum(1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+    assert np.median(cosine) > 0.99
+
+
+def test_deployed_accuracy_equals_pytorch(trained, exported):
+    """ONNX + numpy head steps reproduce the PyTorch meta-test predictions (FP32)."""
+    _, split, result = trained
+    tasks = sample_tasks(split.test, ways=4, shots=1, queries=4, tasks=100, seed=3)
+    maker = BatchMaker(split.test, result.preprocessing, torch.device("cpu"))
+    inner = InnerLoop(0.5, 5, "prototype")
+    torch_preds = predict_tasks(result.model, embed_images(result.model, maker), tasks, inner, 4)
+    report = compare(torch_preds, deployed_predictions(exported.onnx, split.test.images, tasks, 4), tasks.query_labels)
+    assert report.identical >= 0.99
+    assert abs(report.deployed_accuracy - report.torch_accuracy) <= 0.002
+
+
+def test_bad_checkpoints(trained, tmp_path):
+    checkpoint, _, _ = trained
+    with pytest.raises(CheckpointError, match="not found"):
+        export_checkpoint(tmp_path / "none.pt", tmp_path / "m.onnx")
+    data = checkpoint.read_bytes()
+    (tmp_path / "cut.pt").write_bytes(data[: len(data) // 3])
+    with pytest.raises(CheckpointError, match="cut.pt"):
+        export_checkpoint(tmp_path / "cut.pt", tmp_path / "m.onnx")
+    payload = load_checkpoint(checkpoint)
+    payload["config"] = {**payload["config"], "hidden": 32}  # says one architecture, holds another
+    save_checkpoint(tmp_path / "other.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    with pytest.raises(ModelError, match="do not fit the conv4 architecture.*wrong shape: backbone.features.0.conv.weight"):
+        export_checkpoint(tmp_path / "other.pt", tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "other.pt"]
+
+
+def test_bad_options_leave_nothing_behind(trained, tmp_path, monkeypatch):
+    checkpoint, _, _ = trained
+    with pytest.raises(InputError, match="unsupported opset 11"):
+        export_checkpoint(checkpoint, tmp_path / "m.onnx", opset=11)
+    with pytest.raises(ModelError, match="does not exist"):
+        export_checkpoint(checkpoint, tmp_path / "no" / "m.onnx")
+    import anil_edge.export.pipeline as pipeline
+
+    def failing(*args, **kwargs):
+        from anil_edge.export.validate import Comparison, ValidationReport
+
+        return ValidationReport((Comparison("onnxruntime vs pytorch, planted", 1.0, 1e-4),))
+
+    monkeypatch.setattr(pipeline, "validate_export", failing)
+    with pytest.raises(ModelError, match="1 of 1 checks failed: onnxruntime vs pytorch, planted"):
+        export_checkpoint(checkpoint, tmp_path / "m.onnx", torchscript=True)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write to read-only folders")
+def test_unwritable_folder(trained, tmp_path):
+    checkpoint, _, _ = trained
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    with pytest.raises(ModelError, match="cannot write"):
+        export_checkpoint(checkpoint, locked / "m.onnx")
+
+
+def test_loaded_model_is_the_trained_one(trained):
+    checkpoint, _, result = trained
+    loaded = load_trained(checkpoint)
+    for k, v in result.model.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[k], v, rtol=0, atol=0)
+    assert not loaded.model.training
