@@ -8,9 +8,10 @@ import sys
 from typing import Sequence
 
 from ..errors import AnilEdgeError
-from . import train_cmd
+from . import enroll_cmd, evaluate_cmd, export_cmd, info_cmd, predict_cmd, train_cmd
 
-COMMANDS = {"train": train_cmd}
+COMMANDS = {"train": train_cmd, "export": export_cmd, "enroll": enroll_cmd, "predict": predict_cmd,
+            "evaluate": evaluate_cmd, "info": info_cmd}
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,41 @@
+"""``anil-edge enroll``: enroll classes from image folders into a state file (or remove some)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="enroll classes from folders into a state file", description=__doc__)
+    p.add_argument("model", help="the .onnx model")
+    p.add_argument("folder", nargs="?", help="a folder with one sub-folder of images per class")
+    p.add_argument("--state", required=True, help="the state file (.npz) to write")
+    p.add_argument("--extend", action="store_true", help="add to the classes already in --state")
+    p.add_argument("--remove", action="append", default=[], metavar="LABEL", help="remove a class (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..errors import InputError
+    from ..runtime import Backbone, FewShotClassifier
+    from .files import class_folders
+
+    if args.folder is None and not args.remove:
+        raise InputError("nothing to do: give a FOLDER of class folders to enroll, or --remove LABEL")
+    backbone = Backbone(args.model)
+    state = Path(args.state)
+    existing = args.extend or (args.remove and args.folder is None)
+    clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)
+    for label in args.remove:
+        clf.remove(label)
+    if args.folder is not None:
+        for label, paths in class_folders(args.folder).items():
+            clf.enroll(label, [str(p) for p in paths])
+    clf.save(state)
+    counts = clf.support_counts()
+    width = max([len(str(k)) for k in counts] + [5])
+    print(f"{'class':<{width}}  images")
+    for label, n in counts.items():
+        print(f"{label:<{width}}  {n}")
+    print(f"{len(counts)} classes in {state}")
+    return 0

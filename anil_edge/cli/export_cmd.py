@@ -1,0 +1,40 @@
+"""``anil-edge export``: a training checkpoint -> ONNX FP32 (+ INT8, TorchScript), validated."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="checkpoint -> ONNX FP32 (+ INT8, TorchScript)", description=__doc__)
+    p.add_argument("checkpoint", help="a .pt checkpoint written by anil-edge train (best.pt or last.pt)")
+    p.add_argument("--out", help="the .onnx path (default: model.onnx beside the checkpoint)")
+    p.add_argument("--int8", action="store_true", help="also write OUT.int8.onnx (static QDQ, per-channel)")
+    p.add_argument("--torchscript", action="store_true", help="also write OUT.ts (traced TorchScript)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--calibration-images", type=int, default=256,
+                   help="training images for INT8 calibration and the parity checks (default: 256)")
+    p.add_argument("--calibration-method", default="minmax", choices=("minmax", "percentile", "entropy"),
+                   help="INT8 activation-range calibration (default: minmax)")
+    p.add_argument("--data", nargs="+", help="training data sources, if not where the checkpoint's config says")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..export.pipeline import export_checkpoint
+    from ..export.trained import load_trained
+    from .data_access import training_sample
+
+    checkpoint = Path(args.checkpoint)
+    out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
+    trained = load_trained(checkpoint)
+    real = training_sample(trained.config, trained.preprocessing, args.calibration_images, args.data)
+    result = export_checkpoint(checkpoint, out, real_images=real, calibration=real, int8=args.int8,
+                               torchscript=args.torchscript, opset=args.opset,
+                               calibration_method=args.calibration_method)
+    worst = max(c.max_abs for c in result.report.comparisons)
+    print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} (≤ 1e-4)")
+    for path in (result.onnx, result.int8, result.torchscript):
+        if path is not None:
+            print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    return 0

@@ -1,0 +1,42 @@
+"""``anil-edge info``: what an exported model says about itself (its metadata)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="show a model's metadata", description=__doc__)
+    p.add_argument("model", help="an .onnx model (or a .ts TorchScript archive) written by anil-edge export")
+    p.add_argument("--json", action="store_true", help="print the metadata as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.model.endswith(".ts"):
+        from ..export.torchscript_export import read_torchscript_metadata
+
+        _, meta = read_torchscript_metadata(args.model)
+    else:
+        from ..runtime.backbone import Backbone
+
+        meta = Backbone(args.model, device="cpu").metadata
+    doc = json.loads(meta.to_props()["anil_edge.metadata"])
+    if args.json:
+        print(json.dumps(doc, indent=2))
+        return 0
+    p, h, t = meta.preprocessing, meta.head, meta.training
+    rows = [
+        ("model", args.model),
+        ("input", f"{p.channels} x {p.input_size[0]} x {p.input_size[1]}, mean {p.mean}, std {p.std}, "
+                  f"invert {p.invert}, resize {p.resize}"),
+        ("embedding", f"{meta.embedding_dim}-d"),
+        ("head", f"init {h.init!r}, {h.steps} SGD steps at lr {h.lr}, meta-learned rows {h.weight.shape}"),
+        ("trained", f"{t.ways}-way {t.shots}-shot on {t.dataset}"),
+        ("precision", str(meta.extra.get("precision", "fp32"))),
+        ("backbone sha256", meta.backbone_sha256),
+        ("anil-edge", f"{meta.anil_edge_version} (format {meta.format_version})"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    return 0

@@ -1,0 +1,38 @@
+"""``anil-edge predict``: classify images with a model and an enrolled state."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_parser(sub, name: str) -> None:
+    p = sub.add_parser(name, help="classify images with an enrolled state", description=__doc__)
+    p.add_argument("model", help="the .onnx model")
+    p.add_argument("state", help="the state file written by anil-edge enroll")
+    p.add_argument("images", nargs="+", help="image files and/or folders (searched recursively)")
+    p.add_argument("--threshold", type=float, help="below this probability the answer is 'unknown' "
+                   "(default: the state's, 0 unless set)")
+    p.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..runtime import Backbone, FewShotClassifier
+    from .files import images_in
+
+    paths = images_in(args.images)
+    clf = FewShotClassifier.load(args.state, Backbone(args.model))
+    if args.threshold is not None:
+        clf.configure(threshold=args.threshold)
+    predictions = clf.predict([str(p) for p in paths])
+    if args.json:
+        for path, p in zip(paths, predictions):
+            print(json.dumps({"image": str(path), "label": p.label, "best_label": p.best_label,
+                              "probability": round(float(p.probability), 6)}))
+        return 0
+    width = max(len(str(p)) for p in paths)
+    print(f"{'image':<{width}}  {'label':<16} probability")
+    for path, p in zip(paths, predictions):
+        label = "unknown" if p.label is None else str(p.label)
+        print(f"{str(path):<{width}}  {label:<16} {p.probability:.3f}")
+    return 0

@@ -1,0 +1,92 @@
+"""export / info / enroll / predict / evaluate through the real command line."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("torch")
+pytest.importorskip("learn2learn")
+pytest.importorskip("onnxruntime")
+
+from ..train.helpers import write_folder
+from .helpers import anil_edge
+from .test_train_cmd import TINY
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline")
+    data = write_folder(root / "data", {f"class{c:02d}": 5 for c in range(16)})
+    result = anil_edge("train", *TINY, "--data", data, "--iterations", "4", "--out-dir", root / "run",
+                       "--norm", "batch", "--head-init", "prototype")
+    assert result.returncode == 0, result.stderr
+    export = anil_edge("export", root / "run" / "best.pt", "--int8", "--torchscript", "--calibration-images", "32")
+    assert export.returncode == 0, export.stderr
+    return root, export.stdout
+
+
+def test_export_writes_validated_files(run):
+    root, stdout = run
+    assert "validated: 12 comparisons with PyTorch" in stdout
+    for name in ("model.onnx", "model.int8.onnx", "model.ts"):
+        assert (root / "run" / name).is_file() and f"wrote {root / 'run' / name}" in stdout
+
+
+@pytest.mark.parametrize("model", ["model.onnx", "model.ts"])
+def test_info(run, model):
+    root, _ = run
+    result = anil_edge("info", root / "run" / model)
+    assert result.returncode == 0, result.stderr
+    assert "embedding  " in result.stdout and "head" in result.stdout and "prototype" in result.stdout
+    doc = json.loads(anil_edge("info", root / "run" / model, "--json").stdout)
+    assert doc["training"]["ways"] == 3 and doc["head"]["init"] == "prototype"
+
+
+def test_enroll_extend_remove_predict(run, tmp_path):
+    root, _ = run
+    model, state = root / "run" / "model.onnx", tmp_path / "state.npz"
+    shop = write_folder(tmp_path / "shop", {"apple": 2, "pear": 2})
+    more = write_folder(tmp_path / "more", {"plum": 2})
+    first = anil_edge("enroll", model, shop, "--state", state)
+    assert first.returncode == 0, first.stderr
+    assert "2 classes in" in first.stdout
+    assert "3 classes in" in anil_edge("enroll", model, more, "--state", state, "--extend").stdout
+    assert "2 classes in" in anil_edge("enroll", model, "--state", state, "--remove", "pear").stdout
+    result = anil_edge("predict", model, state, tmp_path / "shop" / "apple", "--json")
+    assert result.returncode == 0, result.stderr
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert len(rows) == 2 and {r["best_label"] for r in rows} <= {"apple", "plum"}
+    table = anil_edge("predict", model, state, tmp_path / "more", "--threshold", "1.0")
+    assert "unknown" in table.stdout and table.stdout.startswith("image")
+
+
+@pytest.mark.parametrize("model", ["best.pt", "model.onnx"])
+def test_evaluate(run, model):
+    root, _ = run
+    result = anil_edge("evaluate", root / "run" / model, "--ways", "3", "--queries", "3", "--tasks", "20", "--json")
+    assert result.returncode == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["tasks"] == 20 and 0 <= doc["accuracy"] <= 1 and doc["ci95"] >= 0
+
+
+@pytest.mark.parametrize("args,message", [
+    (["export", "/no/such.pt"], "checkpoint not found"),
+    (["export", "{ckpt}", "--opset", "9"], "unsupported opset 9"),
+    (["export", "{ckpt}", "--out", "/no/such/dir/m.onnx"], "does not exist"),
+    (["info", "/no/such.onnx"], "/no/such.onnx"),
+    (["enroll", "{model}", "/no/such/folder", "--state", "{tmp}/s.npz"], "no such folder"),
+    (["enroll", "{model}", "{empty}", "--state", "{tmp}/s.npz"], "class folder(s) with no images: nothing"),
+    (["predict", "{model}", "{tmp}/none.npz", "{tmp}"], "none.npz"),
+    (["evaluate", "{ckpt}", "--ways", "99", "--tasks", "5"], "99-way tasks need 99 classes"),
+])
+def test_user_errors(run, tmp_path, args, message):
+    root, _ = run
+    (tmp_path / "empty" / "nothing").mkdir(parents=True)
+    (tmp_path / "x.png").write_bytes(b"")
+    fill = {"ckpt": root / "run" / "best.pt", "model": root / "run" / "model.onnx", "tmp": tmp_path,
+            "empty": tmp_path / "empty"}
+    result = anil_edge(*[a.format(**fill) for a in args])
+    assert result.returncode == 2, result.stdout
+    assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
