@@ -72,11 +72,11 @@ def main() -> None:
     args = parser.parse_args()
     split = load_split("omniglot", tuple(args.data), DECODE, validation=0.15, test=0.25, seed=0)
     for name in args.recipes:
-        probe = TrainConfig(**recipe(name), data=tuple(args.data), progress=False, out_dir="/tmp/unused",
+        probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False, out_dir="/tmp/unused",
                             device=args.device)
         per_it = calibrate(probe, split)
         iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
-        config = TrainConfig(**{**recipe(name), "iterations": iterations, "eval_every": max(1, iterations // 6),
+        config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations, "eval_every": max(1, iterations // 6),
                                 "checkpoint_every": max(1, iterations // 6), "data": tuple(args.data),
                                 "progress": False, "device": args.device, "out_dir": str(Path(args.out) / name.strip("+"))})
         start = time.perf_counter()

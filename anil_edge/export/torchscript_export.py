@@ -27,8 +27,8 @@ def export_torchscript(backbone, path: str | os.PathLike[str], meta: ModelMetada
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(backbone, example, check_inputs=[(torch.randn(5, *example.shape[1:]),)])
-    buffer = io.BytesIO()
-    torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta.to_props())})
+        buffer = io.BytesIO()
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta.to_props())})
     try:
         with atomic_write(path) as handle:
             handle.write(buffer.getvalue())

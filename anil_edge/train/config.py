@@ -8,7 +8,7 @@ from typing import Any
 
 from ..errors import InputError
 
-DATASETS = ("omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs")
+DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs")
 ENGINES = ("fast", "l2l")
 TRAIN_HEAD_INITS = ("learned", "zeros", "prototype")
 SCHEDULES = ("constant", "cosine")
@@ -18,8 +18,8 @@ PRECISIONS = ("fp32", "bf16")
 @dataclass(frozen=True)
 class TrainConfig:
     # --- data ---
-    dataset: str = "omniglot"  # omniglot, folder, full-omniglot, fc100, mini-imagenet, cifarfs (train/data/)
-    data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, or the image folder's root
+    dataset: str = "glyphs"  # glyphs (embedded, offline), omniglot, folder, full-omniglot, fc100, mini-imagenet, cifarfs
+    data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, a folder's or data set's root; glyphs: a cache folder
     rotations: bool = True  # add 90/180/270° rotations of the *training* classes as extra classes
     validation_fraction: float = 0.15  # share of classes (whole groups) held out for validation
     test_fraction: float = 0.25  # share of classes (whole groups) held out for the final test

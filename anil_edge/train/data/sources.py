@@ -11,11 +11,13 @@ from .omniglot import load_omniglot
 from .splits import Split, split_by_group
 
 FIXED_SPLITS = {"fc100": load_fc100, "mini-imagenet": load_mini_imagenet, "cifarfs": load_cifarfs}
-DATASETS = ("omniglot", "folder", "full-omniglot", *FIXED_SPLITS)
+DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", *FIXED_SPLITS)
 
 
 def load_dataset(dataset: str, sources: tuple[str, ...], prep: Preprocessing) -> ImageSet:
     """Every class of a data set without fixed splits, decoded at ``prep``'s input size."""
+    if dataset == "glyphs":
+        return _glyphs(sources, prep)
     if not sources:
         raise InputError(f"dataset {dataset!r} needs a data source (--data): none given")
     if dataset == "omniglot":
@@ -35,3 +37,15 @@ def load_split(dataset: str, sources: tuple[str, ...], prep: Preprocessing, *, v
             raise InputError(f"dataset {dataset!r} takes one --data root folder, found {len(sources)} sources")
         return FIXED_SPLITS[dataset](sources[0], prep)
     return split_by_group(load_dataset(dataset, sources, prep), validation=validation, test=test, seed=seed)
+
+
+def _glyphs(sources: tuple[str, ...], prep: Preprocessing) -> ImageSet:
+    """The embedded glyphs (rendered 28×28 grayscale; ``sources`` may name a cache folder)."""
+    from .glyphs import SIZE, load_glyphs
+
+    if prep.input_size != (SIZE, SIZE) or prep.channels != 1:
+        raise InputError(f"the glyphs data set is {SIZE}x{SIZE} grayscale: expected --input-size {SIZE} "
+                         f"--channels 1, found {prep.input_size[0]} and {prep.channels}")
+    if len(sources) > 1:
+        raise InputError(f"dataset 'glyphs' takes at most one cache folder, found {len(sources)} sources")
+    return load_glyphs(cache_dir=sources[0] if sources else None)

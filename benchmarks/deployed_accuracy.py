@@ -1,0 +1,63 @@
+"""Deployed accuracy: a trained checkpoint exported to ONNX FP32 and INT8, scored through the
+device runtime (onnxruntime embeddings + numpy head steps) on the same held-out tasks as the
+PyTorch model: accuracy, the change from PyTorch, and the share of identical predictions.
+
+    python benchmarks/deployed_accuracy.py runs/study15/augment-cosine/last.pt [--tasks 600]
+"""
+
+from __future__ import annotations
+
+import argparse
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from anil_edge.cli.data_access import config_split, training_sample
+from anil_edge.export.parity import compare, deployed_predictions
+from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.trained import load_trained
+from anil_edge.train.batches import BatchMaker
+from anil_edge.train.engines import InnerLoop
+from anil_edge.train.evaluate import embed_images, predict_tasks, sample_tasks, summarise
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("checkpoint")
+    parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--queries", type=int, default=15)
+    parser.add_argument("--calibration-images", type=int, default=256)
+    parser.add_argument("--data", nargs="+", help="data sources if not where the checkpoint says")
+    args = parser.parse_args()
+    trained = load_trained(args.checkpoint)
+    c = trained.config
+    test = config_split(c, args.data, trained.preprocessing).test
+    calibration = training_sample(c, trained.preprocessing, args.calibration_images, args.data)
+    E = embed_images(trained.model, BatchMaker(test, trained.preprocessing, torch.device("cpu")))
+    inner = InnerLoop(c.fast_lr, c.adaptation_steps, c.head_init)
+    print(f"# {args.checkpoint}: {c.backbone} {c.norm}-norm, head init {c.head_init}; {test.n_classes} test classes, "
+          f"{args.tasks} tasks, {args.queries} queries per class")
+    print("| tasks | model | PyTorch acc % | deployed acc % | Δ points | identical predictions % | deployed ± CI |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "model.onnx"
+        start = time.perf_counter()
+        result = export_checkpoint(args.checkpoint, out, real_images=calibration, calibration=calibration, int8=True)
+        export_s = time.perf_counter() - start
+        for ways in (20, 5):
+            tasks = sample_tasks(test, ways=ways, shots=1, queries=args.queries, tasks=args.tasks, seed=1234)
+            reference = predict_tasks(trained.model, E, tasks, inner, ways)
+            for name, path in (("onnx fp32", result.onnx), ("onnx int8", result.int8)):
+                deployed = deployed_predictions(path, test.images, tasks, ways)
+                report = compare(reference, deployed, tasks.query_labels)
+                ci = summarise((deployed == tasks.query_labels).mean(-1).astype(float))
+                print(f"{report.table_row(f'{ways}-way 1-shot | {name}')} {100 * ci.accuracy:.2f} ± {100 * ci.ci95:.2f} |",
+                      flush=True)
+    print(f"\nexport with validation and INT8 calibration: {export_s:.1f} s")
+
+
+if __name__ == "__main__":
+    main()

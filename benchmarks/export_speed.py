@@ -1,0 +1,120 @@
+"""Benchmark: embedding speed of the exported backbone — PyTorch eager, TorchScript, ORT FP32,
+ORT INT8 — at 1 and 2 threads, batch-1 latency and batch-64 throughput, for the 28×28 and 84×84
+Conv-4 (and, with --device cuda, PyTorch CUDA and ORT's CUDA provider when installed).
+
+Weights are random (speed does not depend on them); INT8 is calibrated on random images.
+
+    python benchmarks/export_speed.py [--repeats 200]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from anil_edge.export.onnx_export import export_onnx
+from anil_edge.export.quantize import quantize_int8
+from anil_edge.export.torchscript_export import export_torchscript, read_torchscript_metadata
+from anil_edge.runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
+from anil_edge.train.backbones import BackboneConfig, CNN4Backbone
+
+MODELS = {"conv4 28x28x1 (64-d)": (1, 28), "conv4 84x84x3 (1600-d)": (3, 84)}
+
+
+def median_s(fn, repeats: int) -> float:
+    for _ in range(max(3, repeats // 20)):
+        fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def export_all(channels: int, size: int, folder: Path) -> tuple[torch.nn.Module, dict[str, Path]]:
+    torch.manual_seed(0)
+    model = CNN4Backbone(BackboneConfig(channels, size)).eval()
+    prep = Preprocessing((size, size), channels, (0.5,) * channels, (0.25,) * channels)
+    dim = model.embedding_dim
+    head = HeadSettings("prototype", 0.5, 5, np.zeros((5, dim), np.float32), np.zeros(5, np.float32))
+    paths = {k: folder / f"m{size}.{k}" for k in ("onnx", "int8.onnx", "ts")}
+    meta = export_onnx(model, paths["onnx"], preprocessing=prep, head=head, training=TrainingInfo(5, 1, "bench"))
+    calibration = np.random.default_rng(0).standard_normal((128, channels, size, size)).astype(np.float32)
+    quantize_int8(paths["onnx"], paths["int8.onnx"], calibration)
+    export_torchscript(model, paths["ts"], meta)
+    return model, paths
+
+
+def runners(model, paths: dict[str, Path], threads: int, device: str):
+    torch.set_num_threads(threads)
+    scripted, _ = read_torchscript_metadata(paths["ts"])
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+    cpu = ["CPUExecutionProvider"]
+    fp32 = ort.InferenceSession(str(paths["onnx"]), options, providers=cpu)
+    int8 = ort.InferenceSession(str(paths["int8.onnx"]), options, providers=cpu)
+
+    def eager(x):
+        with torch.no_grad():
+            return model(torch.from_numpy(x))
+
+    def script(x):
+        with torch.no_grad():
+            return scripted(torch.from_numpy(x))
+
+    rows = {"pytorch eager": eager, "torchscript": script,
+            "ort fp32": lambda x: fp32.run(None, {"images": x}), "ort int8": lambda x: int8.run(None, {"images": x})}
+    if device == "cuda":
+        gpu_model = model.to("cuda")
+
+        def cuda(x):
+            with torch.no_grad():
+                out = gpu_model(torch.from_numpy(x).to("cuda"))
+                torch.cuda.synchronize()
+                return out
+
+        rows["pytorch cuda"] = cuda
+        if "CUDAExecutionProvider" in ort.get_available_providers():
+            gpu = ort.InferenceSession(str(paths["onnx"]), options, providers=["CUDAExecutionProvider"])
+            rows["ort cuda fp32"] = lambda x: gpu.run(None, {"images": x})
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeats", type=int, default=200, help="timed batch-1 calls per row (default 200)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda to add GPU rows")
+    args = parser.parse_args()
+    card = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
+    print(f"# embedding speed on {card}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}")
+    print("| model | threads | runtime | batch-1 latency ms | batch-64 images/s | latency vs eager | vs ort fp32 |")
+    print("|---|---|---|---|---|---|---|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, (channels, size) in MODELS.items():
+            model, paths = export_all(channels, size, Path(tmp))
+            rng = np.random.default_rng(1)
+            one = rng.standard_normal((1, channels, size, size)).astype(np.float32)
+            batch = rng.standard_normal((64, channels, size, size)).astype(np.float32)
+            for threads in (1, 2):
+                results = {}
+                for label, run in runners(model, paths, threads, args.device).items():
+                    latency = median_s(lambda: run(one), args.repeats)
+                    throughput = 64 / median_s(lambda: run(batch), max(10, args.repeats // 10))
+                    results[label] = (latency, throughput)
+                for label, (latency, throughput) in results.items():
+                    print(f"| {name} | {threads} | {label} | {1000 * latency:.3f} | {throughput:.0f} | "
+                          f"{results['pytorch eager'][0] / latency:.2f}× | {results['ort fp32'][0] / latency:.2f}× |",
+                          flush=True)
+
+
+if __name__ == "__main__":
+    main()
