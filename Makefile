@@ -8,7 +8,7 @@ setup:
 	@bash scripts/bootstrap.sh
 
 demo: setup
-	$(PY) examples/smoke_demo.py --out runs/smoke
+	$(PY) examples/demo.py --out runs/demo
 
 test: setup
 	$(PY) -m pytest

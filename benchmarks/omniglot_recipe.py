@@ -30,7 +30,7 @@ from anil_edge.train.trainer import _Loop, _set_speed_options, build_model, prep
 DECODE = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
 
 
-def calibrate(config: TrainConfig, split, iterations: int = 12) -> float:
+def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5) -> float:
     """Seconds per meta-iteration of this recipe (median after warm-up)."""
     torch.manual_seed(0)
     random.seed(0)
@@ -40,13 +40,14 @@ def calibrate(config: TrainConfig, split, iterations: int = 12) -> float:
     loop = _Loop(config, split, preprocessing_for(config, split), model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
     times = []
-    for _ in range(iterations):
+    for _ in range(warmup + iterations):
         start = time.perf_counter()
         loop.step(optimizer)
         if device.type == "cuda":
             torch.cuda.synchronize()
         times.append(time.perf_counter() - start)
-    return sorted(times[2:])[len(times[2:]) // 2]
+    timed = sorted(times[warmup:])
+    return timed[len(timed) // 2]
 
 
 def score(result, split, config: TrainConfig) -> dict:
@@ -83,7 +84,7 @@ def main() -> None:
         result = train(config, split)
         minutes = (time.perf_counter() - start) / 60
         scores = score(result, split, config)
-        row = {"recipe": name, "device": torch.cuda.get_device_name() if config.device != "cpu" else "cpu", "iterations": iterations, "train_minutes": round(minutes, 2),
+        row = {"recipe": name, "calibrated_s_per_it": round(per_it, 4), "device": torch.cuda.get_device_name() if config.device != "cpu" else "cpu", "iterations": iterations, "train_minutes": round(minutes, 2),
                "best_validation": result.best_validation,
                **{k: [round(100 * v.accuracy, 2), round(100 * v.ci95, 2)] for k, v in scores.items()}}
         with open(Path(args.out) / "results.jsonl", "a") as handle:

@@ -12,7 +12,7 @@ DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", "fc100", "mini-imag
 ENGINES = ("fast", "l2l")
 TRAIN_HEAD_INITS = ("learned", "zeros", "prototype")
 SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("auto", "fp32", "bf16")
 
 
 @dataclass(frozen=True)
@@ -35,7 +35,7 @@ class TrainConfig:
     backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN) or "resnet12"
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
-    norm: str = "group"  # "group" (per-image, deployable as trained) or "batch" (learn2learn's BatchNorm)
+    norm: str = "batch"  # "batch" (BatchNorm; deployed with recalibrated statistics) or "group" (GroupNorm, per image)
     recalibrate_bn: bool = True  # norm="batch": re-estimate BN statistics over training images before validating
     # --- inner loop (ANIL: the head only) ---
     engine: str = "fast"  # "fast": batched closed-form steps; "l2l": learn2learn MAML clone/adapt per task
@@ -48,8 +48,8 @@ class TrainConfig:
     iterations: int = 2000  # meta-iterations
     schedule: str = "cosine"  # meta-learning-rate schedule: "constant" or "cosine" decay to 5%
     augment: bool = True  # small random affine distortions of every training image
-    precision: str = "fp32"  # "bf16": autocast the backbone (CPU AMX / GPU tensor cores)
-    channels_last: bool = False  # NHWC memory format for the backbone's convolutions
+    precision: str = "auto"  # "bf16" autocasts the backbone; "auto": bf16 on CPUs (AMX), fp32 on GPUs
+    channels_last: bool = True  # NHWC memory format for the backbone's convolutions
     chunk: int = -1  # images per backbone call; -1: auto (128 on CPU, all on GPU), 0: all at once
     # --- evaluation, checkpoints, logging ---
     eval_every: int = 100  # iterations between validation runs (and best-checkpoint updates)

@@ -162,7 +162,7 @@ def _seed(seed: int) -> None:
 
 def _set_speed_options(model: AnilModel, config: TrainConfig, device: torch.device) -> None:
     model.chunk = config.chunk if config.chunk >= 0 else (128 if device.type == "cpu" else 0)
-    if config.precision == "bf16":
+    if config.precision == "bf16" or (config.precision == "auto" and device.type == "cpu"):
         model.autocast = torch.bfloat16
     if config.channels_last:
         model.channels_last = True

@@ -1,0 +1,22 @@
+"""The default configuration is the last step of the recipe table, and the seed is learn2learn's."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+from anil_edge.train.config import TrainConfig
+from anil_edge.train.recipes import SEED, STEPS, recipe
+
+
+def test_default_config_is_the_final_recipe():
+    final = recipe(STEPS[-1][0])
+    defaults = TrainConfig()
+    differ = {k: (v, getattr(defaults, k)) for k, v in final.items() if getattr(defaults, k) != v}
+    assert differ == {"precision": ("bf16", "auto")}  # auto = bf16 on CPUs, fp32 on GPUs
+
+
+def test_seed_recipe_is_the_tutorials():
+    assert SEED["engine"] == "l2l" and SEED["adaptation_steps"] == 1 and SEED["meta_batch"] == 32
+    assert SEED["queries"] == SEED["shots"] and SEED["head_init"] == "learned" and not SEED["augment"]
+    names = {f.name for f in fields(TrainConfig)}
+    assert all(set(changes) <= names for _, changes in STEPS) and set(SEED) <= names
