@@ -25,7 +25,8 @@ from anil_edge.train.data.sources import load_split
 from anil_edge.train.engines import InnerLoop
 from anil_edge.train.evaluate import evaluate, evaluate_transductive, sample_tasks
 from anil_edge.train.recipes import recipe
-from anil_edge.train.trainer import _Loop, _set_speed_options, build_model, preprocessing_for, resolve_device, train
+from anil_edge.train.loop import MetaLoop
+from anil_edge.train.trainer import _set_speed_options, build_model, preprocessing_for, resolve_device, train
 
 DECODE = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
 
@@ -37,7 +38,7 @@ def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5)
     device = resolve_device(config.device)
     model = build_model(config).to(device)
     _set_speed_options(model, config, device)
-    loop = _Loop(config, split, preprocessing_for(config, split), model, device)
+    loop = MetaLoop(config, split, preprocessing_for(config, split), model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
     times = []
     for _ in range(warmup + iterations):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 
 def add_parser(sub, name: str) -> None:
@@ -12,21 +13,30 @@ def add_parser(sub, name: str) -> None:
     parser = sub.add_parser(name, help="meta-train with ANIL", description=__doc__)
     parser.add_argument("--config", metavar="TOML", help="a TOML file of TrainConfig fields (a [train] table or top level)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly")
+    parser.add_argument("--stop-after", type=int, metavar="N",
+                        help="end this run after iteration N (saving last.pt), to --resume it later")
     add_config_options(parser, TrainConfig)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..train.config import TrainConfig
     from ..train.data.sources import load_split
+    from ..train.distributed import shutdown
     from ..train.trainer import decode_preprocessing, train
     from .config_options import config_from_args
 
     config = config_from_args(TrainConfig, args, args.config)
     split = load_split(config.dataset, config.data, decode_preprocessing(config),
                        validation=config.validation_fraction, test=config.test_fraction, seed=config.split_seed)
-    print(f"classes: train {split.train.n_classes}, validation {split.validation.n_classes}, "
-          f"test {split.test.n_classes}; writing to {config.out_dir}")
-    result = train(config, split, resume=args.resume)
-    print(f"best validation accuracy (per-image, {config.ways}-way {config.shots}-shot): "
-          f"{100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")
+    main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job
+    if main:
+        print(f"classes: train {split.train.n_classes}, validation {split.validation.n_classes}, "
+              f"test {split.test.n_classes}; writing to {config.out_dir}")
+    try:
+        result = train(config, split, resume=args.resume, stop_after=args.stop_after)
+    finally:
+        shutdown()
+    if main:
+        print(f"best validation accuracy (per-image, {config.ways}-way {config.shots}-shot): "
+              f"{100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")
     return 0

@@ -37,33 +37,35 @@ class BatchMaker:
         self.std = torch.tensor(prep.std, device=device).view(1, -1, 1, 1)
         self.device = device
 
-    def images(self, indices: np.ndarray, augment: bool = False) -> torch.Tensor:
+    def images(self, indices: np.ndarray, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
         """Normalised float32 images, shape ``indices.shape + (C, H, W)``."""
         idx = torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.device)
         x = self.pixels[idx].float() / 255.0
         if self.invert:
             x = 1.0 - x
         if augment:
-            x = random_affine(x)
+            x = random_affine(x, generator=generator)
         x = (x - self.mean) / self.std
         return x.view(*indices.shape, *x.shape[1:])
 
-    def tasks(self, tasks: TaskIndices, augment: bool = False) -> TaskBatch:
+    def tasks(self, tasks: TaskIndices, augment: bool = False, generator: torch.Generator | None = None) -> TaskBatch:
         lab = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return TaskBatch(
-            support=self.images(tasks.support, augment), support_labels=lab(tasks.support_labels),
-            query=self.images(tasks.query, augment), query_labels=lab(tasks.query_labels),
+            support=self.images(tasks.support, augment, generator), support_labels=lab(tasks.support_labels),
+            query=self.images(tasks.query, augment, generator), query_labels=lab(tasks.query_labels),
         )
 
 
 def random_affine(
-    x: torch.Tensor, *, degrees: float = 10.0, scale: float = 0.1, shear: float = 0.15, translate: float = 0.08
+    x: torch.Tensor, *, degrees: float = 10.0, scale: float = 0.1, shear: float = 0.15, translate: float = 0.08,
+    generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Each image (N, C, H, W) under its own small random affine map (rotation, scale, shear,
-    shift as fractions of the image), edges extended. Parameters come from torch's global RNG
-    on the CPU, so a seeded run (and its resume) repeats them on any device."""
+    shift as fractions of the image), edges extended. Parameters come from ``generator`` (a CPU
+    generator; torch's global RNG if None), so a seeded run (and its resume) repeats them on
+    any device."""
     n = x.shape[0]
-    u = torch.rand(n, 5) * 2 - 1  # uniform in [-1, 1]
+    u = torch.rand(n, 5, generator=generator) * 2 - 1  # uniform in [-1, 1]
     angle = u[:, 0] * math.radians(degrees)
     s = 1 + u[:, 1] * scale
     sh = u[:, 2] * shear

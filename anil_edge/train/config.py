@@ -51,6 +51,8 @@ class TrainConfig:
     precision: str = "auto"  # "bf16" autocasts the backbone; "auto": bf16 on CPUs (AMX), fp32 on GPUs
     channels_last: bool = True  # NHWC memory format for the backbone's convolutions
     chunk: int = -1  # images per backbone call; -1: auto (128 on CPU, all on GPU), 0: all at once
+    task_streams: int = 1  # independent task streams per meta-batch (torchrun: one per rank; set N alone to match N ranks)
+    dist_timeout: int = 600  # torchrun: seconds a collective waits for the other ranks before the job fails
     # --- evaluation, checkpoints, logging ---
     eval_every: int = 100  # iterations between validation runs (and best-checkpoint updates)
     eval_tasks: int = 200  # validation tasks per run (fixed seed: the same tasks each time)
@@ -69,7 +71,7 @@ class TrainConfig:
             if getattr(self, name) not in allowed:
                 problems.append(f"{name} must be one of {allowed}, found {getattr(self, name)!r}")
         for name in ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations",
-                     "eval_every", "eval_tasks", "checkpoint_every", "input_size"):
+                     "eval_every", "eval_tasks", "checkpoint_every", "input_size", "task_streams", "dist_timeout"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, found {getattr(self, name)}")
         if self.ways < 2:

@@ -20,14 +20,12 @@ import torch
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
 from .backbones import BackboneConfig
-from .batches import BatchMaker, normalisation_stats
-from .bn_stats import recalibrate_batchnorm
+from .batches import normalisation_stats
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
 from .data.splits import Split
-from .data.tasks import TaskSampler
-from .engines import ENGINES, InnerLoop
-from .evaluate import EvalResult, evaluate, sample_tasks
+from .distributed import SINGLE, DistContext, barrier, gather_to_main, init_distributed, launched_by_torchrun
+from .loop import MetaLoop
 from .metrics import MetricsLog, plot_curves
 from .model import AnilModel
 
@@ -75,13 +73,16 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
 
     ``resume`` continues from ``out_dir/last.pt`` exactly (same next tasks, augmentations and
     optimiser state); ``stop_after`` ends this call after that many iterations in total (the
-    run can be resumed later), as an interruption would.
+    run can be resumed later), as an interruption would. Under torchrun every rank calls this;
+    only rank 0 writes checkpoints, metrics and the plot.
     """
     out = Path(config.out_dir)
     if resume and not (out / "last.pt").is_file():
         raise CheckpointError(f"cannot resume: checkpoint not found: {out / 'last.pt'}")
-    out.mkdir(parents=True, exist_ok=True)
-    device = resolve_device(config.device)
+    ctx, device = init_distributed(config.device, config.dist_timeout) if launched_by_torchrun() else (
+        SINGLE, resolve_device(config.device))
+    if ctx.main:
+        out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
     _seed(config.seed)
@@ -90,68 +91,64 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     _set_speed_options(model, config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
-    start, best = 0, -1.0
-    if resume:
-        start, best = _restore(out / "last.pt", config, model, optimizer, schedule)
-    loop = _Loop(config, split, prep, model, device)
-    log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None)
+    loop = MetaLoop(config, split, prep, model, device, ctx)
+    start, best = _restore(out / "last.pt", config, loop, optimizer, schedule) if resume else (0, -1.0)
+    run = _Run(config, loop, optimizer, schedule, prep, out, ctx)
+    log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
-    bar = _progress(config, start, end)
+    bar = _progress(config, start, end) if ctx.main else None
     for it in range(start, end):
         tick = time.perf_counter()
         loss, acc = loop.step(optimizer)
         schedule.step()
-        rate = 1.0 / (time.perf_counter() - tick)
-        log.write({"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
-                   "lr": optimizer.param_groups[0]["lr"], "it_per_s": rate})
+        record = {"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
+                  "lr": optimizer.param_groups[0]["lr"], "it_per_s": 1.0 / (time.perf_counter() - tick)}
+        records = [record]
         done = it + 1
         if done % config.eval_every == 0 or done == config.iterations:
             result = loop.validate()
-            log.write({"split": "validation", "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95})
+            records.append({"split": "validation", "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95})
             if result.accuracy > best:
                 best = result.accuracy
-                _save(out / "best.pt", config, model, optimizer, schedule, done, best, prep)
+                run.save("best.pt", done, best)
         if done % config.checkpoint_every == 0 or done == end:
-            _save(out / "last.pt", config, model, optimizer, schedule, done, best, prep)
+            run.save("last.pt", done, best)
+        if log is not None:
+            for r in records:
+                log.write(r)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", best_val=f"{best:.3f}", refresh=False)
             bar.update(1)
     if bar is not None:
         bar.close()
-    if end == config.iterations:
+    if end == config.iterations and ctx.main:
         _plot(out)
+    barrier(ctx)
     return TrainResult(model.eval(), prep, best, out)
 
 
-class _Loop:
-    """One meta-iteration, and validation on fixed tasks."""
+class _Run:
+    """Saves checkpoints: every rank hands its task-stream state to rank 0, which writes."""
 
-    def __init__(self, config: TrainConfig, split: Split, prep: Preprocessing, model: AnilModel, device) -> None:
-        self.config, self.model = config, model
-        train_set = split.train.with_rotations() if config.rotations else split.train
-        self.sampler = TaskSampler(train_set, ways=config.ways, shots=config.shots, queries=config.queries,
-                                   name="training set")
-        self.train_maker = BatchMaker(train_set, prep, device)
-        self.val_maker = BatchMaker(split.validation, prep, device)
-        self.val_ways = min(config.ways, split.validation.n_classes)
-        self.val_tasks = sample_tasks(split.validation, ways=self.val_ways, shots=config.shots,
-                                      queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1)
-        self.inner = InnerLoop(config.fast_lr, config.adaptation_steps, config.head_init)
-        self.engine = ENGINES[config.engine]
+    def __init__(self, config, loop: MetaLoop, optimizer, schedule, prep: Preprocessing, out: Path,
+                 ctx: DistContext) -> None:
+        self.config, self.loop, self.optimizer, self.schedule = config, loop, optimizer, schedule
+        self.prep, self.out, self.ctx = prep, out, ctx
 
-    def step(self, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
-        self.model.train()
-        batch = self.train_maker.tasks(self.sampler.sample(self.config.meta_batch), augment=self.config.augment)
-        loss, acc = self.engine(self.model, batch, self.inner)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
-        return float(loss.detach()), float(acc)
-
-    def validate(self) -> EvalResult:
-        if self.config.recalibrate_bn:
-            recalibrate_batchnorm(self.model, self.train_maker, seed=self.config.seed)
-        return evaluate(self.model, self.val_maker, self.val_tasks, self.inner, self.val_ways)
+    def save(self, name: str, iteration: int, best: float) -> None:
+        streams = self.loop.streams.state_dict()
+        if self.ctx.world > 1:
+            gathered = gather_to_main(streams, self.ctx)
+            streams = {k: v for part in (gathered or []) for k, v in part.items()}
+        if not self.ctx.main:
+            return
+        model = self.loop.model
+        save_checkpoint(self.out / name, {
+            "config": self.config.to_dict(), "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(), "iteration": iteration, "best_validation": best,
+            "preprocessing": asdict(self.prep), "embedding_dim": model.embedding_dim, "rng": rng_state(),
+            "streams": streams, "n_streams": self.loop.n_streams,
+        })
 
 
 def _seed(seed: int) -> None:
@@ -175,25 +172,21 @@ def _schedule(config: TrainConfig):
     return lambda it: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
 
 
-def _save(path: Path, config, model, optimizer, schedule, iteration: int, best: float, prep: Preprocessing) -> None:
-    save_checkpoint(path, {
-        "config": config.to_dict(), "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-        "schedule": schedule.state_dict(), "iteration": iteration, "best_validation": best,
-        "preprocessing": asdict(prep), "embedding_dim": model.embedding_dim, "rng": rng_state(),
-    })
-
-
-def _restore(path: Path, config: TrainConfig, model, optimizer, schedule) -> tuple[int, float]:
+def _restore(path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedule) -> tuple[int, float]:
     payload = load_checkpoint(path)
     saved = TrainConfig.from_dict(payload["config"]).to_dict()
     changed = [k for k, v in config.to_dict().items() if saved[k] != v and k not in RESUMABLE_CHANGES]
     if changed:
         diffs = "; ".join(f"{k}: checkpoint {saved[k]!r}, now {config.to_dict()[k]!r}" for k in changed)
         raise InputError(f"cannot resume {path} with a different configuration ({diffs})")
-    model.load_state_dict(payload["model"])
+    if payload.get("n_streams") != loop.n_streams:
+        raise InputError(f"cannot resume {path}: it was written by a run with {payload.get('n_streams')} task "
+                         f"stream(s) (ranks), this run has {loop.n_streams}")
+    loop.model.load_state_dict(payload["model"])
     optimizer.load_state_dict(payload["optimizer"])
     schedule.load_state_dict(payload["schedule"])
     set_rng_state(payload["rng"])
+    loop.streams.load_state_dict(payload["streams"])
     return int(payload["iteration"]), float(payload["best_validation"])
 
 

@@ -1,0 +1,77 @@
+"""One meta-iteration of ANIL's outer loop, and validation on fixed tasks.
+
+A meta-batch is drawn from this process's task streams (:mod:`.streams`): all of them in a
+single process, its own under torchrun, where gradients are then averaged across ranks
+(:mod:`.distributed`) — DistributedDataParallel for the ``fast`` engine, an explicit
+all-reduce for ``l2l``.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..errors import InputError
+from ..runtime.metadata import Preprocessing
+from .batches import BatchMaker
+from .bn_stats import recalibrate_batchnorm
+from .config import TrainConfig
+from .data.splits import Split
+from .data.tasks import TaskSampler
+from .distributed import SINGLE, DistContext, MetaLoss, average_gradients, mean_over_ranks, wrap_ddp
+from .engines import ENGINES, InnerLoop, TaskBatch
+from .evaluate import EvalResult, evaluate, sample_tasks
+from .model import AnilModel
+from .streams import TaskStreams
+
+
+class MetaLoop:
+    def __init__(self, config: TrainConfig, split: Split, prep: Preprocessing, model: AnilModel,
+                 device: torch.device, ctx: DistContext = SINGLE) -> None:
+        self.config, self.model, self.ctx = config, model, ctx
+        self.n_streams = ctx.world if ctx.world > 1 else config.task_streams
+        if config.meta_batch % self.n_streams:
+            raise InputError(f"meta_batch {config.meta_batch} must be divisible by the {self.n_streams} task "
+                             "streams (one per rank under torchrun)")
+        self.per_stream = config.meta_batch // self.n_streams
+        self.streams = TaskStreams(config.seed, [ctx.rank] if ctx.world > 1 else list(range(self.n_streams)))
+        train_set = split.train.with_rotations() if config.rotations else split.train
+        self.sampler = TaskSampler(train_set, ways=config.ways, shots=config.shots, queries=config.queries,
+                                   name="training set")
+        self.train_maker = BatchMaker(train_set, prep, device)
+        self.val_maker = BatchMaker(split.validation, prep, device)
+        self.val_ways = min(config.ways, split.validation.n_classes)
+        self.val_tasks = sample_tasks(split.validation, ways=self.val_ways, shots=config.shots,
+                                      queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1)
+        self.inner = InnerLoop(config.fast_lr, config.adaptation_steps, config.head_init)
+        meta_loss = MetaLoss(model, ENGINES[config.engine], self.inner)
+        self.ddp = ctx.world > 1 and config.engine == "fast"
+        self.forward = wrap_ddp(meta_loss, device, config.head_init == "prototype") if self.ddp else meta_loss
+        self.device = device
+
+    def batch(self) -> TaskBatch:
+        parts = [self.train_maker.tasks(self.streams.sample(self.sampler, s, self.per_stream), self.config.augment,
+                                        self.streams.torch[s]) for s in self.streams.owned]
+        if len(parts) == 1:
+            return parts[0]
+        return TaskBatch(*(torch.cat([getattr(p, f) for p in parts])
+                           for f in ("support", "support_labels", "query", "query_labels")))
+
+    def step(self, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
+        """One meta-iteration; the loss and accuracy returned are means over every rank's tasks."""
+        self.model.train()
+        loss, acc = self.forward(self.batch())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.ctx.world > 1 and not self.ddp:
+            average_gradients(self.model, self.ctx.world)
+        optimizer.step()
+        loss, acc = float(loss.detach()), float(acc)
+        if self.ctx.world > 1:
+            loss, acc = mean_over_ranks(loss, self.device), mean_over_ranks(acc, self.device)
+        return loss, acc
+
+    def validate(self) -> EvalResult:
+        """Per-image accuracy on the fixed validation tasks (every rank computes the same)."""
+        if self.config.recalibrate_bn:
+            recalibrate_batchnorm(self.model, self.train_maker, seed=self.config.seed)
+        return evaluate(self.model, self.val_maker, self.val_tasks, self.inner, self.val_ways)
