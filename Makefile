@@ -19,7 +19,9 @@ test-slow: setup
 # Benchmarks unset OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE, which this machine sets for old
 # OpenBLAS builds and which slow a current numpy.
 bench: setup
-	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(PY) benchmarks/head_adaptation.py
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(VENV)/bin/anil-edge bench head
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(VENV)/bin/anil-edge bench training
+	env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE $(VENV)/bin/anil-edge bench export
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache .hypothesis

@@ -8,14 +8,21 @@ import sys
 from typing import Sequence
 
 from ..errors import AnilEdgeError
-from . import enroll_cmd, evaluate_cmd, export_cmd, info_cmd, predict_cmd, train_cmd
+from . import bench_cmd, enroll_cmd, evaluate_cmd, export_cmd, info_cmd, predict_cmd, train_cmd
 
 COMMANDS = {"train": train_cmd, "export": export_cmd, "enroll": enroll_cmd, "predict": predict_cmd,
-            "evaluate": evaluate_cmd, "info": info_cmd}
+            "evaluate": evaluate_cmd, "info": info_cmd, "bench": bench_cmd}
+
+
+class _Parser(argparse.ArgumentParser):
+    """Bad options: one line (``anil-edge train: error: ...``) and exit status 2, no usage dump."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="anil-edge", description="ANIL few-shot learning from a GPU to a device.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, module in COMMANDS.items():

@@ -31,6 +31,7 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
     require("onnxruntime", "cpu")
     onnx = require("onnx", "train")
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
 
     from ..runtime.backbone import Backbone
 
@@ -40,9 +41,10 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         raise InputError(f"calibration images must be a non-empty (N, C, H, W) batch, found shape {calibration.shape}")
     meta = Backbone(fp32_path, device="cpu").metadata
     with tempfile.TemporaryDirectory(dir=Path(out_path).parent) as tmp:
-        raw = Path(tmp) / "int8.onnx"
+        raw, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "prepared.onnx"
+        quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
         quantize_static(
-            str(fp32_path), str(raw), _reader(calibration, batch_size),
+            str(prepared), str(raw), _reader(calibration, batch_size),
             quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
             calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,

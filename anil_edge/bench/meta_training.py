@@ -10,7 +10,7 @@ the engine's forward, backward and Adam step) on fabricated images — speed doe
 on their content — and prints the median. ``backbone`` is the median forward+backward of the
 same images through the backbone alone with the row's options: the floor of an iteration.
 
-    python benchmarks/meta_training.py [--iterations 15] [--device cpu|cuda]
+    anil-edge bench training [--iterations 15] [--device cpu|cuda]
 """
 
 from __future__ import annotations
@@ -122,12 +122,12 @@ def median(fn, device: torch.device, iterations: int, warmup: int) -> float:
     return float(np.median(times))
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--iterations", type=int, default=15, help="timed meta-iterations per row (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     device = torch.device(args.device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
     print(f"# meta-training speed on {device.type} ({card}), torch {torch.__version__}, "

@@ -4,12 +4,13 @@ Conv-4 (and, with --device cuda, PyTorch CUDA and ORT's CUDA provider when insta
 
 Weights are random (speed does not depend on them); INT8 is calibrated on random images.
 
-    python benchmarks/export_speed.py [--repeats 200]
+    anil-edge bench export [--repeats 200]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import tempfile
@@ -20,6 +21,7 @@ import numpy as np
 import onnxruntime as ort
 import torch
 
+from anil_edge.bench.timing import median_seconds
 from anil_edge.export.onnx_export import export_onnx
 from anil_edge.export.quantize import quantize_int8
 from anil_edge.export.torchscript_export import export_torchscript, read_torchscript_metadata
@@ -27,17 +29,6 @@ from anil_edge.runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
 from anil_edge.train.backbones import BackboneConfig, CNN4Backbone
 
 MODELS = {"conv4 28x28x1 (64-d)": (1, 28), "conv4 84x84x3 (1600-d)": (3, 84)}
-
-
-def median_s(fn, repeats: int) -> float:
-    for _ in range(max(3, repeats // 20)):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
 
 
 def export_all(channels: int, size: int, folder: Path) -> tuple[torch.nn.Module, dict[str, Path]]:
@@ -74,7 +65,7 @@ def runners(model, paths: dict[str, Path], threads: int, device: str):
     rows = {"pytorch eager": eager, "torchscript": script,
             "ort fp32": lambda x: fp32.run(None, {"images": x}), "ort int8": lambda x: int8.run(None, {"images": x})}
     if device == "cuda":
-        gpu_model = model.to("cuda")
+        gpu_model = copy.deepcopy(model).to("cuda")
 
         def cuda(x):
             with torch.no_grad():
@@ -89,11 +80,11 @@ def runners(model, paths: dict[str, Path], threads: int, device: str):
     return rows
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200, help="timed batch-1 calls per row (default 200)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to add GPU rows")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     card = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
     print(f"# embedding speed on {card}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}")
     print("| model | threads | runtime | batch-1 latency ms | batch-64 images/s | latency vs eager | vs ort fp32 |")
@@ -107,8 +98,8 @@ def main() -> None:
             for threads in (1, 2):
                 results = {}
                 for label, run in runners(model, paths, threads, args.device).items():
-                    latency = median_s(lambda: run(one), args.repeats)
-                    throughput = 64 / median_s(lambda: run(batch), max(10, args.repeats // 10))
+                    latency = median_seconds(lambda: run(one), args.repeats, warmup=max(3, args.repeats // 20))
+                    throughput = 64 / median_seconds(lambda: run(batch), max(10, args.repeats // 10), warmup=3)
                     results[label] = (latency, throughput)
                 for label, (latency, throughput) in results.items():
                     print(f"| {name} | {threads} | {label} | {1000 * latency:.3f} | {throughput:.0f} | "

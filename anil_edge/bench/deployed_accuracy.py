@@ -2,7 +2,7 @@
 device runtime (onnxruntime embeddings + numpy head steps) on the same held-out tasks as the
 PyTorch model: accuracy, the change from PyTorch, and the share of identical predictions.
 
-    python benchmarks/deployed_accuracy.py runs/study15/augment-cosine/last.pt [--tasks 600]
+    anil-edge bench deployed runs/study15/augment-cosine/last.pt [--tasks 600]
 """
 
 from __future__ import annotations
@@ -24,14 +24,14 @@ from anil_edge.train.engines import InnerLoop
 from anil_edge.train.evaluate import embed_images, predict_tasks, sample_tasks, summarise
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("checkpoint")
     parser.add_argument("--tasks", type=int, default=600)
     parser.add_argument("--queries", type=int, default=15)
     parser.add_argument("--calibration-images", type=int, default=256)
     parser.add_argument("--data", nargs="+", help="data sources if not where the checkpoint says")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     trained = load_trained(args.checkpoint)
     c = trained.config
     test = config_split(c, args.data, trained.preprocessing).test

@@ -5,7 +5,7 @@ For each recipe (anil_edge/train/recipes.py) it times a few iterations to set th
 count that fits ``--minutes``, trains, and evaluates 600 test tasks 20-way 1-shot and 5-way
 1-shot (and transductively, for BatchNorm, the number learn2learn's examples report).
 
-    python benchmarks/omniglot_recipe.py --minutes 15 seed +augment-cosine
+    anil-edge bench recipes --minutes 15 seed +augment-cosine
 """
 
 from __future__ import annotations
@@ -63,7 +63,7 @@ def score(result, split, config: TrainConfig) -> dict:
     return out
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("recipes", nargs="+", help="recipe names (anil_edge/train/recipes.py)")
     parser.add_argument("--minutes", type=float, default=15.0, help="training wall time per recipe")
@@ -71,7 +71,7 @@ def main() -> None:
                                                       "../shared/data/omniglot/images_background_small2.zip"])
     parser.add_argument("--out", default="runs/study")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     split = load_split("omniglot", tuple(args.data), DECODE, validation=0.15, test=0.25, seed=0)
     for name in args.recipes:
         probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False, out_dir="/tmp/unused",

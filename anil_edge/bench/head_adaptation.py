@@ -11,7 +11,7 @@ At 1600-d it also prints the numpy path's achieved GFLOP/s (multiply-adds × 2 o
 ``steps`` forward/backward products) beside this machine's float32 matrix-product rate,
 measured here with numpy on a 1024×1024 product.
 
-    python benchmarks/head_adaptation.py [--repeats 200] [--steps 5]
+    anil-edge bench head [--repeats 200] [--steps 5]
 """
 
 from __future__ import annotations
@@ -27,16 +27,7 @@ import torch.nn.functional as F
 
 import learn2learn as l2l
 from anil_edge.runtime import head
-
-
-def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times))
+from anil_edge.bench.timing import median_seconds
 
 
 def make_task(ways: int, shots: int, dim: int, seed: int = 0):
@@ -85,12 +76,12 @@ def machine_gflops(repeats: int = 20) -> float:
     return 2 * 1024**3 / seconds / 1e9
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--repeats", type=int, default=200, help="timed runs per cell (median reported)")
     parser.add_argument("--steps", type=int, default=5, help="SGD steps per adaptation")
     parser.add_argument("--lr", type=float, default=0.5, help="inner-loop learning rate")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"# {platform.processor() or platform.machine()}, {os.cpu_count()} cores; numpy {np.__version__}, "
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); steps={args.steps}, "
           f"median of {args.repeats} runs")
