@@ -25,7 +25,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-import learn2learn as l2l
+from anil_edge.train.l2l_import import learn2learn
+
+l2l = learn2learn()
 from anil_edge.runtime import head
 from anil_edge.bench.timing import median_seconds
 

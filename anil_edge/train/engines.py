@@ -61,7 +61,9 @@ def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tupl
 
 def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
     """The same, task by task through learn2learn's ``MAML(head).clone().adapt()``."""
-    import learn2learn as l2l
+    from .l2l_import import learn2learn
+
+    l2l = learn2learn()
 
     maml = l2l.algorithms.MAML(model.head, lr=inner.lr, first_order=False)
     losses, accs = [], []

@@ -49,7 +49,9 @@ class TaskSampler:
 
     def __init__(self, data: ImageSet, *, ways: int, shots: int, queries: int, name: str = "data") -> None:
         _check(data, ways, shots, queries, name)
-        import learn2learn as l2l
+        from ..l2l_import import learn2learn
+
+        l2l = learn2learn()
         from learn2learn.data.transforms import ConsecutiveLabels, FusedNWaysKShots, LoadData, RemapLabels
 
         self.ways, self.shots, self.queries = ways, shots, queries
