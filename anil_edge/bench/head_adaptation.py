@@ -25,11 +25,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from anil_edge.bench.timing import median_seconds
+from anil_edge.runtime import head
 from anil_edge.train.l2l_import import learn2learn
 
 l2l = learn2learn()
-from anil_edge.runtime import head
-from anil_edge.bench.timing import median_seconds
 
 
 def make_task(ways: int, shots: int, dim: int, seed: int = 0):
