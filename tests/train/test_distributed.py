@@ -91,3 +91,43 @@ def test_resume_with_another_world_size_is_refused(data, tmp_path):
     again = torchrun(*COMMON, "--data", data, "--out-dir", tmp_path, "--resume")
     assert again.returncode != 0
     assert "1 task stream(s) (ranks), this run has 2" in again.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the ranks through /proc")
+def test_a_dead_rank_ends_the_job(data, tmp_path):
+    """Kill rank 1 mid-run: torchrun must end the whole job with an error, not hang."""
+    import signal
+    import time
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
+           "-m", "anil_edge.train", *map(str, COMMON), "--iterations", "100000", "--eval-every", "100000",
+           "--checkpoint-every", "100000", "--dist-timeout", "30", "--data", str(data), "--out-dir", str(tmp_path)]
+    job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 120
+        while not (tmp_path / "metrics.jsonl").is_file() or not (tmp_path / "metrics.jsonl").read_text():
+            assert time.monotonic() < deadline and job.poll() is None, "training never started"
+            time.sleep(0.5)
+        os.kill(_rank_pid(1), signal.SIGKILL)
+        _, stderr = job.communicate(timeout=120)
+    finally:
+        if job.poll() is None:
+            job.kill()
+    assert job.returncode != 0
+    assert "anil_edge.train FAILED" in stderr or "ChildFailedError" in stderr
+
+
+def _rank_pid(rank: int) -> int:
+    """The process whose environment says RANK=<rank> and that runs anil_edge.train."""
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            environ = open(f"/proc/{entry}/environ", "rb").read().split(b"\0")
+            cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
+        except OSError:
+            continue
+        if f"RANK={rank}".encode() in environ and b"anil_edge.train" in cmdline and b"torch.distributed.run" not in cmdline:
+            return int(entry)
+    raise AssertionError(f"no process for rank {rank}")
