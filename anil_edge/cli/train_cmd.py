@@ -34,8 +34,10 @@ def run(args: argparse.Namespace) -> int:
               f"test {split.test.n_classes}; writing to {config.out_dir}")
     try:
         result = train(config, split, resume=args.resume, stop_after=args.stop_after)
-    finally:
-        shutdown()
+    except BaseException:
+        shutdown(clean=False)
+        raise
+    shutdown()
     if main:
         print(f"best validation accuracy (per-image, {config.ways}-way {config.shots}-shot): "
               f"{100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")

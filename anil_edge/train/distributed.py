@@ -101,6 +101,11 @@ def barrier(ctx: DistContext) -> None:
         dist.barrier()
 
 
-def shutdown() -> None:
+def shutdown(clean: bool = True) -> None:
+    """Leave the job. After a clean run every rank meets at a barrier first, so that no rank
+    tears its connections down while a peer is still using them; after an error the rank
+    leaves at once (torchrun then stops the others)."""
     if dist.is_initialized():
+        if clean:
+            dist.barrier()
         dist.destroy_process_group()
