@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anil_edge.export.parity import deployed_predictions
+from anil_edge.export.parity import DeployedImages
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime import Backbone, FewShotClassifier
@@ -60,15 +60,14 @@ def main() -> None:
     timings["train"] = time.perf_counter() - start
 
     print("[2/5] exporting ONNX FP32 + INT8 (validated against PyTorch)")
-    checkpoint = out / "train" / "best.pt"
-    calib_idx = np.random.default_rng(0).permutation(split.train.images.shape[0])[:256]
-    calibration = to_input(split.train.images[np.sort(calib_idx)], result.preprocessing)
-    exported = export_checkpoint(checkpoint, out / "model.onnx", real_images=calibration, calibration=calibration,
+    trained = load_trained(out / "train" / "best.pt")
+    calibration = to_input(split.train.sample_images(256), trained.preprocessing)
+    exported = export_checkpoint(trained, out / "model.onnx", real_images=calibration, calibration=calibration,
                                  int8=True)
 
     print(f"[3/5] scoring {args.tasks} tasks on {split.test.n_classes} held-out classes "
           f"({len(set(split.test.groups))} unseen scripts)")
-    scores = score(checkpoint, exported, split.test, args.tasks, [5] if args.tiny else [20, 5])
+    scores = score(trained, exported, split.test, args.tasks, [5] if args.tiny else [20, 5])
 
     print("[4/5] writing held-out classes as image folders, enrolling them from disk")
     support, queries = write_folders(out, split.test)
@@ -100,17 +99,16 @@ def main() -> None:
     print(f"prediction   {len(queries)} images, {predict_ms:.2f} ms per image; {correct}/{len(queries)} correct")
 
 
-def score(checkpoint: Path, exported, test, tasks: int, ways_list: list[int]) -> dict[int, dict[str, str]]:
-    trained = load_trained(checkpoint)
+def score(trained, exported, test, tasks: int, ways_list: list[int]) -> dict[int, dict[str, str]]:
     c = trained.config
     E = embed_images(trained.model, BatchMaker(test, trained.preprocessing, torch.device("cpu")))
     inner = InnerLoop(c.fast_lr, c.adaptation_steps, c.head_init)
+    fp32, int8 = DeployedImages(exported.onnx, test.images), DeployedImages(exported.int8, test.images)
     rows = {}
     for ways in ways_list:
         t = sample_tasks(test, ways=ways, shots=1, queries=15, tasks=tasks, seed=1234)
         preds = {"PyTorch": predict_tasks(trained.model, E, t, inner, ways),
-                 "ONNX FP32": deployed_predictions(exported.onnx, test.images, t, ways),
-                 "ONNX INT8": deployed_predictions(exported.int8, test.images, t, ways)}
+                 "ONNX FP32": fp32.predict(t, ways), "ONNX INT8": int8.predict(t, ways)}
         rows[ways] = {k: str(summarise((v == t.query_labels).mean(-1).astype(float))).split(" (")[0]
                       for k, v in preds.items()}
     return rows

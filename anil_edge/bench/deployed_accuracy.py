@@ -12,11 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from anil_edge.cli.data_access import config_split, training_sample
-from anil_edge.export.parity import compare, deployed_predictions
+from anil_edge.export.parity import DeployedImages, compare
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.train.batches import BatchMaker
@@ -45,13 +44,15 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         start = time.perf_counter()
-        result = export_checkpoint(args.checkpoint, out, real_images=calibration, calibration=calibration, int8=True)
+        result = export_checkpoint(trained, out, real_images=calibration, calibration=calibration, int8=True)
         export_s = time.perf_counter() - start
+        deployed_models = {"onnx fp32": DeployedImages(result.onnx, test.images),
+                           "onnx int8": DeployedImages(result.int8, test.images)}
         for ways in (20, 5):
             tasks = sample_tasks(test, ways=ways, shots=1, queries=args.queries, tasks=args.tasks, seed=1234)
             reference = predict_tasks(trained.model, E, tasks, inner, ways)
-            for name, path in (("onnx fp32", result.onnx), ("onnx int8", result.int8)):
-                deployed = deployed_predictions(path, test.images, tasks, ways)
+            for name, model in deployed_models.items():
+                deployed = model.predict(tasks, ways)
                 report = compare(reference, deployed, tasks.query_labels)
                 ci = summarise((deployed == tasks.query_labels).mean(-1).astype(float))
                 print(f"{report.table_row(f'{ways}-way 1-shot | {name}')} {100 * ci.accuracy:.2f} ± {100 * ci.ci95:.2f} |",

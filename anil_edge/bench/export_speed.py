@@ -14,7 +14,6 @@ import copy
 import os
 import platform
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np

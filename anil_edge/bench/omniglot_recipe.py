@@ -26,7 +26,7 @@ from anil_edge.train.engines import InnerLoop
 from anil_edge.train.evaluate import evaluate, evaluate_transductive, sample_tasks
 from anil_edge.train.recipes import recipe
 from anil_edge.train.loop import MetaLoop
-from anil_edge.train.trainer import _set_speed_options, build_model, preprocessing_for, resolve_device, train
+from anil_edge.train.trainer import preprocessing_for, resolve_device, train, training_model
 
 DECODE = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
 
@@ -36,8 +36,7 @@ def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5)
     torch.manual_seed(0)
     random.seed(0)
     device = resolve_device(config.device)
-    model = build_model(config).to(device)
-    _set_speed_options(model, config, device)
+    model = training_model(config, device)
     loop = MetaLoop(config, split, preprocessing_for(config, split), model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
     times = []

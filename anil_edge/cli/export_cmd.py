@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
     trained = load_trained(checkpoint)
     real = training_sample(trained.config, trained.preprocessing, args.calibration_images, args.data)
-    result = export_checkpoint(checkpoint, out, real_images=real, calibration=real, int8=args.int8,
+    result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
                                torchscript=args.torchscript, opset=args.opset,
                                calibration_method=args.calibration_method)
     worst = max(c.max_abs for c in result.report.comparisons)

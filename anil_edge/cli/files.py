@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..errors import InputError
-
-SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
+from ..runtime.preprocess import IMAGE_SUFFIXES, is_image_name
 
 
 def is_image(path: Path) -> bool:
-    return path.is_file() and path.suffix.lower() in SUFFIXES and not path.name.startswith(".")
+    return path.is_file() and is_image_name(path.name)
 
 
 def class_folders(root: str) -> dict[str, list[Path]]:
@@ -25,7 +24,7 @@ def class_folders(root: str) -> dict[str, list[Path]]:
     empty = [name for name, paths in classes.items() if not paths]
     if empty:
         raise InputError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
-                         f"(expected files ending in {', '.join(SUFFIXES)})")
+                         f"(expected files ending in {', '.join(IMAGE_SUFFIXES)})")
     return classes
 
 

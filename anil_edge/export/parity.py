@@ -30,11 +30,22 @@ class ParityReport:
                 f"{100 * (self.deployed_accuracy - self.torch_accuracy):+.2f} | {100 * self.identical:.2f} |")
 
 
+class DeployedImages:
+    """A fixed image set embedded once through the device runtime, to score many task sets."""
+
+    def __init__(self, model_path: str | os.PathLike[str], images: np.ndarray) -> None:
+        backbone = Backbone(model_path, device="cpu", batch_size=256)
+        self.metadata = backbone.metadata
+        self.embeddings = backbone.embed(images)  # (M, D)
+
+    def predict(self, tasks, ways: int) -> np.ndarray:
+        """Query predictions (T, Nq) of the runtime on ``tasks`` (indices into the images)."""
+        return runtime_task_predictions(self.embeddings, tasks, self.metadata.head, ways)
+
+
 def deployed_predictions(model_path: str | os.PathLike[str], images: np.ndarray, tasks, ways: int) -> np.ndarray:
     """Query predictions (T, Nq) of the device path on ``tasks`` (indices into uint8 ``images``)."""
-    backbone = Backbone(model_path, device="cpu", batch_size=256)
-    E = backbone.embed(images)
-    return runtime_task_predictions(E, tasks, backbone.metadata.head, ways)
+    return DeployedImages(model_path, images).predict(tasks, ways)
 
 
 def runtime_task_predictions(E: np.ndarray, tasks, settings: HeadSettings, ways: int) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import ModelError
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
-from .trained import load_trained
+from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
 
 
@@ -30,11 +30,12 @@ class ExportResult:
     report: ValidationReport  # every FP32 comparison that was run
 
 
-def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike[str], *,
+def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: str | os.PathLike[str], *,
                       real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
                       calibration_method: str = "minmax") -> ExportResult:
-    """Export a training checkpoint to ``out`` (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
+    """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
+    (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
 
     Args:
         real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
@@ -48,7 +49,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str], out: str | os.PathLike
         raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
     if int8 and calibration is None:
         raise ModelError("INT8 export needs calibration images")
-    trained = load_trained(checkpoint)
+    trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)
     backbone = trained.model.backbone
     targets = {"onnx": out, "int8": out.with_suffix(".int8.onnx") if int8 else None,
                "torchscript": out.with_suffix(".ts") if torchscript else None}

@@ -80,9 +80,7 @@ def validate_export(backbone, *, onnx_path: str | os.PathLike[str] | None = None
 
 
 def _inputs(backbone, real_images, n: int, seed: int):
-    first = next(backbone.parameters())
-    shape = getattr(backbone, "config", None)
-    c, s = (shape.channels, shape.input_size) if shape is not None else (first.shape[1], 28)
+    c, s = backbone.config.channels, backbone.config.input_size  # every anil-edge backbone has its config
     yield "random", np.random.default_rng(seed).standard_normal((n, c, s, s)).astype(np.float32)
     if real_images is not None:
         reps = -(-n // len(real_images))

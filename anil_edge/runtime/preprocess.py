@@ -24,7 +24,13 @@ import numpy as np
 from ..errors import InputError, require
 from .metadata import Preprocessing
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # what image folders may hold
 _PIL_FILTERS = {"nearest": 0, "lanczos": 1, "bilinear": 2, "bicubic": 3}  # PIL.Image.Resampling values
+
+
+def is_image_name(name: str) -> bool:
+    """Whether a file name looks like an image file (by suffix; hidden files are not)."""
+    return name.lower().endswith(IMAGE_SUFFIXES) and not os.path.basename(name).startswith(".")
 
 
 def to_input(images: Any, prep: Preprocessing) -> np.ndarray:

@@ -20,11 +20,17 @@ from .engines import TaskBatch
 
 
 def normalisation_stats(data: ImageSet, invert: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of ``data``'s pixels in [0, 1] (after inversion)."""
-    x = data.images.reshape(-1, data.images.shape[-1]).astype(np.float64) / 255.0
+    """Per-channel mean and std of ``data``'s pixels in [0, 1] (after inversion), from a 256-bin
+    histogram per channel — exact, without a float copy of the whole set."""
+    channels = data.images.shape[-1]
+    counts = np.stack([np.bincount(data.images[..., c].ravel(), minlength=256) for c in range(channels)])
+    values = np.arange(256) / 255.0
     if invert:
-        x = 1.0 - x
-    return tuple(float(v) for v in x.mean(0)), tuple(float(max(v, 1e-3)) for v in x.std(0))
+        values = 1.0 - values
+    n = counts.sum(axis=1)
+    mean = counts @ values / n
+    std = np.sqrt(np.maximum(counts @ values**2 / n - mean**2, 0.0))
+    return tuple(float(v) for v in mean), tuple(float(max(v, 1e-3)) for v in std)
 
 
 class BatchMaker:

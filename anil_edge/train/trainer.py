@@ -11,7 +11,7 @@ import math
 import random
 import time
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,13 @@ def build_model(config: TrainConfig) -> AnilModel:
     return AnilModel(backbone, config.ways)
 
 
+def training_model(config: TrainConfig, device: torch.device) -> AnilModel:
+    """The model on ``device`` with the config's speed options (chunking, bf16, channels-last)."""
+    model = build_model(config).to(device)
+    _set_speed_options(model, config, device)
+    return model
+
+
 def decode_preprocessing(config: TrainConfig) -> Preprocessing:
     """How image files are decoded for training (size, colour, resize filter): the runtime's."""
     size = (config.input_size, config.input_size)
@@ -63,9 +70,9 @@ def decode_preprocessing(config: TrainConfig) -> Preprocessing:
 
 
 def preprocessing_for(config: TrainConfig, split: Split) -> Preprocessing:
+    """The decoding above, normalised with the training images' per-channel mean and std."""
     mean, std = normalisation_stats(split.train, config.invert)
-    size = (config.input_size, config.input_size)
-    return Preprocessing(size, config.channels, mean, std, invert=config.invert, resize="lanczos")
+    return replace(decode_preprocessing(config), mean=mean, std=std)
 
 
 def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -87,8 +94,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
         torch.set_num_threads(config.threads)
     _seed(config.seed)
     prep = preprocessing_for(config, split)
-    model = build_model(config).to(device)
-    _set_speed_options(model, config, device)
+    model = training_model(config, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     loop = MetaLoop(config, split, prep, model, device, ctx)

@@ -11,12 +11,6 @@ from ...errors import InputError, require
 from ...runtime.metadata import Preprocessing
 from ...runtime.preprocess import pil_pixels
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-
-
-def is_image_name(name: str) -> bool:
-    return name.lower().endswith(IMAGE_SUFFIXES) and not Path(name).name.startswith(".")
-
 
 def decode(data: bytes | Path, prep: Preprocessing, where: str) -> np.ndarray:
     """One image file's pixels, uint8 (H, W, C), converted and resized as the runtime does."""

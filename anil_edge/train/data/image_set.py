@@ -43,6 +43,11 @@ class ImageSet:
         """Images per class, (n_classes,)."""
         return np.bincount(self.labels, minlength=self.n_classes)
 
+    def sample_images(self, n: int, seed: int = 0) -> np.ndarray:
+        """A fixed random subset of up to ``n`` images, in their stored order: (n, H, W, C) uint8."""
+        pick = np.random.default_rng(seed).permutation(self.images.shape[0])[:n]
+        return self.images[np.sort(pick)]
+
     def subset(self, classes: np.ndarray | list[int]) -> "ImageSet":
         """The images of ``classes``, relabelled 0..len(classes)-1 in the given order."""
         classes = np.asarray(classes, dtype=np.int64)

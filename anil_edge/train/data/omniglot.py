@@ -18,7 +18,8 @@ import numpy as np
 
 from ...errors import InputError
 from ...runtime.metadata import Preprocessing
-from .decode import decode, is_image_name, stack
+from ...runtime.preprocess import is_image_name
+from .decode import decode, stack
 from .image_set import ImageSet
 
 

@@ -15,7 +15,7 @@ from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.data.omniglot import load_omniglot
 from anil_edge.train.data.splits import split_by_group
 
-from ..helpers import OMNI_PREP, big_glyph, shared_omniglot, write_omniglot_zip
+from ..helpers import OMNI_PREP, shared_omniglot, write_omniglot_zip
 
 
 @pytest.fixture(scope="module")
