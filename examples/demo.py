@@ -4,7 +4,7 @@ meta-train (default recipe) → export ONNX FP32 + INT8 (validated) → score he
 (PyTorch vs ONNX FP32 vs ONNX INT8 through the device runtime) → write a few held-out classes
 as image folders → enroll them from disk with the runtime → predict → print a summary.
 
-    python examples/demo.py [--out runs/demo] [--minutes 8]
+    python examples/demo.py [--out runs/demo] [--iterations 2500] [--tasks 600] [--tiny]
 
 The same steps by command line: ``anil-edge train``, ``anil-edge export --int8``,
 ``anil-edge evaluate``, ``anil-edge enroll``, ``anil-edge predict``.
@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from anil_edge.export.parity import DeployedImages
+from anil_edge.export.parity import DeployedEmbeddings
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime import Backbone, FewShotClassifier
@@ -29,8 +29,9 @@ from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.glyphs import load_glyphs
 from anil_edge.train.data.splits import split_by_group
-from anil_edge.train.engines import InnerLoop
-from anil_edge.train.evaluate import embed_images, predict_tasks, sample_tasks, summarise
+from anil_edge.train.data.tasks import fixed_tasks
+from anil_edge.train.evaluate import embed_images, predict_tasks
+from anil_edge.train.scoring import score as score_predictions
 from anil_edge.train.trainer import train
 
 ENROLL_CLASSES, QUERIES_PER_CLASS = 10, 4
@@ -100,16 +101,14 @@ def main() -> None:
 
 
 def score(trained, exported, test, tasks: int, ways_list: list[int]) -> dict[int, dict[str, str]]:
-    c = trained.config
     E = embed_images(trained.model, BatchMaker(test, trained.preprocessing, torch.device("cpu")))
-    inner = InnerLoop(c.fast_lr, c.adaptation_steps, c.head_init)
-    fp32, int8 = DeployedImages(exported.onnx, test.images), DeployedImages(exported.int8, test.images)
+    fp32, int8 = DeployedEmbeddings(exported.onnx, test.images), DeployedEmbeddings(exported.int8, test.images)
     rows = {}
     for ways in ways_list:
-        t = sample_tasks(test, ways=ways, shots=1, queries=15, tasks=tasks, seed=1234)
-        preds = {"PyTorch": predict_tasks(trained.model, E, t, inner, ways),
+        t = fixed_tasks(test, ways=ways, shots=1, queries=15, tasks=tasks, seed=1234)
+        preds = {"PyTorch": predict_tasks(trained.model, E, t, trained.adaptation, ways),
                  "ONNX FP32": fp32.predict(t, ways), "ONNX INT8": int8.predict(t, ways)}
-        rows[ways] = {k: str(summarise((v == t.query_labels).mean(-1).astype(float))).split(" (")[0]
+        rows[ways] = {k: str(score_predictions(v, t)).split(" (")[0]
                       for k, v in preds.items()}
     return rows
 

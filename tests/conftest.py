@@ -10,20 +10,18 @@ import numpy as np
 import pytest
 
 from anil_edge.synthetic import block_glyphs
-from anil_edge.runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
 
 WAYS, DIM = 5, 32
+TINY_ADAPTATION = Adaptation(adaptation_lr=0.5, adaptation_steps=5, head_init="learned")
+TINY_TRAINING = TrainingInfo(WAYS, 1, DataProvenance("tiny"))
 
 
-def tiny_settings(init: str = "mean", dim: int = DIM) -> HeadSettings:
+def tiny_head(dim: int = DIM) -> LearnedHead:
     rng = np.random.default_rng(1)
-    return HeadSettings(
-        init=init,
-        lr=0.5,
-        steps=5,
-        weight=rng.normal(0, 0.1, (WAYS, dim)).astype(np.float32),
-        bias=rng.normal(0, 0.1, WAYS).astype(np.float32),
-    )
+    return LearnedHead(weight=rng.normal(0, 0.1, (WAYS, dim)).astype(np.float32),
+                       bias=rng.normal(0, 0.1, WAYS).astype(np.float32))
 
 
 GRAY = Preprocessing(input_size=(28, 28), channels=1, mean=(0.1,), std=(0.5,), invert=True, resize="lanczos")
@@ -53,7 +51,8 @@ def model_path(torch_backbone, tmp_path_factory):
     from anil_edge.export.onnx_export import export_onnx
 
     path = tmp_path_factory.mktemp("model") / "tiny.onnx"
-    export_onnx(torch_backbone, path, preprocessing=GRAY, head=tiny_settings(), training=TrainingInfo(WAYS, 1, "tiny"))
+    export_onnx(torch_backbone, path, preprocessing=GRAY, adaptation=TINY_ADAPTATION, learned_head=tiny_head(),
+                training=TINY_TRAINING)
     return path
 
 

@@ -14,13 +14,14 @@ from pathlib import Path
 
 import torch
 
-from anil_edge.cli.data_access import config_split, training_sample
-from anil_edge.export.parity import DeployedImages, compare
+from anil_edge.export.parity import DeployedEmbeddings, compare
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.train.batches import BatchMaker
-from anil_edge.train.engines import InnerLoop
-from anil_edge.train.evaluate import embed_images, predict_tasks, sample_tasks, summarise
+from anil_edge.train.data.config_data import provenance_split, training_sample
+from anil_edge.train.data.tasks import fixed_tasks
+from anil_edge.train.evaluate import embed_images, predict_tasks
+from anil_edge.train.scoring import score
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,12 +33,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", nargs="+", help="data sources if not where the checkpoint says")
     args = parser.parse_args(argv)
     trained = load_trained(args.checkpoint)
-    c = trained.config
-    test = config_split(c, args.data, trained.preprocessing).test
-    calibration = training_sample(c, trained.preprocessing, args.calibration_images, args.data)
+    config, provenance = trained.config, trained.config.provenance()
+    test = provenance_split(provenance, args.data, trained.preprocessing).test
+    calibration = training_sample(provenance, trained.preprocessing, args.calibration_images, args.data)
     E = embed_images(trained.model, BatchMaker(test, trained.preprocessing, torch.device("cpu")))
-    inner = InnerLoop(c.fast_lr, c.adaptation_steps, c.head_init)
-    print(f"# {args.checkpoint}: {c.backbone} {c.norm}-norm, head init {c.head_init}; {test.n_classes} test classes, "
+    print(f"# {args.checkpoint}: {config.backbone} {config.norm}-norm, head init {config.head_init}; "
+          f"{test.n_classes} test classes, "
           f"{args.tasks} tasks, {args.queries} queries per class")
     print("| tasks | model | PyTorch acc % | deployed acc % | Δ points | identical predictions % | deployed ± CI |")
     print("|---|---|---|---|---|---|---|")
@@ -46,15 +47,15 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         result = export_checkpoint(trained, out, real_images=calibration, calibration=calibration, int8=True)
         export_s = time.perf_counter() - start
-        deployed_models = {"onnx fp32": DeployedImages(result.onnx, test.images),
-                           "onnx int8": DeployedImages(result.int8, test.images)}
+        deployed_models = {"onnx fp32": DeployedEmbeddings(result.onnx, test.images),
+                           "onnx int8": DeployedEmbeddings(result.int8, test.images)}
         for ways in (20, 5):
-            tasks = sample_tasks(test, ways=ways, shots=1, queries=args.queries, tasks=args.tasks, seed=1234)
-            reference = predict_tasks(trained.model, E, tasks, inner, ways)
+            tasks = fixed_tasks(test, ways=ways, shots=1, queries=args.queries, tasks=args.tasks, seed=1234)
+            reference = predict_tasks(trained.model, E, tasks, trained.adaptation, ways)
             for name, model in deployed_models.items():
                 deployed = model.predict(tasks, ways)
                 report = compare(reference, deployed, tasks.query_labels)
-                ci = summarise((deployed == tasks.query_labels).mean(-1).astype(float))
+                ci = score(deployed, tasks)
                 print(f"{report.table_row(f'{ways}-way 1-shot | {name}')} {100 * ci.accuracy:.2f} ± {100 * ci.ci95:.2f} |",
                       flush=True)
     print(f"\nexport with validation and INT8 calibration: {export_s:.1f} s")

@@ -24,7 +24,8 @@ from anil_edge.bench.timing import median_seconds
 from anil_edge.export.onnx_export import export_onnx
 from anil_edge.export.quantize import quantize_int8
 from anil_edge.export.torchscript_export import export_torchscript, read_torchscript_metadata
-from anil_edge.runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
 from anil_edge.train.backbones import BackboneConfig, CNN4Backbone
 
 MODELS = {"conv4 28x28x1 (64-d)": (1, 28), "conv4 84x84x3 (1600-d)": (3, 84)}
@@ -35,9 +36,10 @@ def export_all(channels: int, size: int, folder: Path) -> tuple[torch.nn.Module,
     model = CNN4Backbone(BackboneConfig(channels, size)).eval()
     prep = Preprocessing((size, size), channels, (0.5,) * channels, (0.25,) * channels)
     dim = model.embedding_dim
-    head = HeadSettings("prototype", 0.5, 5, np.zeros((5, dim), np.float32), np.zeros(5, np.float32))
+    head = LearnedHead(np.zeros((5, dim), np.float32), np.zeros(5, np.float32))
     paths = {k: folder / f"m{size}.{k}" for k in ("onnx", "int8.onnx", "ts")}
-    meta = export_onnx(model, paths["onnx"], preprocessing=prep, head=head, training=TrainingInfo(5, 1, "bench"))
+    meta = export_onnx(model, paths["onnx"], preprocessing=prep, adaptation=Adaptation(), learned_head=head,
+                       training=TrainingInfo(5, 1, DataProvenance("bench")))
     calibration = np.random.default_rng(0).standard_normal((128, channels, size, size)).astype(np.float32)
     quantize_int8(paths["onnx"], paths["int8.onnx"], calibration)
     export_torchscript(model, paths["ts"], meta)

@@ -29,8 +29,9 @@ from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.backbones import BackboneConfig
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.data.image_set import ImageSet
-from anil_edge.train.data.tasks import TaskSampler
-from anil_edge.train.engines import ENGINES, InnerLoop
+from anil_edge.train.data.task_sampler import TaskSampler
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.train.engines import ENGINES
 from anil_edge.train.model import AnilModel
 
 
@@ -90,7 +91,7 @@ def time_row(setup: Setup, row: Row, device: torch.device, iterations: int, warm
     maker = BatchMaker(data, prep, device)
     model = build(setup, row, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    inner, engine = InnerLoop(0.5, 5, "learned"), ENGINES[row.engine]
+    inner, engine = Adaptation(0.5, 5, "learned"), ENGINES[row.engine]
     random.seed(0)
 
     def iteration() -> None:

@@ -22,8 +22,8 @@ from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.sources import load_split
-from anil_edge.train.engines import InnerLoop
-from anil_edge.train.evaluate import evaluate, evaluate_transductive, sample_tasks
+from anil_edge.train.data.tasks import fixed_tasks
+from anil_edge.train.evaluate import evaluate, evaluate_transductive
 from anil_edge.train.recipes import recipe
 from anil_edge.train.loop import MetaLoop
 from anil_edge.train.trainer import preprocessing_for, resolve_device, train, training_model
@@ -52,10 +52,10 @@ def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5)
 
 def score(result, split, config: TrainConfig) -> dict:
     maker = BatchMaker(split.test, result.preprocessing, resolve_device(config.device))
-    inner = InnerLoop(config.fast_lr, config.adaptation_steps, config.head_init)
+    inner = config.adaptation()
     out = {}
     for ways in (20, 5):
-        tasks = sample_tasks(split.test, ways=ways, shots=1, queries=15, tasks=600, seed=1234)
+        tasks = fixed_tasks(split.test, ways=ways, shots=1, queries=15, tasks=600, seed=1234)
         out[f"test_{ways}w1s"] = evaluate(result.model, maker, tasks, inner, ways)
         if config.norm == "batch":
             out[f"test_{ways}w1s_transductive"] = evaluate_transductive(result.model, maker, tasks, inner, ways)

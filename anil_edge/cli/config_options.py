@@ -14,7 +14,7 @@ from typing import Any
 
 from ..errors import InputError
 
-ALIASES = {"data": ("--data-root",)}
+ALIASES = {"data": ("--data-root",), "adaptation_lr": ("--fast-lr",)}  # earlier releases' flags
 _COMMENT = re.compile(r"^\s+(\w+): [^=]+= .*?  # (.*)$")
 
 

@@ -1,10 +1,16 @@
 """``anil-edge evaluate``: meta-test accuracy ± 95% CI over held-out tasks, from a PyTorch
-checkpoint (.pt) or through the device runtime from an exported model (.onnx)."""
+checkpoint (.pt) or through the device runtime from an exported model (.onnx).
+
+Either way each task's episode is the runtime's (:mod:`anil_edge.runtime.episodes`, the code
+``FewShotClassifier`` runs); an ``.onnx`` model needs no torch (numpy + onnxruntime + pillow)."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Callable
+
+import numpy as np
 
 
 def add_parser(sub, name: str) -> None:
@@ -22,14 +28,16 @@ def add_parser(sub, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..errors import InputError
-    from ..train.evaluate import sample_tasks, summarise
+    from ..train.data.tasks import fixed_tasks
+    from ..train.scoring import score
 
     if args.tasks < 2 or args.ways < 2 or args.shots < 1 or args.queries < 1:
         raise InputError(f"expected --tasks >= 2, --ways >= 2, --shots >= 1, --queries >= 1, found "
                          f"{args.tasks}, {args.ways}, {args.shots}, {args.queries}")
-    predict, data = _onnx(args) if args.model.endswith(".onnx") else _checkpoint(args)
-    tasks = sample_tasks(data, ways=args.ways, shots=args.shots, queries=args.queries, tasks=args.tasks, seed=args.seed)
-    result = summarise((predict(tasks) == tasks.query_labels).mean(-1).astype(float))
+    embeddings, data, predict = _onnx(args) if args.model.lower().endswith(".onnx") else _checkpoint(args)
+    tasks = fixed_tasks(data, ways=args.ways, shots=args.shots, queries=args.queries, tasks=args.tasks,
+                        seed=args.seed, name=f"{args.split} set")
+    result = score(predict(embeddings, tasks), tasks)
     if args.json:
         print(json.dumps({"model": args.model, "ways": args.ways, "shots": args.shots, "tasks": result.tasks,
                           "accuracy": result.accuracy, "ci95": result.ci95}))
@@ -38,37 +46,35 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _checkpoint(args):
-    import torch
+Predictor = Callable[[np.ndarray, "object"], np.ndarray]
 
+
+def _checkpoint(args):
+    from ..errors import require
+
+    torch = require("torch", "train")
     from ..export.trained import load_trained
     from ..train.batches import BatchMaker
-    from ..train.engines import InnerLoop
+    from ..train.data.config_data import provenance_split
     from ..train.evaluate import embed_images, predict_tasks
-    from .data_access import config_split
 
     trained = load_trained(args.model)
-    c = trained.config
-    data = getattr(config_split(c, args.data, trained.preprocessing), args.split)
+    data = getattr(provenance_split(trained.config.provenance(), args.data, trained.preprocessing), args.split)
     E = embed_images(trained.model, BatchMaker(data, trained.preprocessing, torch.device("cpu")))
-    inner = InnerLoop(c.fast_lr, c.adaptation_steps, c.head_init)
-    return (lambda tasks: predict_tasks(trained.model, E, tasks, inner, args.ways)), data
+    return E, data, lambda E, tasks: predict_tasks(trained.model, E, tasks, trained.adaptation, args.ways)
 
 
 def _onnx(args):
-    from ..errors import InputError
-    from ..export.parity import runtime_task_predictions
     from ..runtime import Backbone
-    from ..train.config import TrainConfig
-    from .data_access import config_split
+    from ..runtime.episodes import predict_episodes
+    from ..train.data.config_data import provenance_split
 
     backbone = Backbone(args.model)
-    origin = backbone.metadata.extra.get("data")
-    if not isinstance(origin, dict):
-        raise InputError(f"{args.model} does not record its training data; evaluate its checkpoint instead")
-    config = TrainConfig(dataset=origin["dataset"], data=tuple(origin["sources"]),
-                         validation_fraction=origin["validation_fraction"], test_fraction=origin["test_fraction"],
-                         split_seed=origin["split_seed"])
-    data = getattr(config_split(config, args.data, backbone.metadata.preprocessing), args.split)
-    E = backbone.embed(data.images)
-    return (lambda tasks: runtime_task_predictions(E, tasks, backbone.metadata.head, args.ways)), data
+    meta = backbone.metadata
+    data = getattr(provenance_split(meta.training.data, args.data, meta.preprocessing), args.split)
+
+    def predict(E, tasks):
+        return predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, args.ways, meta.adaptation,
+                                meta.learned_head)
+
+    return backbone.embed(data.images), data, predict

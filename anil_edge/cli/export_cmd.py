@@ -6,34 +6,40 @@ import argparse
 from pathlib import Path
 
 
+from ..export.onnx_export import OPSET
+from ..export.quantize import METHODS as CALIBRATION_METHODS
+from ..export.validate import FP32_ATOL
+
+
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="checkpoint -> ONNX FP32 (+ INT8, TorchScript)", description=__doc__)
     p.add_argument("checkpoint", help="a .pt checkpoint written by anil-edge train (best.pt or last.pt)")
     p.add_argument("--out", help="the .onnx path (default: model.onnx beside the checkpoint)")
     p.add_argument("--int8", action="store_true", help="also write OUT.int8.onnx (static QDQ, per-channel)")
     p.add_argument("--torchscript", action="store_true", help="also write OUT.ts (traced TorchScript)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default: 18)")
+    p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
     p.add_argument("--calibration-images", type=int, default=256,
                    help="training images for INT8 calibration and the parity checks (default: 256)")
-    p.add_argument("--calibration-method", default="minmax", choices=("minmax", "percentile", "entropy"),
-                   help="INT8 activation-range calibration (default: minmax)")
+    p.add_argument("--calibration-method", default=CALIBRATION_METHODS[0], choices=CALIBRATION_METHODS,
+                   help=f"INT8 activation-range calibration (default: {CALIBRATION_METHODS[0]})")
     p.add_argument("--data", nargs="+", help="training data sources, if not where the checkpoint's config says")
 
 
 def run(args: argparse.Namespace) -> int:
     from ..export.pipeline import export_checkpoint
     from ..export.trained import load_trained
-    from .data_access import training_sample
+    from ..train.data.config_data import training_sample
 
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
     trained = load_trained(checkpoint)
-    real = training_sample(trained.config, trained.preprocessing, args.calibration_images, args.data)
+    real = training_sample(trained.config.provenance(), trained.preprocessing, args.calibration_images, args.data)
     result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
                                torchscript=args.torchscript, opset=args.opset,
                                calibration_method=args.calibration_method)
     worst = max(c.max_abs for c in result.report.comparisons)
-    print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} (≤ 1e-4)")
+    print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
+          f"(≤ {FP32_ATOL:g})")
     for path in (result.onnx, result.int8, result.torchscript):
         if path is not None:
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

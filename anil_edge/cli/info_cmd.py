@@ -21,21 +21,24 @@ def run(args: argparse.Namespace) -> int:
         from ..runtime.backbone import Backbone
 
         meta = Backbone(args.model, device="cpu").metadata
-    doc = json.loads(meta.to_props()["anil_edge.metadata"])
+    from ..runtime.metadata_props import FORMAT_VERSION, metadata_document
+
+    doc = metadata_document(meta)
     if args.json:
         print(json.dumps(doc, indent=2))
         return 0
-    p, h, t = meta.preprocessing, meta.head, meta.training
+    p, a, t = meta.preprocessing, meta.adaptation, meta.training
     rows = [
         ("model", args.model),
         ("input", f"{p.channels} x {p.input_size[0]} x {p.input_size[1]}, mean {p.mean}, std {p.std}, "
                   f"invert {p.invert}, resize {p.resize}"),
         ("embedding", f"{meta.embedding_dim}-d"),
-        ("head", f"init {h.init!r}, {h.steps} SGD steps at lr {h.lr}, meta-learned rows {h.weight.shape}"),
-        ("trained", f"{t.ways}-way {t.shots}-shot on {t.dataset}"),
+        ("adaptation", f"head_init {a.head_init!r}, {a.adaptation_steps} SGD steps at adaptation_lr "
+                       f"{a.adaptation_lr}, meta-learned rows {meta.learned_head.weight.shape}"),
+        ("trained", f"{t.ways}-way {t.shots}-shot on {t.data.dataset} {list(t.data.sources)}"),
         ("precision", str(meta.extra.get("precision", "fp32"))),
         ("backbone sha256", meta.backbone_sha256),
-        ("anil-edge", f"{meta.anil_edge_version} (format {meta.format_version})"),
+        ("anil-edge", f"{meta.anil_edge_version} (read as metadata format {FORMAT_VERSION})"),
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))

@@ -10,11 +10,18 @@ from __future__ import annotations
 import hashlib
 import os
 import warnings
+from typing import TYPE_CHECKING
 
 from .. import __version__
 from ..atomic import atomic_write
 from ..errors import InputError, ModelError, require
-from ..runtime.metadata import HeadSettings, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
+from ..runtime.adaptation import Adaptation
+from ..runtime.metadata import LearnedHead, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
+from ..runtime.metadata_props import metadata_to_props
+
+if TYPE_CHECKING:
+    import onnx
+    from torch import nn
 
 OPSET = 18
 MIN_OPSET = 17
@@ -23,11 +30,12 @@ OUTPUT_NAME = "embeddings"
 
 
 def export_onnx(
-    backbone,
+    backbone: "nn.Module",
     path: str | os.PathLike[str],
     *,
     preprocessing: Preprocessing,
-    head: HeadSettings,
+    adaptation: Adaptation,
+    learned_head: LearnedHead,
     training: TrainingInfo,
     opset: int = OPSET,
     extra: dict | None = None,
@@ -36,14 +44,15 @@ def export_onnx(
 
     The model takes ``images`` (N, C, H, W) float32 and returns ``embeddings`` (N, D).
     """
-    model, meta = build_onnx(backbone, preprocessing=preprocessing, head=head, training=training,
-                             opset=opset, extra=extra)
+    model, meta = build_onnx(backbone, preprocessing=preprocessing, adaptation=adaptation,
+                             learned_head=learned_head, training=training, opset=opset, extra=extra)
     write_onnx(model, path)
     return meta
 
 
-def build_onnx(backbone, *, preprocessing: Preprocessing, head: HeadSettings, training: TrainingInfo,
-               opset: int = OPSET, extra: dict | None = None):
+def build_onnx(backbone: "nn.Module", *, preprocessing: Preprocessing, adaptation: Adaptation,
+               learned_head: LearnedHead, training: TrainingInfo, opset: int = OPSET,
+               extra: dict | None = None) -> tuple["onnx.ModelProto", ModelMetadata]:
     """The checked ONNX ``ModelProto`` of ``backbone`` with its metadata, and that metadata."""
     torch = require("torch", "train")
     onnx = require("onnx", "train")
@@ -69,7 +78,8 @@ def build_onnx(backbone, *, preprocessing: Preprocessing, head: HeadSettings, tr
     meta = ModelMetadata(
         preprocessing=preprocessing,
         embedding_dim=embedding_dim,
-        head=head,
+        adaptation=adaptation,
+        learned_head=learned_head,
         training=training,
         backbone_sha256=graph_sha256(model),
         anil_edge_version=__version__,
@@ -106,7 +116,7 @@ def graph_sha256(model) -> str:
 
 def set_metadata(model, meta: ModelMetadata) -> None:
     """Replace the model's anil-edge ``metadata_props`` entries with ``meta``'s."""
-    props = meta.to_props()
+    props = metadata_to_props(meta)
     keep = [(p.key, p.value) for p in model.metadata_props if p.key not in props]
     del model.metadata_props[:]
     for key, value in keep + sorted(props.items()):

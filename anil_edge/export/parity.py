@@ -1,8 +1,9 @@
-"""End-to-end parity: the exported model + the runtime's numpy head steps vs the PyTorch model.
+"""End-to-end parity: the exported model through the device runtime vs the PyTorch model.
 
-Both score the same meta-test tasks: PyTorch embeds every image (eval mode) and adapts heads
-with the training code's torch steps; the device path embeds with onnxruntime through
-:class:`~anil_edge.runtime.backbone.Backbone` and adapts with :mod:`anil_edge.runtime.head`.
+Both score the same meta-test tasks with the same episode code
+(:func:`anil_edge.runtime.episodes.predict_episodes`, which ``FewShotClassifier`` runs); they
+differ only in where the embeddings come from: PyTorch (eval mode) or onnxruntime through
+:class:`~anil_edge.runtime.backbone.Backbone`. So any difference is the export's.
 """
 
 from __future__ import annotations
@@ -12,16 +13,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..runtime import head as np_head
 from ..runtime.backbone import Backbone
-from ..runtime.head_init import initial_head
-from ..runtime.metadata import HeadSettings
+from ..runtime.episodes import predict_episodes
+from ..train.data.tasks import TaskIndices
 
 
 @dataclass(frozen=True)
 class ParityReport:
     torch_accuracy: float  # mean per-task accuracy, PyTorch
-    deployed_accuracy: float  # mean per-task accuracy, ONNX + numpy head
+    deployed_accuracy: float  # mean per-task accuracy, ONNX + runtime
     identical: float  # fraction of query predictions that agree
     tasks: int
 
@@ -30,7 +30,7 @@ class ParityReport:
                 f"{100 * (self.deployed_accuracy - self.torch_accuracy):+.2f} | {100 * self.identical:.2f} |")
 
 
-class DeployedImages:
+class DeployedEmbeddings:
     """A fixed image set embedded once through the device runtime, to score many task sets."""
 
     def __init__(self, model_path: str | os.PathLike[str], images: np.ndarray) -> None:
@@ -38,28 +38,10 @@ class DeployedImages:
         self.metadata = backbone.metadata
         self.embeddings = backbone.embed(images)  # (M, D)
 
-    def predict(self, tasks, ways: int) -> np.ndarray:
-        """Query predictions (T, Nq) of the runtime on ``tasks`` (indices into the images)."""
-        return runtime_task_predictions(self.embeddings, tasks, self.metadata.head, ways)
-
-
-def deployed_predictions(model_path: str | os.PathLike[str], images: np.ndarray, tasks, ways: int) -> np.ndarray:
-    """Query predictions (T, Nq) of the device path on ``tasks`` (indices into uint8 ``images``)."""
-    return DeployedImages(model_path, images).predict(tasks, ways)
-
-
-def runtime_task_predictions(E: np.ndarray, tasks, settings: HeadSettings, ways: int) -> np.ndarray:
-    """What the runtime predicts for each task, from cached embeddings (M, D)."""
-    Es, Eq = E[tasks.support], E[tasks.query]  # (T, Ns, D), (T, Nq, D)
-    Ws, bs = [], []
-    for t in range(Es.shape[0]):
-        ys = tasks.support_labels[t]
-        protos = np.stack([Es[t][ys == c].mean(0) for c in range(ways)])
-        W, b = initial_head(settings.init, settings, protos)
-        Ws.append(W)
-        bs.append(b)
-    W, b = np_head.adapt(Es, tasks.support_labels, np.stack(Ws), np.stack(bs), lr=settings.lr, steps=settings.steps)
-    return np.argmax(np_head.predict_proba(Eq, W, b), axis=-1)
+    def predict(self, tasks: TaskIndices, ways: int) -> np.ndarray:
+        """Query predictions (T, Nq) of the runtime's episodes on ``tasks`` (indices into the images)."""
+        return predict_episodes(self.embeddings, tasks.support, tasks.support_labels, tasks.query, ways,
+                                self.metadata.adaptation, self.metadata.learned_head)
 
 
 def compare(torch_preds: np.ndarray, deployed_preds: np.ndarray, labels: np.ndarray) -> ParityReport:

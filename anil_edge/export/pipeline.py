@@ -54,9 +54,9 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
     targets = {"onnx": out, "int8": out.with_suffix(".int8.onnx") if int8 else None,
                "torchscript": out.with_suffix(".ts") if torchscript else None}
     with _staging(out.parent) as stage:
-        model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, head=trained.head,
-                                 training=trained.training, opset=opset,
-                                 extra=_provenance(trained, opset))
+        model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
+                                 learned_head=trained.learned_head, training=trained.training, opset=opset,
+                                 extra={"checkpoint_iteration": trained.iteration, "opset": opset})
         write_onnx(model, stage["onnx"])
         if torchscript:
             from .torchscript_export import export_torchscript
@@ -74,14 +74,6 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
             if target is not None:
                 os.replace(stage[key], target)
     return ExportResult(targets["onnx"], targets["int8"], targets["torchscript"], report)
-
-
-def _provenance(trained, opset: int) -> dict:
-    """Where the model came from, so that ``anil-edge evaluate`` can rebuild its test split."""
-    c = trained.config
-    data = {"dataset": c.dataset, "sources": list(c.data), "validation_fraction": c.validation_fraction,
-            "test_fraction": c.test_fraction, "split_seed": c.split_seed}
-    return {"checkpoint_iteration": trained.iteration, "opset": opset, "data": data}
 
 
 @contextlib.contextmanager

@@ -8,6 +8,7 @@ are bound to the exact backbone that embedded them) and ``extra.precision = "int
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 import tempfile
 from pathlib import Path
 
@@ -53,8 +54,7 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         model = onnx.load(str(raw))
     extra = {**dict(meta.extra), "precision": "int8", "fp32_backbone_sha256": meta.backbone_sha256,
              "calibration": {"images": int(calibration.shape[0]), "method": method}}
-    int8_meta = ModelMetadata(meta.preprocessing, meta.embedding_dim, meta.head, meta.training,
-                              graph_sha256(model), meta.anil_edge_version, meta.format_version, extra)
+    int8_meta = replace(meta, backbone_sha256=graph_sha256(model), extra=extra)
     set_metadata(model, int8_meta)
     try:
         onnx.checker.check_model(model, full_check=True)

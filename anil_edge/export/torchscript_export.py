@@ -14,6 +14,7 @@ import warnings
 from ..atomic import atomic_write
 from ..errors import ModelError, require
 from ..runtime.metadata import ModelMetadata
+from ..runtime.metadata_props import metadata_from_props, metadata_to_props
 
 EXTRA_FILE = "anil_edge_metadata.json"
 
@@ -28,7 +29,7 @@ def export_torchscript(backbone, path: str | os.PathLike[str], meta: ModelMetada
         warnings.simplefilter("ignore")
         traced = torch.jit.trace(backbone, example, check_inputs=[(torch.randn(5, *example.shape[1:]),)])
         buffer = io.BytesIO()
-        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(meta.to_props())})
+        torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata_to_props(meta))})
     try:
         with atomic_write(path) as handle:
             handle.write(buffer.getvalue())
@@ -48,4 +49,4 @@ def read_torchscript_metadata(path: str | os.PathLike[str]) -> tuple[object, Mod
         raise ModelError(f"cannot load {path} as TorchScript: {exc}") from None
     if not extra[EXTRA_FILE]:
         raise ModelError(f"{path}: no {EXTRA_FILE} inside: not exported by anil-edge")
-    return module, ModelMetadata.from_props(json.loads(extra[EXTRA_FILE]), source=str(path))
+    return module, metadata_from_props(json.loads(extra[EXTRA_FILE]), source=str(path))

@@ -1,30 +1,39 @@
 """A training checkpoint as the export stage needs it: the eval-mode model and what it was
-trained with (preprocessing, head rule and inner-loop settings, task shape)."""
+trained with (preprocessing, inner loop, task shape, data)."""
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING
 
 from ..errors import ModelError, require
-from ..runtime.metadata import HeadSettings, Preprocessing, TrainingInfo
+from ..runtime.adaptation import Adaptation
+from ..runtime.metadata import LearnedHead, Preprocessing, TrainingInfo
 
-# The training head rules, as the runtime names them for C classes ("learned" rows only fit
-# C = ways, so a device uses their mean).
-RUNTIME_RULE = {"learned": "mean", "zeros": "zeros", "prototype": "prototype"}
+if TYPE_CHECKING:
+    from ..train.config import TrainConfig
+    from ..train.model import AnilModel
 
 
 @dataclass(frozen=True, eq=False)
 class TrainedModel:
-    model: Any  # AnilModel in eval mode, on the CPU, float32
-    config: Any  # TrainConfig
-    preprocessing: Preprocessing
-    head: HeadSettings
-    training: TrainingInfo
-    iteration: int
+    model: "AnilModel"  # in eval mode, on the CPU, float32
+    config: "TrainConfig"  # the configuration it was trained with
+    preprocessing: Preprocessing  # how images were normalised in training
+    iteration: int  # meta-iterations done when the checkpoint was written
+
+    @property
+    def adaptation(self) -> Adaptation:
+        return self.config.adaptation()
+
+    @property
+    def learned_head(self) -> LearnedHead:
+        return self.model.learned_head()
+
+    @property
+    def training(self) -> TrainingInfo:
+        return TrainingInfo(self.config.ways, self.config.shots, self.config.provenance())
 
 
 def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
@@ -32,7 +41,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     require("torch", "train")
     from ..train.checkpoint import CheckpointError, load_checkpoint
     from ..train.config import TrainConfig
-    from ..train.trainer import build_model
+    from ..train.model import build_model
 
     payload = load_checkpoint(path)
     try:
@@ -51,11 +60,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
                                     _list("wrong shape", wrong)) if p))
     model.load_state_dict(payload["model"])
     model.eval()
-    head = HeadSettings(RUNTIME_RULE[config.head_init], config.fast_lr, config.adaptation_steps,
-                        model.head.weight.detach().numpy().astype(np.float32),
-                        model.head.bias.detach().numpy().astype(np.float32))
-    training = TrainingInfo(config.ways, config.shots, config.dataset)
-    return TrainedModel(model, config, preprocessing, head, training, int(payload["iteration"]))
+    return TrainedModel(model, config, preprocessing, int(payload["iteration"]))
 
 
 def _compare(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:

@@ -1,23 +1,33 @@
 """The device runtime: numpy + onnxruntime only (no torch, no learn2learn).
 
 - :class:`Backbone` runs the exported ONNX backbone, configured by its own metadata;
-- :mod:`.head` is ANIL's inner loop as closed-form numpy gradient steps on the linear head;
+- :class:`Adaptation` is ANIL's inner loop (head rule, learning rate, steps), the same at every stage;
+- :mod:`.head` is that inner loop as closed-form numpy gradient steps on the linear head;
+- :mod:`.episodes` is the whole test-time episode (class means → head → steps → probabilities);
 - :class:`FewShotClassifier` enrolls classes, adapts the head, predicts, saves its state.
 """
 
 from ..errors import AnilEdgeError, InputError, ModelError, NotEnrolledError, StateError
-from . import head
+from . import episodes, head
+from .adaptation import HEAD_INITS, Adaptation
 from .backbone import Backbone
-from .classifier import AdaptationSettings, FewShotClassifier, Prediction
-from .metadata import HeadSettings, ModelMetadata, Preprocessing, TrainingInfo
+from .classifier import FewShotClassifier
+from .decision import Prediction
+from .labels import Label
+from .metadata import DataProvenance, LearnedHead, ModelMetadata, Preprocessing, TrainingInfo
+from .state import EnrollmentState
 
 __all__ = [
-    "AdaptationSettings",
+    "HEAD_INITS",
+    "Adaptation",
     "AnilEdgeError",
     "Backbone",
+    "DataProvenance",
+    "EnrollmentState",
     "FewShotClassifier",
-    "HeadSettings",
     "InputError",
+    "Label",
+    "LearnedHead",
     "ModelError",
     "ModelMetadata",
     "NotEnrolledError",
@@ -25,5 +35,6 @@ __all__ = [
     "Preprocessing",
     "StateError",
     "TrainingInfo",
+    "episodes",
     "head",
 ]

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError, require
 from .metadata import ModelMetadata
+from .metadata_props import metadata_from_props
 from .preprocess import to_input
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -62,7 +63,7 @@ class Backbone:
         except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
             raise ModelError(f"cannot load {self.path} as an ONNX model: {_first_line(exc)}") from None
         props = dict(self._session.get_modelmeta().custom_metadata_map)
-        self.metadata = ModelMetadata.from_props(props, source=str(self.path))
+        self.metadata = metadata_from_props(props, source=str(self.path))
         self._input_name = _check_io(self._session, self.metadata, self.path)
 
     @property

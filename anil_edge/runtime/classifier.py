@@ -2,56 +2,29 @@
 
 This is ANIL's test-time procedure (Raghu et al., 2019): the backbone is frozen, each class's
 support images are embedded once and cached, and a fresh linear head is adapted to the
-enrolled classes by closed-form SGD steps (:func:`anil_edge.runtime.head.adapt`).
+enrolled classes by closed-form SGD steps — the episode of :mod:`.episodes`, the same code
+that every reported accuracy runs.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, NotEnrolledError
+from ..errors import InputError, NotEnrolledError, StateError, raise_if_problems
 from . import head
+from .adaptation import Adaptation
 from .backbone import Backbone
-from .head_init import initial_head
+from .decision import Prediction, apply_threshold, threshold_problems
+from .episodes import fit_head
 from .labels import Label, check_label
-from .metadata import HEAD_INIT_RULES
+from .state import EnrollmentState, load_state, save_state
 from .validation import as_float32
 
-
-@dataclass(frozen=True)
-class AdaptationSettings:
-    """How the head is adapted and read out; defaults come from the model's metadata."""
-
-    lr: float  # inner-loop SGD learning rate (the model's fast_lr)
-    steps: int  # inner-loop SGD steps (the model's adaptation_steps)
-    head_init: str  # starting-head rule: "zeros", "mean" or "prototype"
-    threshold: float = 0.0  # below this top probability a prediction is "unknown" (label None)
-
-    def __post_init__(self) -> None:
-        problems = []
-        if not (np.isfinite(self.lr) and self.lr >= 0):
-            problems.append(f"lr must be a finite number >= 0, found {self.lr!r}")
-        if isinstance(self.steps, bool) or not isinstance(self.steps, int) or self.steps < 0:
-            problems.append(f"steps must be an integer >= 0, found {self.steps!r}")
-        if self.head_init not in HEAD_INIT_RULES:
-            problems.append(f"head_init must be one of {HEAD_INIT_RULES}, found {self.head_init!r}")
-        if not 0.0 <= self.threshold <= 1.0:
-            problems.append(f"threshold must lie in [0, 1], found {self.threshold!r}")
-        if problems:
-            raise InputError("invalid adaptation settings: " + "; ".join(problems))
-
-
-@dataclass(frozen=True)
-class Prediction:
-    """One image's prediction."""
-
-    label: Label | None  # the predicted class, or None ("unknown") when probability < threshold
-    best_label: Label  # the most probable enrolled class, even when the answer is "unknown"
-    probability: float  # probability of best_label among the enrolled classes
+SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold")
 
 
 class FewShotClassifier:
@@ -64,25 +37,20 @@ class FewShotClassifier:
         clf.enroll("bob", ["bob1.png"])
         clf.predict(["who.png"])[0].label      # "alice", "bob" or None (unknown)
         clf.save("faces.state.npz")
+
+    Args:
+        backbone: the exported model; its metadata gives the default adaptation settings.
+        threshold: below this top probability a prediction is "unknown" (label None).
+        adaptation_lr, adaptation_steps, head_init: override the model's :class:`Adaptation`.
     """
 
-    def __init__(
-        self,
-        backbone: Backbone,
-        *,
-        threshold: float = 0.0,
-        lr: float | None = None,
-        steps: int | None = None,
-        head_init: str | None = None,
-    ) -> None:
-        trained = backbone.metadata.head
+    def __init__(self, backbone: Backbone, *, threshold: float = 0.0, adaptation_lr: float | None = None,
+                 adaptation_steps: int | None = None, head_init: str | None = None) -> None:
         self.backbone = backbone
-        self.settings = AdaptationSettings(
-            lr=trained.lr if lr is None else float(lr),
-            steps=trained.steps if steps is None else steps,
-            head_init=trained.init if head_init is None else head_init,
-            threshold=float(threshold),
-        )
+        self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
+                                   adaptation_steps=adaptation_steps, head_init=head_init)
+        raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
+        self.threshold = float(threshold)
         self._support: dict[Label, np.ndarray] = {}
         self._head: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -130,11 +98,14 @@ class FewShotClassifier:
         self._head = None
 
     def configure(self, **changes: Any) -> None:
-        """Change adaptation settings (``lr``, ``steps``, ``head_init``, ``threshold``)."""
-        unknown = set(changes) - {"lr", "steps", "head_init", "threshold"}
+        """Change settings: ``adaptation_lr``, ``adaptation_steps``, ``head_init``, ``threshold``."""
+        unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
-            raise InputError(f"unknown settings {sorted(unknown)}; expected lr, steps, head_init or threshold")
-        self.settings = replace(self.settings, **changes)
+            raise InputError(f"unknown settings {unknown}; expected some of {SETTINGS}")
+        threshold = changes.pop("threshold", self.threshold)
+        raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
+        self.adaptation = _changed(self.adaptation, **changes)
+        self.threshold = float(threshold)
         self._head = None
 
     # -- adaptation and prediction ----------------------------------------------------------
@@ -145,10 +116,7 @@ class FewShotClassifier:
             raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
         if self._head is None:
             E, y = self.support_set()
-            prototypes = np.stack([e.mean(axis=0) for e in self._support.values()])
-            s = self.settings
-            W0, b0 = initial_head(s.head_init, self.backbone.metadata.head, prototypes)
-            self._head = head.adapt(E, y, W0, b0, lr=s.lr, steps=s.steps)
+            self._head = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
         return self._head
 
     def predict_proba(self, images: Any) -> np.ndarray:
@@ -162,32 +130,46 @@ class FewShotClassifier:
 
     def predict(self, images: Any) -> list[Prediction]:
         """Label, probability and "unknown" (label None) for each image."""
-        return self.decide(self.predict_proba(images))
+        return self.apply_threshold(self.predict_proba(images))
 
-    def decide(self, probabilities: np.ndarray) -> list[Prediction]:
-        """Predictions from probabilities (N, C) over :attr:`labels`, applying the threshold."""
-        labels, threshold = self.labels, self.settings.threshold
-        best = np.argmax(probabilities, axis=1)
-        out = []
-        for row, k in zip(probabilities, best):
-            p = float(row[k])
-            out.append(Prediction(label=labels[k] if p >= threshold else None, best_label=labels[k], probability=p))
-        return out
+    def apply_threshold(self, probabilities: np.ndarray) -> list[Prediction]:
+        """Predictions from probabilities (N, C) over :attr:`labels`: below the threshold, "unknown"."""
+        return apply_threshold(probabilities, self.labels, self.threshold)
 
     # -- persistence ------------------------------------------------------------------------
 
+    def to_state(self) -> EnrollmentState:
+        """The whole enrollment as plain data."""
+        embeddings, class_index = self.support_set()
+        return EnrollmentState(self.backbone.metadata.backbone_sha256, tuple(self.labels), embeddings, class_index,
+                               self.adaptation, self.threshold)
+
+    @classmethod
+    def from_state(cls, state: EnrollmentState, backbone: Backbone, source: str = "the state") -> "FewShotClassifier":
+        """A classifier holding ``state``'s enrollment; the state must belong to ``backbone``."""
+        want = backbone.metadata.backbone_sha256
+        if state.backbone_sha256 != want:
+            raise StateError(
+                f"{source} was enrolled with backbone {state.backbone_sha256[:12]}…, but this model's backbone is "
+                f"{want[:12]}… ({backbone.path}); its embeddings do not apply: enroll the classes again with this model")
+        if state.embeddings.shape[1:] != (backbone.embedding_dim,):
+            raise StateError(f"{source} holds embeddings of shape {state.embeddings.shape}, but this backbone's are "
+                             f"{backbone.embedding_dim}-d: expected (M, {backbone.embedding_dim})")
+        a = state.adaptation
+        clf = cls(backbone, threshold=state.threshold, adaptation_lr=a.adaptation_lr,
+                  adaptation_steps=a.adaptation_steps, head_init=a.head_init)
+        for k, label in enumerate(state.labels):
+            clf.enroll_embeddings(label, state.embeddings[state.class_index == k])
+        return clf
+
     def save(self, path: str | os.PathLike[str]) -> None:
         """Write the whole enrollment state to one file, atomically (see :mod:`.state`)."""
-        from .state import save_state
-
-        save_state(path, self)
+        save_state(path, self.to_state())
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backbone: Backbone) -> "FewShotClassifier":
         """Read a state written by :meth:`save`; it must belong to ``backbone``."""
-        from .state import load_state
-
-        return load_state(path, backbone, cls)
+        return cls.from_state(load_state(path), backbone, source=str(path))
 
     def _dim_of(self, embeddings: Any) -> int:
         D = self.backbone.embedding_dim
@@ -195,3 +177,8 @@ class FewShotClassifier:
         if shape[-1:] != (D,):
             raise InputError(f"embeddings must be (n, {D}) for this backbone, found shape {shape}")
         return D
+
+
+def _changed(adaptation: Adaptation, **changes: Any) -> Adaptation:
+    """``adaptation`` with the given (non-None) fields replaced, validated by :class:`Adaptation`."""
+    return replace(adaptation, **{k: v for k, v in changes.items() if v is not None})

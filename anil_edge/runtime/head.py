@@ -21,7 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, raise_if_problems
+from .adaptation import lr_problems, steps_problems
 from .validation import check_head, check_labels
 
 __all__ = [
@@ -90,10 +91,7 @@ def adapt(
     E, W, b = check_head(E, W, b)
     n_classes = W.shape[-2]
     y = check_labels(y, E, n_classes)
-    if not np.isfinite(lr) or lr < 0:
-        raise InputError(f"lr must be a finite number >= 0, found {lr!r}")
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise InputError(f"steps must be an integer >= 0, found {steps!r}")
+    raise_if_problems(lr_problems(lr, "lr") + steps_problems(steps, "steps"), InputError, "invalid adaptation settings")
     if steps == 0:
         batch = E.shape[:-2]
         return np.broadcast_to(W, batch + W.shape[-2:]).copy(), np.broadcast_to(b, batch + b.shape[-1:]).copy()

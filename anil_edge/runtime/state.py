@@ -1,14 +1,16 @@
 """One-file enrollment state: an ``.npz`` with a JSON header, no pickle, written atomically.
 
-Members of the archive:
+:class:`EnrollmentState` is plain data: :class:`~anil_edge.runtime.classifier.FewShotClassifier`
+builds one (``to_state``) and is rebuilt from one (``from_state``). Members of the archive:
 
 - ``header``: UTF-8 JSON as a uint8 array — format name and version, the backbone's hash,
-  the embedding dimension, the labels in order and their type, the adaptation settings;
+  the embedding dimension, the labels in order and their type, the adaptation settings and
+  the unknown-threshold;
 - ``embeddings``: float32 (M, D), every cached support embedding;
 - ``class_index``: int32 (M,), the position in ``labels`` of each embedding's class.
 
-The adapted head is not stored: it is a deterministic function of the above and is
-recomputed on first use. Loading checks every field and the backbone's hash.
+The adapted head is not stored: it is a deterministic function of the above. Version 1 files
+(anil-edge 0.1: ``settings.{lr, steps, head_init}`` with the rule ``"mean"``) are read too.
 """
 
 from __future__ import annotations
@@ -18,48 +20,51 @@ import json
 import os
 import zipfile
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from ..atomic import atomic_write
 from ..errors import InputError, StateError, raise_if_problems
-from .labels import check_label
-
-if TYPE_CHECKING:
-    from .backbone import Backbone
-    from .classifier import FewShotClassifier
+from .adaptation import Adaptation
+from .decision import threshold_problems
+from .labels import Label, check_label
 
 STATE_FORMAT = "anil-edge-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 _MEMBERS = ("header", "embeddings", "class_index")
+_V1_HEAD_INITS = {"zeros": "zeros", "mean": "learned", "prototype": "prototype"}
 
 
-def save_state(path: str | os.PathLike[str], clf: "FewShotClassifier") -> None:
-    """Write ``clf``'s labels, cached embeddings and settings to ``path`` atomically."""
-    embeddings, class_index = clf.support_set()
+@dataclass(frozen=True, eq=False)
+class EnrollmentState:
+    """Everything a classifier's enrollment consists of."""
+
+    backbone_sha256: str  # the backbone the embeddings were computed with
+    labels: tuple[Label, ...]  # enrolled classes, in order
+    embeddings: np.ndarray  # (M, D) float32 cached support embeddings
+    class_index: np.ndarray  # (M,) int32 position in ``labels`` of each embedding's class
+    adaptation: Adaptation  # how the head is adapted
+    threshold: float  # below this top probability a prediction is "unknown"
+
+
+def save_state(path: str | os.PathLike[str], state: EnrollmentState) -> None:
+    """Write ``state`` to ``path`` atomically (a crash leaves the previous file intact)."""
     header = {
         "format": STATE_FORMAT,
         "version": STATE_VERSION,
-        "backbone_sha256": clf.backbone.metadata.backbone_sha256,
-        "embedding_dim": clf.backbone.embedding_dim,
-        "labels": clf.labels,
-        "label_type": type(clf.labels[0]).__name__ if clf.labels else "str",
-        "settings": {
-            "lr": clf.settings.lr,
-            "steps": clf.settings.steps,
-            "head_init": clf.settings.head_init,
-            "threshold": clf.settings.threshold,
-        },
+        "backbone_sha256": state.backbone_sha256,
+        "embedding_dim": int(state.embeddings.shape[1]),
+        "labels": list(state.labels),
+        "label_type": type(state.labels[0]).__name__ if state.labels else "str",
+        "adaptation": state.adaptation.to_dict(),
+        "threshold": state.threshold,
     }
     buffer = io.BytesIO()
-    np.savez(
-        buffer,
-        header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
-        embeddings=embeddings,
-        class_index=class_index,
-    )
+    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+             embeddings=state.embeddings, class_index=state.class_index)
     try:
         with atomic_write(path) as handle:
             handle.write(buffer.getbuffer())
@@ -67,21 +72,26 @@ def save_state(path: str | os.PathLike[str], clf: "FewShotClassifier") -> None:
         raise StateError(f"cannot write the state file {path}: {exc}") from None
 
 
-def load_state(path: str | os.PathLike[str], backbone: "Backbone", cls: type["FewShotClassifier"]) -> "FewShotClassifier":
-    """Read a state written by :func:`save_state` for ``backbone``; StateError on any problem."""
+def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
+    """Read a state written by :func:`save_state`; :class:`StateError` listing every problem."""
     header, embeddings, class_index = _read(Path(path))
-    _check(header, embeddings, class_index, backbone, path)
-    s = header["settings"]
-    try:
-        clf = cls(backbone, threshold=s["threshold"], lr=s["lr"], steps=s["steps"], head_init=s["head_init"])
-    except (InputError, TypeError) as exc:
-        raise StateError(f"{path} holds invalid adaptation settings: {exc}") from None
-    for k, label in enumerate(header["labels"]):
-        clf.enroll_embeddings(label, embeddings[class_index == k])
-    return clf
+    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
+        found = header.get("format") if isinstance(header, dict) else type(header).__name__
+        raise StateError(f"{path} is not an anil-edge state (format {found!r}, expected {STATE_FORMAT!r})")
+    if header.get("version") not in (1, STATE_VERSION):
+        raise StateError(f"{path} has state version {header.get('version')!r}; this runtime reads versions 1 and 2")
+    problems: list[str] = []
+    labels = _labels(header.get("labels"), problems)
+    _check_arrays(embeddings, class_index, len(labels), problems)
+    adaptation, threshold = _settings(header, problems)
+    sha = header.get("backbone_sha256")
+    if not isinstance(sha, str):
+        problems.append(f"backbone_sha256 must be a string, found {sha!r:.40}")
+    raise_if_problems(problems, StateError, f"{path} is not a valid anil-edge state")
+    return EnrollmentState(str(sha), tuple(labels), embeddings, class_index.astype(np.int32), adaptation, threshold)
 
 
-def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
+def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
     if not path.is_file():
         raise StateError(f"state file not found: {path}")
     try:
@@ -100,38 +110,48 @@ def _read(path: Path) -> tuple[dict[str, Any], np.ndarray, np.ndarray]:
         ) from None
 
 
-def _check(header: Any, embeddings: np.ndarray, class_index: np.ndarray, backbone: "Backbone", path) -> None:
-    if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
-        raise StateError(f"{path} is not an anil-edge state (format {header.get('format') if isinstance(header, dict) else None!r})")
-    if header.get("version") != STATE_VERSION:
-        raise StateError(f"{path} has state version {header.get('version')!r}; this runtime reads version {STATE_VERSION}")
-    want = backbone.metadata.backbone_sha256
-    if header.get("backbone_sha256") != want:
-        raise StateError(
-            f"{path} was enrolled with backbone {str(header.get('backbone_sha256'))[:12]}…, but this model's backbone "
-            f"is {want[:12]}… ({backbone.path}); its embeddings do not apply: enroll the classes again with this model"
-        )
-    problems = []
-    labels = header.get("labels")
-    D = backbone.embedding_dim
+def _labels(labels: Any, problems: list[str]) -> list[Label]:
     if not isinstance(labels, list) or len(set(map(repr, labels))) != len(labels):
         problems.append(f"labels must be a list of distinct labels, found {labels!r:.80}")
-        labels = []
-    else:
-        try:
-            for label in labels:
-                check_label(label, labels[:1])
-        except Exception as exc:
-            problems.append(str(exc))
-    if embeddings.dtype != np.float32 or embeddings.ndim != 2 or embeddings.shape[1] != D:
-        problems.append(f"embeddings must be float32 (M, {D}), found {embeddings.dtype} {embeddings.shape}")
+        return []
+    try:
+        for label in labels:
+            check_label(label, labels[:1])
+    except InputError as exc:
+        problems.append(str(exc))
+        return []
+    return labels
+
+
+def _check_arrays(embeddings: np.ndarray, class_index: np.ndarray, n_labels: int, problems: list[str]) -> None:
+    if embeddings.dtype != np.float32 or embeddings.ndim != 2:
+        problems.append(f"embeddings must be float32 (M, D), found {embeddings.dtype} {embeddings.shape}")
     elif not np.isfinite(embeddings).all():
         problems.append("embeddings hold NaN or infinite values")
     if class_index.dtype.kind not in "iu" or class_index.shape != embeddings.shape[:1]:
-        problems.append(f"class_index must be integers of shape ({embeddings.shape[0]},), found {class_index.dtype} {class_index.shape}")
-    elif labels and sorted(set(class_index.tolist())) != list(range(len(labels))):
-        problems.append(f"every one of the {len(labels)} labels needs at least one embedding and no index may exceed them")
-    settings = header.get("settings")
-    if not isinstance(settings, dict) or set(settings) != {"lr", "steps", "head_init", "threshold"}:
-        problems.append(f"settings must hold lr, steps, head_init and threshold, found {settings!r:.80}")
-    raise_if_problems(problems, StateError, f"{path} is not a valid anil-edge state")
+        problems.append(f"class_index must be integers of shape ({embeddings.shape[0]},), "
+                        f"found {class_index.dtype} {class_index.shape}")
+    elif n_labels and sorted(set(class_index.tolist())) != list(range(n_labels)):
+        problems.append(f"every one of the {n_labels} labels needs at least one embedding and no index may exceed them")
+
+
+def _settings(header: dict, problems: list[str]) -> tuple[Adaptation, float]:
+    if header["version"] == 1:
+        s = header.get("settings")
+        s = s if isinstance(s, dict) else {}
+        rule = s.get("head_init")
+        values = {"adaptation_lr": s.get("lr"), "adaptation_steps": s.get("steps"),
+                  "head_init": _V1_HEAD_INITS.get(rule, rule) if isinstance(rule, str) else rule}
+        threshold = s.get("threshold")
+    else:
+        a = header.get("adaptation")
+        values = a if isinstance(a, dict) else {}
+        threshold = header.get("threshold")
+    found = threshold_problems(threshold)
+    try:
+        adaptation = Adaptation(**{k: values.get(k) for k in ("adaptation_lr", "adaptation_steps", "head_init")})
+    except InputError as exc:
+        found.append(str(exc))
+        adaptation = Adaptation()
+    problems.extend(found)
+    return adaptation, float(threshold) if not found else 0.0

@@ -1,7 +1,8 @@
-"""``python -m anil_edge.train ...`` = ``anil-edge train ...`` (also under torchrun)."""
+"""``python -m anil_edge.train`` moved to ``python -m anil_edge train`` (the training stage
+imports nothing from the command line; see the README)."""
 
 import sys
 
-from ..cli.main import main
-
-sys.exit(main(["train", *sys.argv[1:]]))
+print("python -m anil_edge.train is now: python -m anil_edge train ... (or: anil-edge train ...); "
+      "under torchrun: torchrun ... -m anil_edge train ...", file=sys.stderr)
+sys.exit(2)

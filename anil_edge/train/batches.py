@@ -8,6 +8,7 @@ so that training sees exactly what a device will feed the exported backbone.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -16,7 +17,16 @@ import torch.nn.functional as F
 from ..runtime.metadata import Preprocessing
 from .data.image_set import ImageSet
 from .data.tasks import TaskIndices
-from .engines import TaskBatch
+
+
+@dataclass(frozen=True, eq=False)
+class TaskBatch:
+    """A meta-batch of T tasks on the training device, images normalised."""
+
+    support: torch.Tensor  # (T, Ns, C, H, W)
+    support_labels: torch.Tensor  # (T, Ns) int64 in [0, ways)
+    query: torch.Tensor  # (T, Nq, C, H, W)
+    query_labels: torch.Tensor  # (T, Nq)
 
 
 def normalisation_stats(data: ImageSet, invert: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -7,12 +7,14 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ..errors import InputError
+from ..runtime.adaptation import Adaptation, head_init_problems, lr_problems, steps_problems
+from ..runtime.metadata import DataProvenance
 
 DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs")
 ENGINES = ("fast", "l2l")
-TRAIN_HEAD_INITS = ("learned", "zeros", "prototype")
 SCHEDULES = ("constant", "cosine")
 PRECISIONS = ("auto", "fp32", "bf16")
+RENAMED = {"fast_lr": "adaptation_lr"}  # old field name -> new (checkpoints, TOML files, flags)
 
 
 @dataclass(frozen=True)
@@ -39,9 +41,9 @@ class TrainConfig:
     recalibrate_bn: bool = True  # norm="batch": re-estimate BN statistics over training images before validating
     # --- inner loop (ANIL: the head only) ---
     engine: str = "fast"  # "fast": batched closed-form steps; "l2l": learn2learn MAML clone/adapt per task
-    fast_lr: float = 0.5  # inner-loop SGD learning rate
+    adaptation_lr: float = 0.5  # inner-loop SGD learning rate (learn2learn's MAML lr; formerly fast_lr)
     adaptation_steps: int = 5  # inner-loop SGD steps
-    head_init: str = "prototype"  # start of the inner loop: "learned" rows, "zeros" or "prototype" rows
+    head_init: str = "prototype"  # start of the inner loop: "prototype" rows, "zeros" or the "learned" rows
     # --- outer loop ---
     meta_lr: float = 0.003  # Adam learning rate over backbone + head
     meta_batch: int = 8  # tasks per meta-iteration
@@ -65,7 +67,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         problems = []
-        for name, allowed in (("dataset", DATASETS), ("engine", ENGINES), ("head_init", TRAIN_HEAD_INITS),
+        for name, allowed in (("dataset", DATASETS), ("engine", ENGINES),
                               ("schedule", SCHEDULES), ("precision", PRECISIONS), ("norm", ("group", "batch")),
                               ("backbone", ("conv4", "conv4-stride", "resnet12"))):
             if getattr(self, name) not in allowed:
@@ -78,19 +80,30 @@ class TrainConfig:
             problems.append(f"ways must be >= 2, found {self.ways}")
         if self.channels not in (1, 3):
             problems.append(f"channels must be 1 or 3, found {self.channels}")
-        if self.adaptation_steps < 0 or self.fast_lr < 0 or self.meta_lr <= 0:
-            problems.append("adaptation_steps and fast_lr must be >= 0 and meta_lr > 0, found "
-                            f"{self.adaptation_steps}, {self.fast_lr}, {self.meta_lr}")
+        problems += (lr_problems(self.adaptation_lr) + steps_problems(self.adaptation_steps)
+                     + head_init_problems(self.head_init))
+        if self.meta_lr <= 0:
+            problems.append(f"meta_lr must be > 0, found {self.meta_lr}")
         if problems:
             raise InputError("invalid training configuration: " + "; ".join(problems))
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def adaptation(self) -> Adaptation:
+        """The inner loop this config trains with, as exported and deployed."""
+        return Adaptation(self.adaptation_lr, self.adaptation_steps, self.head_init)
+
+    def provenance(self) -> DataProvenance:
+        """The training data and its class split, as recorded in exported models."""
+        return DataProvenance(self.dataset, self.data, self.validation_fraction, self.test_fraction, self.split_seed)
+
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
-        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults."""
+        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults,
+        and the names of earlier releases (:data:`RENAMED`) are read as their new names."""
         known = {f.name for f in fields(cls)}
+        values = {RENAMED.get(k, k): v for k, v in values.items()}
         unknown = sorted(set(values) - known)
         if unknown:
             raise InputError(f"unknown training configuration key(s) {unknown}; expected some of {sorted(known)}")

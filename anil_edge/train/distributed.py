@@ -57,18 +57,7 @@ def init_distributed(device_name: str, timeout_s: float) -> tuple[DistContext, t
     return DistContext(dist.get_rank(), dist.get_world_size(), local_rank), device
 
 
-class MetaLoss(nn.Module):
-    """The meta-loss as one module's forward, so that DistributedDataParallel can wrap it."""
-
-    def __init__(self, model: nn.Module, engine, inner) -> None:
-        super().__init__()
-        self.model, self.engine, self.inner = model, engine, inner
-
-    def forward(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.engine(self.model, batch, self.inner)
-
-
-def wrap_ddp(module: MetaLoss, device: torch.device, unused_parameters: bool) -> nn.Module:
+def wrap_ddp(module: nn.Module, device: torch.device, unused_parameters: bool) -> nn.Module:
     ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=ids, find_unused_parameters=unused_parameters,
                                                broadcast_buffers=False)

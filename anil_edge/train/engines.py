@@ -16,35 +16,21 @@ the task's (``l2l``), which is why deployed models are scored per image.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
+from ..runtime.adaptation import Adaptation
+from .batches import TaskBatch
 from .inner_loop import adapt_heads, head_logits, initial_heads
 from .model import AnilModel
 
-
-@dataclass(frozen=True, eq=False)
-class TaskBatch:
-    """A meta-batch of T tasks on the training device, images normalised."""
-
-    support: torch.Tensor  # (T, Ns, C, H, W)
-    support_labels: torch.Tensor  # (T, Ns) int64 in [0, ways)
-    query: torch.Tensor  # (T, Nq, C, H, W)
-    query_labels: torch.Tensor  # (T, Nq)
+Engine = Callable[[AnilModel, TaskBatch, Adaptation], "tuple[torch.Tensor, torch.Tensor]"]
 
 
-@dataclass(frozen=True)
-class InnerLoop:
-    """How each task adapts the head."""
-
-    lr: float  # SGD learning rate
-    steps: int  # SGD steps
-    head_init: str  # "learned", "zeros" or "prototype"
-
-
-def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
+def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: Adaptation) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean query loss and accuracy over the meta-batch, all tasks batched."""
     T, Ns = batch.support_labels.shape
     Nq = batch.query_labels.shape[1]
@@ -53,19 +39,19 @@ def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tupl
     Es, Eq = E[: T * Ns].view(T, Ns, -1), E[T * Ns :].view(T, Nq, -1)
     ways = model.head.out_features
     W, b = initial_heads(inner.head_init, model.head.weight, model.head.bias, Es, batch.support_labels, ways)
-    W, b = adapt_heads(Es, batch.support_labels, W, b, lr=inner.lr, steps=inner.steps)
+    W, b = adapt_heads(Es, batch.support_labels, W, b, lr=inner.adaptation_lr, steps=inner.adaptation_steps)
     logits = head_logits(Eq, W, b)
     loss = F.cross_entropy(logits.flatten(0, 1), batch.query_labels.flatten())
     return loss, _accuracy(logits, batch.query_labels)
 
 
-def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tuple[torch.Tensor, torch.Tensor]:
+def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: Adaptation) -> tuple[torch.Tensor, torch.Tensor]:
     """The same, task by task through learn2learn's ``MAML(head).clone().adapt()``."""
     from .l2l_import import learn2learn
 
     l2l = learn2learn()
 
-    maml = l2l.algorithms.MAML(model.head, lr=inner.lr, first_order=False)
+    maml = l2l.algorithms.MAML(model.head, lr=inner.adaptation_lr, first_order=False)
     losses, accs = [], []
     for t in range(batch.support_labels.shape[0]):
         ns = batch.support.shape[1]
@@ -73,7 +59,7 @@ def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: InnerLoop) -> tuple
         Es, Eq = E[:ns], E[ns:]
         learner = maml.clone()
         _start(learner, inner.head_init, Es, batch.support_labels[t])
-        for _ in range(inner.steps):
+        for _ in range(inner.adaptation_steps):
             learner.adapt(F.cross_entropy(learner(Es), batch.support_labels[t]))
         logits = learner(Eq)
         losses.append(F.cross_entropy(logits, batch.query_labels[t]))
@@ -92,4 +78,15 @@ def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return (logits.argmax(-1) == labels).float().mean().detach()
 
 
-ENGINES = {"fast": fast_meta_loss, "l2l": l2l_meta_loss}
+ENGINES: dict[str, Engine] = {"fast": fast_meta_loss, "l2l": l2l_meta_loss}
+
+
+class MetaLoss(nn.Module):
+    """An engine's meta-loss as one module's forward, so that DistributedDataParallel can wrap it."""
+
+    def __init__(self, model: AnilModel, engine: Engine, inner: Adaptation) -> None:
+        super().__init__()
+        self.model, self.engine, self.inner = model, engine, inner
+
+    def forward(self, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.engine(self.model, batch, self.inner)

@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from ..errors import InputError
+from ..runtime.adaptation import HEAD_INITS
+
 
 def adapt_heads(
     E: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *, lr: float, steps: int
@@ -47,9 +50,10 @@ def head_logits(E: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tens
 def initial_heads(
     rule: str, W: torch.Tensor, b: torch.Tensor, E: torch.Tensor, y: torch.Tensor, n_classes: int
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each task's starting head, (T, C, D) and (T, C), by the same rules as the runtime's
-    :func:`anil_edge.runtime.head_init.initial_head`, plus ``"learned"`` (the meta-learned rows,
-    for C = ways; for any other C it falls back to ``"mean"``, as a device would).
+    """Each task's starting head, (T, C, D) and (T, C), by the rules of
+    :mod:`anil_edge.runtime.adaptation` (tested against :func:`anil_edge.runtime.episodes.initial_head`).
+    ``"learned"`` starts from the meta-learned rows when C = ways (training tasks), and from
+    their mean for any other C, as a device does.
 
     Args:
         W, b: the meta-learned head (ways, D), (ways,).
@@ -58,14 +62,14 @@ def initial_heads(
     T, _, D = E.shape
     if rule == "learned" and n_classes == W.shape[0]:
         return W.expand(T, n_classes, D), b.expand(T, n_classes)
-    if rule in ("learned", "mean"):
+    if rule == "learned":
         return W.mean(0).expand(T, n_classes, D), b.mean().expand(T, n_classes)
     if rule == "zeros":  # zeros that stay in the graph, so both engines see the same parameters
         return (W.sum() * 0).expand(T, n_classes, D), (b.sum() * 0).expand(T, n_classes)
     if rule == "prototype":
         P = class_means(E, y, n_classes)
         return 2 * P, -(P * P).sum(-1)
-    raise ValueError(f"unknown head initialisation rule {rule!r}")
+    raise InputError(f"head_init must be one of {HEAD_INITS}, found {rule!r}")
 
 
 def class_means(E: torch.Tensor, y: torch.Tensor, n_classes: int) -> torch.Tensor:

@@ -12,14 +12,16 @@ import torch
 
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
-from .batches import BatchMaker
+from .batches import BatchMaker, TaskBatch
 from .bn_stats import recalibrate_batchnorm
 from .config import TrainConfig
 from .data.splits import Split
-from .data.tasks import TaskSampler
-from .distributed import SINGLE, DistContext, MetaLoss, average_gradients, mean_over_ranks, wrap_ddp
-from .engines import ENGINES, InnerLoop, TaskBatch
-from .evaluate import EvalResult, evaluate, sample_tasks
+from .data.task_sampler import TaskSampler
+from .data.tasks import fixed_tasks
+from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks, wrap_ddp
+from .engines import ENGINES, MetaLoss
+from .evaluate import evaluate
+from .scoring import EvalResult
 from .model import AnilModel
 from .streams import TaskStreams
 
@@ -40,10 +42,11 @@ class MetaLoop:
         self.train_maker = BatchMaker(train_set, prep, device)
         self.val_maker = BatchMaker(split.validation, prep, device)
         self.val_ways = min(config.ways, split.validation.n_classes)
-        self.val_tasks = sample_tasks(split.validation, ways=self.val_ways, shots=config.shots,
-                                      queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1)
-        self.inner = InnerLoop(config.fast_lr, config.adaptation_steps, config.head_init)
-        meta_loss = MetaLoss(model, ENGINES[config.engine], self.inner)
+        self.val_tasks = fixed_tasks(split.validation, ways=self.val_ways, shots=config.shots,
+                                     queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1,
+                                     name="validation set")
+        self.adaptation = config.adaptation()
+        meta_loss = MetaLoss(model, ENGINES[config.engine], self.adaptation)
         self.ddp = ctx.world > 1 and config.engine == "fast"
         self.forward = wrap_ddp(meta_loss, device, config.head_init == "prototype") if self.ddp else meta_loss
         self.device = device
@@ -74,4 +77,4 @@ class MetaLoop:
         """Per-image accuracy on the fixed validation tasks (every rank computes the same)."""
         if self.config.recalibrate_bn:
             recalibrate_batchnorm(self.model, self.train_maker, seed=self.config.seed)
-        return evaluate(self.model, self.val_maker, self.val_tasks, self.inner, self.val_ways)
+        return evaluate(self.model, self.val_maker, self.val_tasks, self.adaptation, self.val_ways)

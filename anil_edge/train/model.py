@@ -9,7 +9,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..runtime.metadata import LearnedHead
 from .backbones import BackboneConfig, build_backbone
+from .config import TrainConfig
 
 
 class AnilModel(nn.Module):
@@ -51,3 +53,15 @@ class AnilModel(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_head(self.forward_features(x))
+
+    def learned_head(self) -> LearnedHead:
+        """The meta-learned head as the runtime holds it (float32 numpy, CPU)."""
+        return LearnedHead(self.head.weight.detach().float().cpu().numpy(),
+                           self.head.bias.detach().float().cpu().numpy())
+
+
+def build_model(config: TrainConfig) -> AnilModel:
+    """The model a training config describes (CPU, float32, initial weights)."""
+    backbone = BackboneConfig(config.channels, config.input_size, config.hidden, config.blocks, norm=config.norm,
+                              arch=config.backbone)
+    return AnilModel(backbone, config.ways)

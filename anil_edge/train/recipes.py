@@ -1,7 +1,7 @@
 """Named training recipes: the seed tutorial's, and the changes that lead to the default.
 
 ``SEED`` is learn2learn's ANIL tutorial loop (``examples/vision/anil_fc100.py``: the ``l2l``
-engine, Adam 0.003, fast_lr 0.5, one adaptation step, meta-batch 32, as many query as support
+engine, Adam 0.003, adaptation_lr 0.5, one adaptation step, meta-batch 32, as many query as support
 images, learned head rows, BatchNorm with its batch statistics, no augmentation) applied to
 Omniglot 20-way 1-shot with rotated classes. Each later recipe adds one change; the accuracy
 table in benchmarks/RESULTS.md shows what each buys in deployed (per-image) accuracy.
@@ -13,7 +13,7 @@ from typing import Any
 
 SEED: dict[str, Any] = dict(
     engine="l2l", norm="batch", recalibrate_bn=False, ways=20, shots=1, queries=1, meta_batch=32,
-    fast_lr=0.5, adaptation_steps=1, head_init="learned", meta_lr=0.003, schedule="constant",
+    adaptation_lr=0.5, adaptation_steps=1, head_init="learned", meta_lr=0.003, schedule="constant",
     augment=False, rotations=True, precision="fp32", channels_last=False,
 )
 

@@ -17,7 +17,8 @@ from typing import Any
 
 import torch
 
-from .data.tasks import TaskIndices, TaskSampler
+from .data.task_sampler import TaskSampler
+from .data.tasks import TaskIndices
 
 
 class TaskStreams:

@@ -19,7 +19,6 @@ import torch
 
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
-from .backbones import BackboneConfig
 from .batches import normalisation_stats
 from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
 from .config import TrainConfig
@@ -27,7 +26,7 @@ from .data.splits import Split
 from .distributed import SINGLE, DistContext, barrier, gather_to_main, init_distributed, launched_by_torchrun
 from .loop import MetaLoop
 from .metrics import MetricsLog, plot_curves
-from .model import AnilModel
+from .model import AnilModel, build_model
 
 # Fields that may differ between a run and its resumption (they do not change the optimisation).
 RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data")
@@ -47,12 +46,6 @@ def resolve_device(name: str) -> torch.device:
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise InputError(f"device {name!r} asked for, but this torch build sees no CUDA device")
     return torch.device(name)
-
-
-def build_model(config: TrainConfig) -> AnilModel:
-    backbone = BackboneConfig(config.channels, config.input_size, config.hidden, config.blocks, norm=config.norm,
-                              arch=config.backbone)
-    return AnilModel(backbone, config.ways)
 
 
 def training_model(config: TrainConfig, device: torch.device) -> AnilModel:
@@ -99,7 +92,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     loop = MetaLoop(config, split, prep, model, device, ctx)
     start, best = _restore(out / "last.pt", config, loop, optimizer, schedule) if resume else (0, -1.0)
-    run = _Run(config, loop, optimizer, schedule, prep, out, ctx)
+    writer = CheckpointWriter(config, loop, optimizer, schedule, prep, out, ctx)
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
@@ -116,9 +109,9 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
             records.append({"split": "validation", "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95})
             if result.accuracy > best:
                 best = result.accuracy
-                run.save("best.pt", done, best)
+                writer.save("best.pt", done, best)
         if done % config.checkpoint_every == 0 or done == end:
-            run.save("last.pt", done, best)
+            writer.save("last.pt", done, best)
         if log is not None:
             for r in records:
                 log.write(r)
@@ -133,7 +126,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     return TrainResult(model.eval(), prep, best, out)
 
 
-class _Run:
+class CheckpointWriter:
     """Saves checkpoints: every rank hands its task-stream state to rank 0, which writes."""
 
     def __init__(self, config, loop: MetaLoop, optimizer, schedule, prep: Preprocessing, out: Path,

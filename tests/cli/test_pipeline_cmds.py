@@ -41,7 +41,7 @@ def test_info(run, model):
     assert result.returncode == 0, result.stderr
     assert "embedding  " in result.stdout and "head" in result.stdout and "prototype" in result.stdout
     doc = json.loads(anil_edge("info", root / "run" / model, "--json").stdout)
-    assert doc["training"]["ways"] == 3 and doc["head"]["init"] == "prototype"
+    assert doc["training"]["ways"] == 3 and doc["adaptation"]["head_init"] == "prototype"
 
 
 def test_enroll_extend_remove_predict(run, tmp_path):

@@ -12,7 +12,7 @@ pytest.importorskip("learn2learn")
 pytest.importorskip("onnxruntime")
 
 from anil_edge.errors import InputError, ModelError
-from anil_edge.export.parity import compare, deployed_predictions
+from anil_edge.export.parity import DeployedEmbeddings, compare
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.torchscript_export import read_torchscript_metadata
 from anil_edge.export.trained import load_trained
@@ -21,8 +21,10 @@ from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from anil_edge.train.data.splits import split_by_group
-from anil_edge.train.engines import InnerLoop
-from anil_edge.train.evaluate import embed_images, predict_tasks, sample_tasks
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.metadata_props import metadata_to_props
+from anil_edge.train.data.tasks import fixed_tasks
+from anil_edge.train.evaluate import embed_images, predict_tasks
 from anil_edge.train.trainer import train
 
 from ..train.helpers import glyph_set
@@ -57,17 +59,22 @@ def test_files_and_every_check(exported):
     assert not exported.report.failures and all(c.max_abs <= 1e-4 for c in exported.report.comparisons)
 
 
+def result_config(checkpoint):
+    return load_trained(checkpoint).config
+
+
 def test_metadata_round_trip(trained, exported):
     checkpoint, _, result = trained
     meta = Backbone(exported.onnx, device="cpu").metadata
     payload = load_checkpoint(checkpoint)
     assert meta.preprocessing == result.preprocessing
-    assert (meta.head.init, meta.head.lr, meta.head.steps) == ("prototype", 0.5, 5)
+    assert meta.adaptation == Adaptation(adaptation_lr=0.5, adaptation_steps=5, head_init="prototype")
     assert (meta.training.ways, meta.training.shots) == (4, 1)
-    np.testing.assert_array_equal(meta.head.weight, payload["model"]["head.weight"].numpy())
+    assert meta.training.data == result_config(checkpoint).provenance()
+    np.testing.assert_array_equal(meta.learned_head.weight, payload["model"]["head.weight"].numpy())
     assert meta.embedding_dim == result.model.embedding_dim
     _, ts_meta = read_torchscript_metadata(exported.torchscript)
-    assert ts_meta.to_props() == meta.to_props()
+    assert metadata_to_props(ts_meta) == metadata_to_props(meta)
 
 
 def test_int8_model_is_self_describing_and_close(trained, exported):
@@ -84,11 +91,12 @@ def test_int8_model_is_self_describing_and_close(trained, exported):
 def test_deployed_accuracy_equals_pytorch(trained, exported):
     """ONNX + numpy head steps reproduce the PyTorch meta-test predictions (FP32)."""
     _, split, result = trained
-    tasks = sample_tasks(split.test, ways=4, shots=1, queries=4, tasks=100, seed=3)
+    tasks = fixed_tasks(split.test, ways=4, shots=1, queries=4, tasks=100, seed=3)
     maker = BatchMaker(split.test, result.preprocessing, torch.device("cpu"))
-    inner = InnerLoop(0.5, 5, "prototype")
+    inner = Adaptation(0.5, 5, "prototype")
     torch_preds = predict_tasks(result.model, embed_images(result.model, maker), tasks, inner, 4)
-    report = compare(torch_preds, deployed_predictions(exported.onnx, split.test.images, tasks, 4), tasks.query_labels)
+    deployed = DeployedEmbeddings(exported.onnx, split.test.images).predict(tasks, 4)
+    report = compare(torch_preds, deployed, tasks.query_labels)
     assert report.identical >= 0.99
     assert abs(report.deployed_accuracy - report.torch_accuracy) <= 0.002
 

@@ -11,7 +11,7 @@ import torch
 
 from anil_edge.errors import InputError, ModelError
 from anil_edge.runtime import Backbone
-from anil_edge.runtime.metadata import METADATA_KEY, VERSION_KEY
+from anil_edge.runtime.metadata_props import METADATA_KEY, VERSION_KEY
 from tests.conftest import DIM, GRAY, glyphs
 
 ONNX_TOL = 1e-5  # max abs difference, FP32 onnxruntime vs PyTorch eager
@@ -38,7 +38,8 @@ def test_batching_and_single_images_give_the_same_embeddings(model_path, backbon
 def test_metadata_is_read_from_the_model(backbone):
     meta = backbone.metadata
     assert meta.preprocessing == GRAY and meta.embedding_dim == DIM
-    assert meta.head.init == "mean" and meta.head.steps == 5 and meta.head.weight.shape == (5, DIM)
+    assert meta.adaptation.head_init == "learned" and meta.adaptation.adaptation_steps == 5
+    assert meta.learned_head.weight.shape == (5, DIM)
     assert meta.training.ways == 5 and len(meta.backbone_sha256) == 64
     assert backbone.providers == ["CPUExecutionProvider"]
 
@@ -70,13 +71,17 @@ def edit_doc(edit):
     "mutate, message",
     [
         (lambda p: p.clear(), "carries no anil-edge metadata"),
-        (lambda p: p.update({VERSION_KEY: "99"}), "format version '99'; this runtime reads version 1"),
+        (lambda p: p.update({VERSION_KEY: "99"}), "format version '99'; this runtime reads versions 1, 2"),
         (lambda p: p.update({METADATA_KEY: "{not json"}), "not valid JSON"),
         (edit_doc(lambda d: d.pop("embedding_dim")), "missing field 'embedding_dim'"),
         (edit_doc(lambda d: d["preprocessing"].update(channels="one")), "'preprocessing.channels' must be int"),
-        (edit_doc(lambda d: d["head"].update(init="magic")), "head.init must be one of"),
-        (edit_doc(lambda d: d["head"]["weight"].update(base64="!!")), "head.weight is not a base64"),
+        (edit_doc(lambda d: d["adaptation"].update(head_init="magic")), "adaptation.head_init must be one of"),
+        (edit_doc(lambda d: d["learned_head"]["weight"].update(base64="!!")), "learned_head.weight' is not a base64"),
         (edit_doc(lambda d: d.update(embedding_dim=10)), "head weight/bias must be \\(ways, 10\\)"),
+        (edit_doc(lambda d: d["adaptation"].update(adaptation_steps=10**9)), "adaptation_steps must lie in"),
+        (edit_doc(lambda d: d["adaptation"].update(adaptation_lr=3e38)), "adaptation_lr must be a finite number"),
+        (edit_doc(lambda d: d["preprocessing"].update(input_size=[28.9, 28.2])), "input_size' must be a list of integers"),
+        (edit_doc(lambda d: d["preprocessing"].update(invert="yes")), "'preprocessing.invert' must be bool"),
     ],
 )
 def test_bad_metadata_is_refused(model_path, tmp_path, mutate, message):
@@ -99,11 +104,11 @@ def test_every_metadata_problem_is_listed_at_once(model_path, tmp_path):
 def test_metadata_that_contradicts_the_graph_is_refused(model_path, tmp_path):
     def wrong_dim(d):
         d["embedding_dim"] = 64
-        d["head"]["weight"] = json.loads(json.dumps(d["head"]["weight"]))
+        d["learned_head"]["weight"] = json.loads(json.dumps(d["learned_head"]["weight"]))
         w = np.zeros((5, 64), "<f4")
         import base64
 
-        d["head"]["weight"] = {"dtype": "float32", "shape": [5, 64], "base64": base64.b64encode(w.tobytes()).decode()}
+        d["learned_head"]["weight"] = {"dtype": "float32", "shape": [5, 64], "base64": base64.b64encode(w.tobytes()).decode()}
 
     with pytest.raises(ModelError, match="embedding_dim=64"):
         Backbone(rewrite(model_path, tmp_path, edit_doc(wrong_dim))).embed(np.zeros((28, 28), np.uint8))

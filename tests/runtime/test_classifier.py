@@ -7,7 +7,8 @@ import pytest
 
 from anil_edge.errors import InputError, NotEnrolledError
 from anil_edge.runtime import FewShotClassifier, head
-from anil_edge.runtime.head_init import initial_head
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.episodes import initial_head
 from tests.conftest import DIM, WAYS, glyphs
 
 
@@ -29,7 +30,7 @@ def test_enrolls_any_number_of_classes_and_recognises_new_instances(backbone, n_
     images, labels = glyphs(n_classes, 6, seed=n_classes)
     # The fixture backbone is untrained: its embeddings share a large common component, so
     # gradient steps would fit the 3 supports' noise; the prototype head alone separates them.
-    clf = FewShotClassifier(backbone, head_init="prototype", steps=0)
+    clf = FewShotClassifier(backbone, head_init="prototype", adaptation_steps=0)
     for c in range(n_classes):
         clf.enroll(f"class-{c}", images[labels == c][:3])
     queries = images.reshape(n_classes, 6, 28, 28)[:, 3:].reshape(-1, 28, 28)
@@ -43,12 +44,12 @@ def test_enrolls_any_number_of_classes_and_recognises_new_instances(backbone, n_
 
 def test_head_is_anils_inner_loop_on_the_cached_embeddings(backbone):
     images, labels = glyphs(3, 4, seed=5)
-    clf = FewShotClassifier(backbone, head_init="prototype", lr=0.3, steps=4)
+    clf = FewShotClassifier(backbone, head_init="prototype", adaptation_lr=0.3, adaptation_steps=4)
     for c in range(3):
         clf.enroll(c, images[labels == c])
     E = backbone.embed(images)
     protos = np.stack([E[labels == c].mean(0) for c in range(3)])
-    W0, b0 = initial_head("prototype", backbone.metadata.head, protos)
+    W0, b0 = initial_head(Adaptation(head_init="prototype"), backbone.metadata.learned_head, protos)
     W, b = head.adapt(E, labels, W0, b0, lr=0.3, steps=4)
     got_W, got_b = clf.fit()
     np.testing.assert_allclose(got_W, W, rtol=1e-5, atol=1e-5)
@@ -56,13 +57,13 @@ def test_head_is_anils_inner_loop_on_the_cached_embeddings(backbone):
     np.testing.assert_allclose(W0, 2 * protos, rtol=1e-6)
 
 
-@pytest.mark.parametrize("rule", ["zeros", "mean", "prototype"])
+@pytest.mark.parametrize("rule", ["zeros", "learned", "prototype"])
 def test_head_init_rules(backbone, rule):
     protos = np.random.default_rng(0).normal(size=(7, DIM)).astype(np.float32)
-    W, b = initial_head(rule, backbone.metadata.head, protos)
+    W, b = initial_head(Adaptation(head_init=rule), backbone.metadata.learned_head, protos)
     assert W.shape == (7, DIM) and b.shape == (7,) and W.dtype == np.float32
-    if rule == "mean":
-        np.testing.assert_allclose(W[3], backbone.metadata.head.weight.mean(0), rtol=1e-6)
+    if rule == "learned":  # a device's classes share no order with the training ways: the mean row
+        np.testing.assert_allclose(W[3], backbone.metadata.learned_head.weight.mean(0), rtol=1e-6)
     if rule == "zeros":
         assert not W.any() and not b.any()
 
@@ -93,7 +94,7 @@ def test_unknown_below_threshold(backbone):
     predictions = clf.predict(images)
     unknown = [p for p in predictions if p.label is None]
     assert 1 <= len(unknown) < len(predictions)
-    assert all(p.best_label in clf.labels and p.probability < clf.settings.threshold for p in unknown)
+    assert all(p.best_label in clf.labels and p.probability < clf.threshold for p in unknown)
 
 
 def test_bad_enrollment_and_prediction_are_clear_errors(backbone):

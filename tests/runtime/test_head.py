@@ -143,8 +143,11 @@ def test_extreme_logits_stay_finite():
         (dict(E=np.zeros((0, 8), np.float32), y=np.zeros(0, int)), "no examples"),
         (dict(E=np.zeros(8, np.float32)), "must have 2 or 3 dimensions"),
         (dict(lr=float("nan")), "lr must be a finite number"),
-        (dict(steps=-1), "steps must be an integer >= 0"),
-        (dict(steps=2.5), "steps must be an integer >= 0"),
+        (dict(lr="0.5"), "lr must be a number, found str"),
+        (dict(steps=-1), "steps must lie in [0, 1000]"),
+        (dict(steps=10**9), "steps must lie in [0, 1000]"),
+        (dict(steps=2.5), "steps must be an integer, found float"),
+        (dict(steps=True), "steps must be an integer, found bool"),
     ],
 )
 def test_bad_inputs_raise_clear_errors(change, message):

@@ -18,7 +18,7 @@ from tests.conftest import glyphs
 @pytest.fixture
 def enrolled(backbone):
     images, labels = glyphs(3, 4, seed=21)
-    clf = FewShotClassifier(backbone, threshold=0.3, lr=0.25, steps=3, head_init="prototype")
+    clf = FewShotClassifier(backbone, threshold=0.3, adaptation_lr=0.25, adaptation_steps=3, head_init="prototype")
     for c in range(3):
         clf.enroll(f"person {c}", images[labels == c])
     return clf, images
@@ -27,13 +27,13 @@ def enrolled(backbone):
 @pytest.mark.parametrize("label_kind", [str, int])
 def test_round_trip_restores_labels_settings_and_predictions(backbone, tmp_path, label_kind):
     images, labels = glyphs(3, 4, seed=22)
-    clf = FewShotClassifier(backbone, threshold=0.3, lr=0.25, steps=3)
+    clf = FewShotClassifier(backbone, threshold=0.3, adaptation_lr=0.25, adaptation_steps=3)
     for c in (2, 0, 1):
         clf.enroll(label_kind(c), images[labels == c])
     clf.save(tmp_path / "s.npz")
     again = FewShotClassifier.load(tmp_path / "s.npz", backbone)
     assert again.labels == clf.labels and all(type(x) is label_kind for x in again.labels)
-    assert again.settings == clf.settings and again.support_counts() == clf.support_counts()
+    assert again.adaptation == clf.adaptation and again.threshold == clf.threshold and again.support_counts() == clf.support_counts()
     np.testing.assert_array_equal(again.predict_proba(images), clf.predict_proba(images))
 
 
@@ -43,7 +43,7 @@ def test_state_is_plain_npz_without_pickle(enrolled, tmp_path):
     with np.load(tmp_path / "s.npz", allow_pickle=False) as archive:
         assert sorted(archive.files) == ["class_index", "embeddings", "header"]
         header = json.loads(archive["header"].tobytes())
-    assert header["format"] == "anil-edge-state" and header["version"] == 1
+    assert header["format"] == "anil-edge-state" and header["version"] == 2
     assert header["backbone_sha256"] == clf.backbone.metadata.backbone_sha256
 
 
@@ -135,8 +135,15 @@ def test_pickled_and_inconsistent_contents_are_refused(enrolled, tmp_path):
         (dict(good, header=with_header(labels=["a", "a", "b"])), "distinct labels"),
         (dict(good, header=with_header(labels=["a", 1, "b"])), "labels of mixed types"),
         (dict(good, class_index=np.zeros_like(good["class_index"])), "every one of the 3 labels needs"),
-        (dict(good, embeddings=good["embeddings"][:, :5]), "embeddings must be float32"),
-        (dict(good, header=with_header(settings={**header["settings"], "steps": -2})), "invalid adaptation settings"),
+        (dict(good, embeddings=good["embeddings"][:, :5]), "expected \\(M, 32\\)"),
+        (dict(good, embeddings=good["embeddings"].astype(np.float64)), "embeddings must be float32"),
+        (dict(good, header=with_header(adaptation={**header["adaptation"], "adaptation_steps": -2})),
+         "adaptation_steps must lie in"),
+        (dict(good, header=with_header(adaptation={**header["adaptation"], "adaptation_steps": 10**9})),
+         "adaptation_steps must lie in"),
+        (dict(good, header=with_header(adaptation={**header["adaptation"], "adaptation_lr": 3e38})),
+         "adaptation_lr must be a finite number"),
+        (dict(good, header=with_header(threshold="0.5")), "threshold must be a number"),
     ]
     for k, (members, message) in enumerate(cases):
         write_npz(tmp_path / f"bad{k}.npz", **members)
@@ -148,3 +155,19 @@ def test_unwritable_destination_is_a_clear_error(enrolled, tmp_path):
     clf, _ = enrolled
     with pytest.raises(StateError, match="cannot write the state file"):
         clf.save(tmp_path / "no" / "such" / "dir" / "s.npz")
+
+
+def test_a_state_written_by_release_0_1_still_loads_and_predicts_the_same():
+    """tests/data/v1_*: a model (metadata format 1) and a state (version 1) written by anil-edge
+    0.1.0, with the probabilities it predicted for the saved queries."""
+    from pathlib import Path
+
+    from anil_edge.runtime import Backbone
+
+    data = Path(__file__).parents[1] / "data"
+    backbone = Backbone(data / "v1_model.onnx")
+    clf = FewShotClassifier.load(data / "v1_state.npz", backbone)
+    assert clf.labels == ["class0", "class1", "class2"] and clf.threshold == 0.25
+    assert (clf.adaptation.head_init, clf.adaptation.adaptation_steps) == ("learned", 3)  # 0.1's "mean"
+    expected = np.load(data / "v1_probabilities.npy")
+    np.testing.assert_allclose(clf.predict_proba(np.load(data / "v1_queries.npy")), expected, rtol=1e-5, atol=1e-6)

@@ -41,7 +41,7 @@ def test_runtime_enrolls_and_predicts_without_torch(model_path, tmp_path):
         import json, numpy as np
         import anil_edge.runtime as rt
         bb = rt.Backbone({str(model_path)!r})
-        clf = rt.FewShotClassifier(bb, head_init="prototype", steps=0)
+        clf = rt.FewShotClassifier(bb, head_init="prototype", adaptation_steps=0)
         a, b = np.load({str(tmp_path / "images.npy")!r}).reshape(2, 3, 28, 28)
         clf.enroll("a", a)
         clf.enroll("b", b)

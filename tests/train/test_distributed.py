@@ -31,7 +31,7 @@ def _free_port() -> int:
 def torchrun(*args) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "anil_edge.train", *map(str, args)]
+           "-m", "anil_edge", "train", *map(str, args)]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
 
 
@@ -101,7 +101,7 @@ def test_a_dead_rank_ends_the_job(data, tmp_path):
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", f"--master_port={_free_port()}",
-           "-m", "anil_edge.train", *map(str, COMMON), "--iterations", "100000", "--eval-every", "100000",
+           "-m", "anil_edge", "train", *map(str, COMMON), "--iterations", "100000", "--eval-every", "100000",
            "--checkpoint-every", "100000", "--dist-timeout", "30", "--data", str(data), "--out-dir", str(tmp_path)]
     job = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     try:
@@ -115,11 +115,11 @@ def test_a_dead_rank_ends_the_job(data, tmp_path):
         if job.poll() is None:
             job.kill()
     assert job.returncode != 0
-    assert "anil_edge.train FAILED" in stderr or "ChildFailedError" in stderr
+    assert "anil_edge FAILED" in stderr or "ChildFailedError" in stderr
 
 
 def _rank_pid(rank: int) -> int:
-    """The process whose environment says RANK=<rank> and that runs anil_edge.train."""
+    """The process whose environment says RANK=<rank> and that runs ``-m anil_edge train``."""
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -128,6 +128,6 @@ def _rank_pid(rank: int) -> int:
             cmdline = open(f"/proc/{entry}/cmdline", "rb").read()
         except OSError:
             continue
-        if f"RANK={rank}".encode() in environ and b"anil_edge.train" in cmdline and b"torch.distributed.run" not in cmdline:
+        if f"RANK={rank}".encode() in environ and b"anil_edge\0train" in cmdline and b"torch.distributed.run" not in cmdline:
             return int(entry)
     raise AssertionError(f"no process for rank {rank}")

@@ -8,7 +8,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 
 from anil_edge.train.backbones import BackboneConfig
-from anil_edge.train.engines import InnerLoop, TaskBatch, fast_meta_loss, l2l_meta_loss
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.train.batches import TaskBatch
+from anil_edge.train.engines import fast_meta_loss, l2l_meta_loss
 from anil_edge.train.model import AnilModel
 
 TOL = 1e-5  # relative, normwise per parameter tensor (float32)
@@ -45,7 +47,7 @@ def _loss_and_grads(engine, model, batch, inner):
 def test_fast_engine_matches_learn2learn(norm, head_init):
     """float32: loss and the whole meta-gradient within 1e-5 (normwise, relative)."""
     model, batch = _model(norm), _batch()
-    inner = InnerLoop(lr=0.4, steps=3, head_init=head_init)
+    inner = Adaptation(adaptation_lr=0.4, adaptation_steps=3, head_init=head_init)
     fast = _loss_and_grads(fast_meta_loss, model, batch, inner)
     ref = _loss_and_grads(l2l_meta_loss, model, batch, inner)
     assert fast[0] == pytest.approx(ref[0], rel=TOL)
@@ -60,7 +62,7 @@ def test_fast_engine_matches_learn2learn_per_tensor_in_float64(head_init):
     torch.set_default_dtype(torch.float64)
     try:
         model, batch = _model("group"), _batch()
-        inner = InnerLoop(lr=0.4, steps=3, head_init=head_init)
+        inner = Adaptation(adaptation_lr=0.4, adaptation_steps=3, head_init=head_init)
         fast = _loss_and_grads(fast_meta_loss, model, batch, inner)
         ref = _loss_and_grads(l2l_meta_loss, model, batch, inner)
     finally:
@@ -76,7 +78,7 @@ def test_fast_engine_matches_learn2learn_per_tensor_in_float64(head_init):
 
 def test_chunked_backbone_is_the_same_function():
     model, batch = _model("group"), _batch()
-    inner = InnerLoop(lr=0.4, steps=2, head_init="prototype")
+    inner = Adaptation(adaptation_lr=0.4, adaptation_steps=2, head_init="prototype")
     whole = _loss_and_grads(fast_meta_loss, model, batch, inner)
     model.chunk = 7
     chunked = _loss_and_grads(fast_meta_loss, model, batch, inner)

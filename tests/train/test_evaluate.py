@@ -1,4 +1,5 @@
-"""Meta-test scoring: the confidence interval, and training-time vs runtime head adaptation."""
+"""Meta-test scoring: the confidence interval, and the training engines' inner loop against the
+runtime's episode (the code every reported accuracy runs)."""
 
 from __future__ import annotations
 
@@ -6,16 +7,16 @@ import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch")
-pytest.importorskip("learn2learn")
 
-from anil_edge.runtime import head as np_head
-from anil_edge.runtime.head_init import initial_head
-from anil_edge.runtime.metadata import HeadSettings
-from anil_edge.train.batches import BatchMaker
-from anil_edge.train.engines import InnerLoop
-from anil_edge.train.evaluate import evaluate, evaluate_transductive, sample_tasks, score_embedded, summarise
-from anil_edge.train.model import AnilModel
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.episodes import fit_head, predict_episodes
 from anil_edge.train.backbones import BackboneConfig
+from anil_edge.train.batches import BatchMaker
+from anil_edge.train.data.tasks import fixed_tasks
+from anil_edge.train.evaluate import evaluate, evaluate_transductive
+from anil_edge.train.inner_loop import adapt_heads, initial_heads
+from anil_edge.train.model import AnilModel
+from anil_edge.train.scoring import summarise
 
 from .helpers import OMNI_PREP, glyph_set
 
@@ -29,37 +30,49 @@ def test_confidence_interval_is_the_standard_one():
 
 
 @pytest.mark.parametrize("rule", ["prototype", "zeros", "learned"])
-def test_training_scores_equal_the_runtime_head(rule):
-    """Per-task accuracy from the torch evaluation = numpy runtime's head steps on the same embeddings."""
+@pytest.mark.parametrize("n_classes", [3, 4])
+def test_training_inner_loop_equals_the_runtime_episode(rule, n_classes):
+    """The fast engine's heads (torch, differentiable) = the runtime's episode heads, for C = ways
+    and C ≠ ways. Only ``learned`` with C = ways differs by design: training starts from the rows
+    themselves, a device (any C, any class order) from their mean."""
     torch.manual_seed(0)
-    model = AnilModel(BackboneConfig(1, 28, 8, 2, norm="group", groups=4), ways=4).eval()
+    model = AnilModel(BackboneConfig(1, 28, 8, 2, norm="group", groups=4), ways=4)
+    adaptation = Adaptation(0.3, 4, rule)
+    E = torch.randn(5, n_classes * 2, model.embedding_dim) * 0.3
+    y = torch.arange(n_classes).repeat_interleave(2).repeat(5, 1)
+    W0, b0 = initial_heads(rule, model.head.weight.detach(), model.head.bias.detach(), E, y, n_classes)
+    W, b = adapt_heads(E, y, W0, b0, lr=0.3, steps=4)
+    if rule == "learned" and n_classes == 4:
+        torch.testing.assert_close(W0[0], model.head.weight.detach())
+        return
+    W_np, b_np = fit_head(E.numpy(), y.numpy(), n_classes, adaptation, model.learned_head())
+    np.testing.assert_allclose(W.numpy(), W_np, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(b.numpy(), b_np, rtol=1e-5, atol=1e-6)
+
+
+def test_evaluate_scores_the_runtime_episode_on_per_image_embeddings():
+    torch.manual_seed(0)
+    model = AnilModel(BackboneConfig(1, 28, 8, 2, norm="group", groups=4), ways=3).eval()
     data = glyph_set(n_classes=6, per_class=6)
-    tasks = sample_tasks(data, ways=3, shots=2, queries=3, tasks=20, seed=0)  # 3 ≠ 4 ways: "learned" → mean
-    E = torch.randn(data.images.shape[0], model.embedding_dim) * 0.2
-    inner = InnerLoop(lr=0.3, steps=4, head_init=rule)
-    result = score_embedded(model, E, tasks, inner, ways=3)
-    settings = HeadSettings("mean", 0.3, 4, model.head.weight.detach().numpy(), model.head.bias.detach().numpy())
-    runtime_rule = {"learned": "mean"}.get(rule, rule)  # deployed rule, also for C = ways
-    expected = []
-    for t in range(20):
-        Es, Eq = E[tasks.support[t]].numpy(), E[tasks.query[t]].numpy()
-        ys, yq = tasks.support_labels[t], tasks.query_labels[t]
-        protos = np.stack([Es[ys == c].mean(0) for c in range(3)])
-        W, b = initial_head(runtime_rule, settings, protos)
-        W, b = np_head.adapt(Es, ys, W, b, lr=0.3, steps=4)
-        expected.append(float(np_head.accuracy(Eq, yq, W, b)))
-    np.testing.assert_allclose(result.per_task, expected, atol=1e-6)
+    tasks = fixed_tasks(data, ways=3, shots=1, queries=3, tasks=10, seed=1)
+    maker = BatchMaker(data, OMNI_PREP, torch.device("cpu"))
+    adaptation = Adaptation(0.5, 3, "prototype")
+    result = evaluate(model, maker, tasks, adaptation, 3)
+    with torch.no_grad():
+        E = torch.cat([model.forward_features(maker.images(np.array([i]))) for i in range(len(data.images))]).numpy()
+    preds = predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, 3, adaptation, model.learned_head())
+    np.testing.assert_allclose(result.per_task, (preds == tasks.query_labels).mean(-1))
 
 
 def test_per_image_and_transductive_agree_without_batch_statistics():
     torch.manual_seed(0)
     model = AnilModel(BackboneConfig(1, 28, 8, 2, norm="group", groups=4), ways=3)
     data = glyph_set(n_classes=6, per_class=6)
-    tasks = sample_tasks(data, ways=3, shots=1, queries=3, tasks=10, seed=1)
+    tasks = fixed_tasks(data, ways=3, shots=1, queries=3, tasks=10, seed=1)
     maker = BatchMaker(data, OMNI_PREP, torch.device("cpu"))
-    inner = InnerLoop(lr=0.5, steps=3, head_init="prototype")
-    a = evaluate(model, maker, tasks, inner, 3)
-    b = evaluate_transductive(model, maker, tasks, inner, 3)
+    adaptation = Adaptation(0.5, 3, "prototype")
+    a = evaluate(model, maker, tasks, adaptation, 3)
+    b = evaluate_transductive(model, maker, tasks, adaptation, 3)
     np.testing.assert_allclose(a.per_task, b.per_task)
     assert model.training  # restored
 
@@ -69,9 +82,9 @@ def test_transductive_scoring_leaves_batchnorm_statistics_alone():
     model = AnilModel(BackboneConfig(1, 28, 8, 2, norm="batch"), ways=3).eval()
     before = {k: v.clone() for k, v in model.state_dict().items()}
     data = glyph_set(n_classes=6, per_class=6)
-    tasks = sample_tasks(data, ways=3, shots=1, queries=3, tasks=4, seed=1)
+    tasks = fixed_tasks(data, ways=3, shots=1, queries=3, tasks=4, seed=1)
     evaluate_transductive(model, BatchMaker(data, OMNI_PREP, torch.device("cpu")), tasks,
-                          InnerLoop(0.5, 2, "prototype"), 3)
+                          Adaptation(0.5, 2, "prototype"), 3)
     for k, v in model.state_dict().items():
         torch.testing.assert_close(v, before[k], rtol=0, atol=0)
     assert not model.training

@@ -60,8 +60,8 @@ def test_kill_and_resume_equals_an_uninterrupted_run(split, tmp_path, engine):
 
 def test_resume_refuses_another_configuration(split, tmp_path):
     train(tiny_config(tmp_path), split, stop_after=2)
-    with pytest.raises(InputError, match="fast_lr: checkpoint 0.5, now 0.1"):
-        train(tiny_config(tmp_path, fast_lr=0.1), split, resume=True)
+    with pytest.raises(InputError, match="adaptation_lr: checkpoint 0.5, now 0.1"):
+        train(tiny_config(tmp_path, adaptation_lr=0.1), split, resume=True)
 
 
 def test_checkpoint_errors(tmp_path):

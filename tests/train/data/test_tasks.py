@@ -1,4 +1,4 @@
-"""Image sets, group splits and learn2learn task sampling."""
+"""Image sets, group splits, learn2learn's training tasks and the fixed numpy evaluation tasks."""
 
 from __future__ import annotations
 
@@ -11,7 +11,8 @@ pytest.importorskip("torch")
 
 from anil_edge.errors import InputError
 from anil_edge.train.data.splits import split_by_group
-from anil_edge.train.data.tasks import TaskSampler, seeded_random
+from anil_edge.train.data.task_sampler import TaskSampler
+from anil_edge.train.data.tasks import fixed_tasks
 
 from ..helpers import glyph_set
 
@@ -43,11 +44,19 @@ def test_group_split_errors():
         split_by_group(glyph_set(n_groups=2))
 
 
-def test_tasks_are_class_major_and_disjoint():
-    data = glyph_set(n_classes=10, per_class=6)
-    sampler = TaskSampler(data, ways=5, shots=2, queries=3)
+def _learn2learn_tasks(data, n, **shape):
     random.seed(0)
-    tasks = sampler.sample(4)
+    return TaskSampler(data, **shape).sample(n)
+
+
+def _fixed(data, n, **shape):
+    return fixed_tasks(data, tasks=n, seed=0, **shape)
+
+
+@pytest.mark.parametrize("draw", [_learn2learn_tasks, _fixed])
+def test_tasks_are_class_major_and_disjoint(draw):
+    data = glyph_set(n_classes=10, per_class=6)
+    tasks = draw(data, 4, ways=5, shots=2, queries=3)
     assert tasks.support.shape == (4, 10) and tasks.query.shape == (4, 15)
     np.testing.assert_array_equal(tasks.support_labels[0], np.repeat(np.arange(5), 2))
     np.testing.assert_array_equal(tasks.query_labels[0], np.repeat(np.arange(5), 3))
@@ -59,23 +68,39 @@ def test_tasks_are_class_major_and_disjoint():
             assert len(classes) == 1
 
 
-def test_seeded_sampling_repeats_and_restores_the_stream():
+def test_fixed_tasks_repeat_for_a_seed_and_leave_global_state_alone():
     data = glyph_set(n_classes=10, per_class=6)
-    sampler = TaskSampler(data, ways=5, shots=1, queries=1)
     random.seed(1)
-    with seeded_random(7):
-        a = sampler.sample(3)
-    after = random.random()
+    np.random.seed(1)
+    a = fixed_tasks(data, ways=5, shots=1, queries=1, tasks=3, seed=7)
+    after = random.random(), np.random.random()
     random.seed(1)
-    with seeded_random(7):
-        b = sampler.sample(3)
+    np.random.seed(1)
+    b = fixed_tasks(data, ways=5, shots=1, queries=1, tasks=3, seed=7)
     np.testing.assert_array_equal(a.support, b.support)
-    assert random.random() == after
+    np.testing.assert_array_equal(a.query, b.query)
+    assert (random.random(), np.random.random()) == after
+    assert not np.array_equal(a.support, fixed_tasks(data, ways=5, shots=1, queries=1, tasks=3, seed=8).support)
 
 
-def test_sampler_errors_say_what_is_missing():
+def test_fixed_tasks_draw_classes_and_images_as_learn2learn_does():
+    """Both samplers pick classes, and images within a class, uniformly: every class and every
+    image is drawn about equally often (a chi-square bound at p ≈ 0.001 on each count vector)."""
+    data = glyph_set(n_classes=8, per_class=5)
+    n = 600
+    for tasks in (_learn2learn_tasks(data, n, ways=3, shots=1, queries=1), _fixed(data, n, ways=3, shots=1, queries=1)):
+        picked = np.concatenate([tasks.support.ravel(), tasks.query.ravel()])
+        for counts, cells in ((np.bincount(data.labels[tasks.support[:, ::1]].ravel(), minlength=8), 8),
+                              (np.bincount(picked, minlength=40), 40)):
+            expected = counts.sum() / cells
+            chi2 = ((counts - expected) ** 2 / expected).sum()
+            assert chi2 < cells - 1 + 4 * np.sqrt(2 * (cells - 1)), (counts, chi2)
+
+
+@pytest.mark.parametrize("draw", [lambda d, **k: TaskSampler(d, **k), lambda d, **k: fixed_tasks(d, tasks=1, seed=0, **k)])
+def test_sampler_errors_say_what_is_missing(draw):
     data = glyph_set(n_classes=4, per_class=3)
     with pytest.raises(InputError, match="5-way tasks need 5 classes, found 4"):
-        TaskSampler(data, ways=5, shots=1, queries=1)
+        draw(data, ways=5, shots=1, queries=1)
     with pytest.raises(InputError, match="fewer than shots \\+ queries = 4"):
-        TaskSampler(data, ways=2, shots=1, queries=3)
+        draw(data, ways=2, shots=1, queries=3)

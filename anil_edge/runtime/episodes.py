@@ -1,0 +1,81 @@
+"""ANIL's test-time episode, once, for one task or a batch of tasks (Raghu et al., 2019).
+
+Support embeddings → class means → the starting head (by the :class:`Adaptation`'s rule) →
+``adaptation_steps`` closed-form SGD steps (:func:`anil_edge.runtime.head.adapt`) → query
+probabilities. :class:`~anil_edge.runtime.classifier.FewShotClassifier`, ``anil-edge evaluate``,
+``bench deployed`` and the export's parity check all run this module, so every accuracy figure
+measures the code a device runs. The training engines (torch, differentiable) are tested
+against it.
+
+Shapes: one task is ``E`` (N, D), ``y`` (N,); a batch of T tasks adds a leading axis,
+``E`` (T, N, D), ``y`` (T, N). ``y`` holds class indices in [0, C).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import InputError
+from . import head
+from .adaptation import Adaptation
+from .metadata import LearnedHead
+from .validation import check_labels
+
+
+def class_means(E: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
+    """Mean embedding of each class: (C, D), or (T, C, D). Every class needs an example."""
+    onehot = (y[..., None, :] == np.arange(n_classes)[:, None]).astype(np.float32)  # (…, C, N)
+    counts = onehot.sum(axis=-1, keepdims=True)
+    if (counts == 0).any():
+        raise InputError(f"every one of the {n_classes} classes needs at least one support example")
+    return (onehot @ E) / counts
+
+
+def initial_head(adaptation: Adaptation, learned: LearnedHead, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The head each task starts from, for classes whose mean embeddings are ``means`` (…, C, D).
+
+    Returns ``W`` (…, C, D) and ``b`` (…, C) float32. On a device ``"learned"`` starts every row
+    from the mean learned row: enrolled classes share no order with the training ways.
+    """
+    rule = adaptation.head_init
+    if rule == "prototype":
+        return 2 * means, -np.einsum("...cd,...cd->...c", means, means)
+    if rule == "zeros":
+        return np.zeros_like(means), np.zeros(means.shape[:-1], np.float32)
+    row = learned.weight.mean(axis=0, dtype=np.float32)
+    return np.broadcast_to(row, means.shape).copy(), np.full(means.shape[:-1], learned.bias.mean(dtype=np.float32))
+
+
+def fit_head(E: np.ndarray, y: np.ndarray, n_classes: int, adaptation: Adaptation,
+             learned: LearnedHead) -> tuple[np.ndarray, np.ndarray]:
+    """The head adapted to the support set ``(E, y)``: ``W`` (…, C, D), ``b`` (…, C)."""
+    E = np.asarray(E, dtype=np.float32)
+    y = check_labels(y, E, n_classes)
+    W0, b0 = initial_head(adaptation, learned, class_means(E, y, n_classes))
+    return head.adapt(E, y, W0, b0, lr=adaptation.adaptation_lr, steps=adaptation.adaptation_steps)
+
+
+def episode_probabilities(E_support: np.ndarray, y_support: np.ndarray, E_query: np.ndarray, n_classes: int,
+                          adaptation: Adaptation, learned: LearnedHead) -> np.ndarray:
+    """Query probabilities (…, Q, C) after adapting the head on the support set."""
+    W, b = fit_head(E_support, y_support, n_classes, adaptation, learned)
+    return head.predict_proba(E_query, W, b)
+
+
+def predict_episodes(embeddings: np.ndarray, support: np.ndarray, support_labels: np.ndarray, query: np.ndarray,
+                     n_classes: int, adaptation: Adaptation, learned: LearnedHead,
+                     chunk: int = 256) -> np.ndarray:
+    """Query predictions (T, Q) of T tasks given as indices into cached ``embeddings`` (M, D).
+
+    Args:
+        support, support_labels: (T, N) image indices and their classes in [0, n_classes).
+        query: (T, Q) image indices.
+        chunk: tasks adapted together (bounds memory; results do not depend on it).
+    """
+    out = []
+    for i in range(0, support.shape[0], chunk):
+        part = slice(i, i + chunk)
+        P = episode_probabilities(embeddings[support[part]], support_labels[part], embeddings[query[part]],
+                                  n_classes, adaptation, learned)
+        out.append(np.argmax(P, axis=-1))
+    return np.concatenate(out) if out else np.zeros((0, query.shape[1]), np.int64)
