@@ -23,7 +23,7 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--queries", type=int, default=15, help="query images per class (default: 15)")
     p.add_argument("--tasks", type=int, default=600, help="tasks (default: 600)")
     p.add_argument("--seed", type=int, default=1234, help="task sampling seed (default: 1234)")
-    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p.add_argument("--json", action="store_true", help="print the result as JSON (with every task's accuracy)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     result = score(predict(embeddings, tasks), tasks)
     if args.json:
         print(json.dumps({"model": args.model, "ways": args.ways, "shots": args.shots, "tasks": result.tasks,
-                          "accuracy": result.accuracy, "ci95": result.ci95}))
+                          "accuracy": result.accuracy, "ci95": result.ci95, "per_task": result.per_task.tolist()}))
     else:
         print(f"{args.ways}-way {args.shots}-shot on {args.split} classes: {result}")
     return 0

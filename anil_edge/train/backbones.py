@@ -17,41 +17,13 @@ With ``norm="batch"`` the deployed model uses BatchNorm's running statistics (ev
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import nn
 
-NORMS = ("batch", "group")
-ARCHS = ("conv4", "conv4-stride", "resnet12")
+from .backbone_config import ARCHS, NORMS, BackboneConfig, make_norm, probe_dim
+from .resnet12 import ResNet12Backbone
 
-
-@dataclass(frozen=True)
-class BackboneConfig:
-    """Architecture of a backbone."""
-
-    channels: int = 1  # input channels: 1 grayscale, 3 RGB
-    input_size: int = 28  # input height = width in pixels
-    hidden: int = 64  # conv4*: feature maps per conv block
-    blocks: int = 4  # conv4*: conv blocks, each halving the resolution
-    norm: str = "batch"  # "batch": BatchNorm (learn2learn's); "group": GroupNorm, per image
-    groups: int = 8  # GroupNorm groups (norm="group"); must divide every layer's width
-    arch: str = "conv4"  # "conv4", "conv4-stride" or "resnet12"
-
-    def __post_init__(self) -> None:
-        if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, found {self.norm!r}")
-        if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, found {self.arch!r}")
-        if self.norm == "group" and self.arch != "resnet12" and self.hidden % self.groups:
-            raise ValueError(f"groups={self.groups} must divide hidden={self.hidden}")
-
-
-def make_norm(config: BackboneConfig, width: int) -> nn.Module:
-    if config.norm == "group":
-        return nn.GroupNorm(config.groups, width)
-    return nn.BatchNorm2d(width)
-
+__all__ = ["ARCHS", "NORMS", "BackboneConfig", "CNN4Backbone", "ConvBlock", "ResNet12Backbone", "build_backbone"]
 
 class ConvBlock(nn.Module):
     """3×3 conv → norm → ReLU → 2×2 max-pool (or a stride-2 conv and no pooling)."""
@@ -85,20 +57,8 @@ class CNN4Backbone(nn.Module):
         return x.flatten(1) if self.flatten else x.mean(dim=(2, 3))
 
 
-def probe_dim(backbone: nn.Module, config: BackboneConfig) -> int:
-    """Embedding size, from one eval-mode forward of a blank image."""
-    was_training = backbone.training
-    backbone.eval()
-    with torch.no_grad():
-        dim = backbone(torch.zeros(1, config.channels, config.input_size, config.input_size)).shape[1]
-    backbone.train(was_training)
-    return int(dim)
-
-
 def build_backbone(config: BackboneConfig) -> nn.Module:
     """The backbone an architecture name stands for; every one has ``embedding_dim``."""
     if config.arch == "resnet12":
-        from .resnet12 import ResNet12Backbone
-
         return ResNet12Backbone(config)
     return CNN4Backbone(config)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import BackboneConfig, make_norm, probe_dim
+from .backbone_config import BackboneConfig, make_norm, probe_dim
 
 WIDTHS = (64, 160, 320, 640)
 

@@ -1,0 +1,48 @@
+"""A backbone's architecture (:class:`BackboneConfig`) and the pieces every backbone shares."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+NORMS = ("batch", "group")
+ARCHS = ("conv4", "conv4-stride", "resnet12")
+
+
+@dataclass(frozen=True)
+class BackboneConfig:
+    """Architecture of a backbone."""
+
+    channels: int = 1  # input channels: 1 grayscale, 3 RGB
+    input_size: int = 28  # input height = width in pixels
+    hidden: int = 64  # conv4*: feature maps per conv block
+    blocks: int = 4  # conv4*: conv blocks, each halving the resolution
+    norm: str = "batch"  # "batch": BatchNorm (learn2learn's); "group": GroupNorm, per image
+    groups: int = 8  # GroupNorm groups (norm="group"); must divide every layer's width
+    arch: str = "conv4"  # "conv4", "conv4-stride" or "resnet12"
+
+    def __post_init__(self) -> None:
+        if self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {NORMS}, found {self.norm!r}")
+        if self.arch not in ARCHS:
+            raise ValueError(f"arch must be one of {ARCHS}, found {self.arch!r}")
+        if self.norm == "group" and self.arch != "resnet12" and self.hidden % self.groups:
+            raise ValueError(f"groups={self.groups} must divide hidden={self.hidden}")
+
+
+def make_norm(config: BackboneConfig, width: int) -> nn.Module:
+    if config.norm == "group":
+        return nn.GroupNorm(config.groups, width)
+    return nn.BatchNorm2d(width)
+
+
+def probe_dim(backbone: nn.Module, config: BackboneConfig) -> int:
+    """Embedding size, from one eval-mode forward of a blank image."""
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        dim = backbone(torch.zeros(1, config.channels, config.input_size, config.input_size)).shape[1]
+    backbone.train(was_training)
+    return int(dim)

@@ -1,0 +1,61 @@
+"""``anil-edge evaluate model.onnx`` runs on a device install (no torch, no onnx) and its numbers
+are the deployed classifier's, task by task."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from anil_edge.runtime import Backbone, FewShotClassifier
+from anil_edge.runtime.metadata import DataProvenance, TrainingInfo
+from anil_edge.train.data.config_data import provenance_split
+from anil_edge.train.data.tasks import fixed_tasks
+from tests.conftest import GRAY, TINY_ADAPTATION, WAYS, tiny_head
+from tests.runtime.test_torch_free import run_isolated
+from tests.train.helpers import write_folder
+
+pytest.importorskip("PIL")
+
+
+@pytest.fixture(scope="module")
+def folder_model(torch_backbone, tmp_path_factory):
+    """The tiny backbone exported with a record of a fabricated folder data set (8 groups × 3 classes)."""
+    from anil_edge.export.onnx_export import export_onnx
+
+    root = tmp_path_factory.mktemp("evaluate")
+    data = write_folder(root / "data", {f"group{g}/class{g}{c}": 5 for g in range(8) for c in range(3)}, size=36)
+    provenance = DataProvenance("folder", (str(data),), validation_fraction=0.25, test_fraction=0.25, split_seed=0)
+    path = root / "model.onnx"
+    export_onnx(torch_backbone, path, preprocessing=GRAY, adaptation=TINY_ADAPTATION, learned_head=tiny_head(),
+                training=TrainingInfo(WAYS, 1, provenance))
+    return path, provenance
+
+
+def test_evaluate_onnx_needs_no_torch_and_equals_the_classifier_task_by_task(folder_model):
+    path, provenance = folder_model
+    args = ["evaluate", str(path), "--ways", "3", "--shots", "2", "--queries", "2", "--tasks", "12", "--json"]
+    result = run_isolated(f"""
+        import sys
+        from anil_edge.cli.main import main
+        code = main({args!r})
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "learn2learn", "onnx"))
+        assert not loaded, loaded
+        sys.exit(code)
+        """)
+    assert result.returncode == 0, result.stderr
+    reported = json.loads(result.stdout.strip().splitlines()[-1])
+
+    backbone = Backbone(path)
+    test = provenance_split(provenance, None, backbone.metadata.preprocessing).test
+    tasks = fixed_tasks(test, ways=3, shots=2, queries=2, tasks=12, seed=1234, name="test set")
+    expected = []
+    for t in range(12):  # what an app does: enroll each class's support images, predict the queries
+        clf = FewShotClassifier(backbone)
+        for c in range(3):
+            clf.enroll(f"class {c}", test.images[tasks.support[t][tasks.support_labels[t] == c]])
+        labels = [p.label for p in clf.predict(test.images[tasks.query[t]])]
+        expected.append(np.mean([label == f"class {c}" for label, c in zip(labels, tasks.query_labels[t])]))
+    np.testing.assert_allclose(reported["per_task"], expected, rtol=0, atol=1e-12)
+    assert reported["accuracy"] == pytest.approx(np.mean(expected)) and reported["tasks"] == 12
