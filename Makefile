@@ -11,6 +11,8 @@ demo: setup
 	$(PY) examples/demo.py --out runs/demo
 
 test: setup
+	$(VENV)/bin/ruff check anil_edge tests examples
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
 
 test-slow: setup

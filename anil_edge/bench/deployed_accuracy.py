@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from anil_edge.errors import ModelError
 from anil_edge.export.parity import DeployedEmbeddings, compare
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
@@ -47,8 +48,11 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         result = export_checkpoint(trained, out, real_images=calibration, calibration=calibration, int8=True)
         export_s = time.perf_counter() - start
+        int8_path = result.int8
+        if int8_path is None:  # export_checkpoint(int8=True) always writes it
+            raise ModelError("the INT8 export wrote no file")
         deployed_models = {"onnx fp32": DeployedEmbeddings(result.onnx, test.images),
-                           "onnx int8": DeployedEmbeddings(result.int8, test.images)}
+                           "onnx int8": DeployedEmbeddings(int8_path, test.images)}
         for ways in (20, 5):
             tasks = fixed_tasks(test, ways=ways, shots=1, queries=args.queries, tasks=args.tasks, seed=1234)
             reference = predict_tasks(trained.model, E, tasks, trained.adaptation, ways)

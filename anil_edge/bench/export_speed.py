@@ -99,8 +99,9 @@ def main(argv: list[str] | None = None) -> None:
             for threads in (1, 2):
                 results = {}
                 for label, run in runners(model, paths, threads, args.device).items():
-                    latency = median_seconds(lambda: run(one), args.repeats, warmup=max(3, args.repeats // 20))
-                    throughput = 64 / median_seconds(lambda: run(batch), max(10, args.repeats // 10), warmup=3)
+                    latency = median_seconds(lambda run=run, one=one: run(one), args.repeats, warmup=max(3, args.repeats // 20))
+                    throughput = 64 / median_seconds(lambda run=run, batch=batch: run(batch),
+                                                     max(10, args.repeats // 10), warmup=3)
                     results[label] = (latency, throughput)
                 for label, (latency, throughput) in results.items():
                     print(f"| {name} | {threads} | {label} | {1000 * latency:.3f} | {throughput:.0f} | "

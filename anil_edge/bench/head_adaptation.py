@@ -94,7 +94,8 @@ def main(argv: list[str] | None = None) -> None:
         for ways in (5, 20):
             for shots in (1, 5):
                 E, y, W, b = make_task(ways, shots, dim)
-                t_np = median_seconds(lambda: head.adapt(E, y, W, b, lr=args.lr, steps=args.steps), args.repeats)
+                t_np = median_seconds(lambda E=E, y=y, W=W, b=b: head.adapt(E, y, W, b, lr=args.lr, steps=args.steps),
+                                      args.repeats)
                 t_torch = median_seconds(torch_fn(E, y, W, b, args.lr, args.steps), args.repeats)
                 t_l2l = median_seconds(l2l_fn(E, y, W, b, args.lr, args.steps), args.repeats)
                 flops = 2 * 2 * args.steps * E.shape[0] * ways * dim

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.backbones import BackboneConfig
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.data.image_set import ImageSet
 from anil_edge.train.data.task_sampler import TaskSampler
-from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.train.engines import ENGINES
 from anil_edge.train.model import AnilModel
 

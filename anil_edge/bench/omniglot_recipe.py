@@ -24,8 +24,8 @@ from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.sources import load_split
 from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import evaluate, evaluate_transductive
-from anil_edge.train.recipes import recipe
 from anil_edge.train.loop import MetaLoop
+from anil_edge.train.recipes import recipe
 from anil_edge.train.trainer import preprocessing_for, resolve_device, train, training_model
 
 DECODE = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
@@ -73,18 +73,21 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     split = load_split("omniglot", tuple(args.data), DECODE, validation=0.15, test=0.25, seed=0)
     for name in args.recipes:
-        probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False, out_dir="/tmp/unused",
-                            device=args.device)
+        probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
+                            out_dir="/tmp/unused", device=args.device)
         per_it = calibrate(probe, split)
         iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
-        config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations, "eval_every": max(1, iterations // 6),
+        config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations,
+                                "eval_every": max(1, iterations // 6),
                                 "checkpoint_every": max(1, iterations // 6), "data": tuple(args.data),
                                 "progress": False, "device": args.device, "out_dir": str(Path(args.out) / name.strip("+"))})
         start = time.perf_counter()
         result = train(config, split)
         minutes = (time.perf_counter() - start) / 60
         scores = score(result, split, config)
-        row = {"recipe": name, "calibrated_s_per_it": round(per_it, 4), "device": torch.cuda.get_device_name() if config.device != "cpu" else "cpu", "iterations": iterations, "train_minutes": round(minutes, 2),
+        device = torch.cuda.get_device_name() if config.device != "cpu" else "cpu"
+        row = {"recipe": name, "calibrated_s_per_it": round(per_it, 4), "device": device, "iterations": iterations,
+               "train_minutes": round(minutes, 2),
                "best_validation": result.best_validation,
                **{k: [round(100 * v.accuracy, 2), round(100 * v.ci95, 2)] for k, v in scores.items()}}
         with open(Path(args.out) / "results.jsonl", "a") as handle:

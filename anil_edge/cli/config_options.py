@@ -41,7 +41,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[s
                                help=help_text)
 
 
-def config_from_args(cls: type, args: argparse.Namespace, config_file: str | None) -> Any:
+def config_from_args(cls: Any, args: argparse.Namespace, config_file: str | None) -> Any:
     """``cls`` from its defaults, then the TOML file's values, then the flags given."""
     values: dict[str, Any] = _read_toml(config_file, cls) if config_file else {}
     for f in fields(cls):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
 from ..export.onnx_export import OPSET
 from ..export.quantize import METHODS as CALIBRATION_METHODS
 from ..export.validate import FP32_ATOL

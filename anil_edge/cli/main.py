@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from ..errors import AnilEdgeError
 from . import bench_cmd, enroll_cmd, evaluate_cmd, export_cmd, info_cmd, predict_cmd, train_cmd

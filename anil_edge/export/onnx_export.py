@@ -21,7 +21,8 @@ from ..runtime.metadata_props import metadata_to_props
 
 if TYPE_CHECKING:
     import onnx
-    from torch import nn
+
+    from ..train.backbones import BackboneModule
 
 OPSET = 18
 MIN_OPSET = 17
@@ -30,7 +31,7 @@ OUTPUT_NAME = "embeddings"
 
 
 def export_onnx(
-    backbone: "nn.Module",
+    backbone: BackboneModule,
     path: str | os.PathLike[str],
     *,
     preprocessing: Preprocessing,
@@ -50,9 +51,9 @@ def export_onnx(
     return meta
 
 
-def build_onnx(backbone: "nn.Module", *, preprocessing: Preprocessing, adaptation: Adaptation,
+def build_onnx(backbone: BackboneModule, *, preprocessing: Preprocessing, adaptation: Adaptation,
                learned_head: LearnedHead, training: TrainingInfo, opset: int = OPSET,
-               extra: dict | None = None) -> tuple["onnx.ModelProto", ModelMetadata]:
+               extra: dict | None = None) -> tuple[onnx.ModelProto, ModelMetadata]:
     """The checked ONNX ``ModelProto`` of ``backbone`` with its metadata, and that metadata."""
     torch = require("torch", "train")
     onnx = require("onnx", "train")

@@ -51,8 +51,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         raise ModelError("INT8 export needs calibration images")
     trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)
     backbone = trained.model.backbone
-    targets = {"onnx": out, "int8": out.with_suffix(".int8.onnx") if int8 else None,
-               "torchscript": out.with_suffix(".ts") if torchscript else None}
+    targets: dict[str, Path | None] = {"onnx": out, "int8": out.with_suffix(".int8.onnx") if int8 else None,
+                                       "torchscript": out.with_suffix(".ts") if torchscript else None}
     with _staging(out.parent) as stage:
         model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
                                  learned_head=trained.learned_head, training=trained.training, opset=opset,
@@ -66,14 +66,14 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                  torchscript_path=stage["torchscript"] if torchscript else None,
                                  real_images=real_images)
         report.raise_if_failed()
-        if int8:
+        if calibration is not None and int8:
             from .quantize import quantize_int8
 
             quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method)
         for key, target in targets.items():
             if target is not None:
                 os.replace(stage[key], target)
-    return ExportResult(targets["onnx"], targets["int8"], targets["torchscript"], report)
+    return ExportResult(out, targets["int8"], targets["torchscript"], report)
 
 
 @contextlib.contextmanager

@@ -8,8 +8,8 @@ are bound to the exact backbone that embedded them) and ``extra.precision = "int
 from __future__ import annotations
 
 import os
-from dataclasses import replace
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np

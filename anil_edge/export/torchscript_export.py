@@ -10,16 +10,20 @@ import io
 import json
 import os
 import warnings
+from typing import TYPE_CHECKING, Any
 
 from ..atomic import atomic_write
 from ..errors import ModelError, require
 from ..runtime.metadata import ModelMetadata
 from ..runtime.metadata_props import metadata_from_props, metadata_to_props
 
+if TYPE_CHECKING:
+    from ..train.backbones import BackboneModule
+
 EXTRA_FILE = "anil_edge_metadata.json"
 
 
-def export_torchscript(backbone, path: str | os.PathLike[str], meta: ModelMetadata) -> None:
+def export_torchscript(backbone: BackboneModule, path: str | os.PathLike[str], meta: ModelMetadata) -> None:
     """Trace ``backbone`` (eval mode) on a batch of 2 and save it with ``meta``, atomically."""
     torch = require("torch", "train")
     backbone = backbone.eval()
@@ -37,7 +41,7 @@ def export_torchscript(backbone, path: str | os.PathLike[str], meta: ModelMetada
         raise ModelError(f"cannot write the TorchScript model to {path}: {exc}") from None
 
 
-def read_torchscript_metadata(path: str | os.PathLike[str]) -> tuple[object, ModelMetadata]:
+def read_torchscript_metadata(path: str | os.PathLike[str]) -> tuple[Any, ModelMetadata]:
     """The scripted module (CPU) and its metadata."""
     torch = require("torch", "train")
     extra = {EXTRA_FILE: ""}

@@ -18,8 +18,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True, eq=False)
 class TrainedModel:
-    model: "AnilModel"  # in eval mode, on the CPU, float32
-    config: "TrainConfig"  # the configuration it was trained with
+    model: AnilModel  # in eval mode, on the CPU, float32
+    config: TrainConfig  # the configuration it was trained with
     preprocessing: Preprocessing  # how images were normalised in training
     iteration: int  # meta-iterations done when the checkpoint was written
 

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import ModelError, require
 from .onnx_export import INPUT_NAME
+
+if TYPE_CHECKING:
+    from ..train.backbones import BackboneModule
 
 BATCH_SIZES = (1, 7, 64)
 FP32_ATOL = 1e-4
@@ -52,7 +56,7 @@ class ValidationReport:
         return "\n".join(["| comparison | max abs diff | tolerance | |", "|---|---|---|---|", *rows])
 
 
-def validate_export(backbone, *, onnx_path: str | os.PathLike[str] | None = None,
+def validate_export(backbone: BackboneModule, *, onnx_path: str | os.PathLike[str] | None = None,
                     torchscript_path: str | os.PathLike[str] | None = None, real_images: np.ndarray | None = None,
                     atol: float = FP32_ATOL, batch_sizes: tuple[int, ...] = BATCH_SIZES, seed: int = 0) -> ValidationReport:
     """Compare the exported files against ``backbone`` (eval mode) on random images and, when
@@ -79,7 +83,7 @@ def validate_export(backbone, *, onnx_path: str | os.PathLike[str] | None = None
     return ValidationReport(tuple(comparisons))
 
 
-def _inputs(backbone, real_images, n: int, seed: int):
+def _inputs(backbone: BackboneModule, real_images: np.ndarray | None, n: int, seed: int):
     c, s = backbone.config.channels, backbone.config.input_size  # every anil-edge backbone has its config
     yield "random", np.random.default_rng(seed).standard_normal((n, c, s, s)).astype(np.float32)
     if real_images is not None:

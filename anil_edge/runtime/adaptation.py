@@ -36,7 +36,7 @@ def lr_problems(value: Any, name: str = "adaptation_lr") -> list[str]:
     """Why ``value`` is not a usable inner-loop learning rate (empty when it is)."""
     if isinstance(value, bool) or not isinstance(value, Real):
         return [f"{name} must be a number, found {type(value).__name__} {value!r:.40}"]
-    if not (math.isfinite(value) and 0 <= value <= MAX_ADAPTATION_LR):
+    if not (math.isfinite(value) and 0 <= float(value) <= MAX_ADAPTATION_LR):
         return [f"{name} must be a finite number in [0, {MAX_ADAPTATION_LR:g}], found {value!r}"]
     return []
 
@@ -45,7 +45,7 @@ def steps_problems(value: Any, name: str = "adaptation_steps") -> list[str]:
     """Why ``value`` is not a usable step count (empty when it is)."""
     if isinstance(value, bool) or not isinstance(value, Integral):
         return [f"{name} must be an integer, found {type(value).__name__} {value!r:.40}"]
-    if not 0 <= value <= MAX_ADAPTATION_STEPS:
+    if not 0 <= int(value) <= MAX_ADAPTATION_STEPS:
         return [f"{name} must lie in [0, {MAX_ADAPTATION_STEPS}], found {value}"]
     return []
 

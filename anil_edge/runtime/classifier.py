@@ -145,7 +145,7 @@ class FewShotClassifier:
                                self.adaptation, self.threshold)
 
     @classmethod
-    def from_state(cls, state: EnrollmentState, backbone: Backbone, source: str = "the state") -> "FewShotClassifier":
+    def from_state(cls, state: EnrollmentState, backbone: Backbone, source: str = "the state") -> FewShotClassifier:
         """A classifier holding ``state``'s enrollment; the state must belong to ``backbone``."""
         want = backbone.metadata.backbone_sha256
         if state.backbone_sha256 != want:
@@ -167,7 +167,7 @@ class FewShotClassifier:
         save_state(path, self.to_state())
 
     @classmethod
-    def load(cls, path: str | os.PathLike[str], backbone: Backbone) -> "FewShotClassifier":
+    def load(cls, path: str | os.PathLike[str], backbone: Backbone) -> FewShotClassifier:
         """Read a state written by :meth:`save`; it must belong to ``backbone``."""
         return cls.from_state(load_state(path), backbone, source=str(path))
 

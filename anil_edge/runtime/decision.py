@@ -8,9 +8,10 @@ enrolled still gets a most probable class; below ``threshold`` top probability t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from numbers import Real
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -31,7 +32,7 @@ def threshold_problems(value: Any, name: str = "threshold") -> list[str]:
     """Why ``value`` is not a probability threshold in [0, 1] (empty when it is)."""
     if isinstance(value, bool) or not isinstance(value, Real):
         return [f"{name} must be a number in [0, 1], found {type(value).__name__} {value!r:.40}"]
-    if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+    if not (math.isfinite(value) and 0.0 <= float(value) <= 1.0):
         return [f"{name} must lie in [0, 1], found {value!r}"]
     return []
 

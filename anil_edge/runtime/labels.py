@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Iterable, Union
+from collections.abc import Iterable
 
 import numpy as np
 
 from ..errors import InputError
 
-Label = Union[str, int]
+Label = str | int  # a class label: text or an integer, never a mix within one classifier
 
 
 def check_label(label: object, existing: Iterable[Label] = ()) -> Label:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import base64
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 
@@ -80,7 +81,7 @@ def metadata_from_props(props: Mapping[str, str], source: str = "model") -> Mode
     return meta
 
 
-def _read_v2(f: "_Fields") -> ModelMetadata:
+def _read_v2(f: _Fields) -> ModelMetadata:
     adaptation = _adaptation(f, "adaptation.adaptation_lr", "adaptation.adaptation_steps",
                              "adaptation.head_init", lambda rule: rule)
     head = LearnedHead(f.array("learned_head.weight", 2), f.array("learned_head.bias", 1))
@@ -94,7 +95,7 @@ def _read_v2(f: "_Fields") -> ModelMetadata:
     return _metadata(f, adaptation, head, data, f.get("extra", dict, {}))
 
 
-def _read_v1(f: "_Fields") -> ModelMetadata:
+def _read_v1(f: _Fields) -> ModelMetadata:
     adaptation = _adaptation(f, "head.lr", "head.steps", "head.init", lambda rule: _V1_HEAD_INITS.get(rule, rule))
     head = LearnedHead(f.array("head.weight", 2), f.array("head.bias", 1))
     extra = dict(f.get("extra", dict, {}))
@@ -110,7 +111,7 @@ def _read_v1(f: "_Fields") -> ModelMetadata:
     return _metadata(f, adaptation, head, data, extra)
 
 
-def _metadata(f: "_Fields", adaptation: Adaptation, head: LearnedHead, data: DataProvenance,
+def _metadata(f: _Fields, adaptation: Adaptation, head: LearnedHead, data: DataProvenance,
               extra: dict) -> ModelMetadata:
     size = f.ints("preprocessing.input_size", 2)
     preprocessing = Preprocessing(
@@ -129,7 +130,7 @@ def _metadata(f: "_Fields", adaptation: Adaptation, head: LearnedHead, data: Dat
     )
 
 
-def _adaptation(f: "_Fields", lr_path: str, steps_path: str, init_path: str, rule) -> Adaptation:
+def _adaptation(f: _Fields, lr_path: str, steps_path: str, init_path: str, rule) -> Adaptation:
     lr, steps, init = f.raw(lr_path), f.raw(steps_path), f.raw(init_path)
     if any(v is _MISSING for v in (lr, steps, init)):
         return Adaptation()  # a placeholder: the problem recorded makes parsing fail

@@ -17,7 +17,8 @@ then normalised per channel with the model's mean and std.
 from __future__ import annotations
 
 import os
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

@@ -135,7 +135,8 @@ def _check_arrays(embeddings: np.ndarray, class_index: np.ndarray, n_labels: int
         problems.append(f"every one of the {n_labels} labels needs at least one embedding and no index may exceed them")
 
 
-def _settings(header: dict, problems: list[str]) -> tuple[Adaptation, float]:
+def _settings(header: dict[str, Any], problems: list[str]) -> tuple[Adaptation, float]:
+    values: dict[str, Any]
     if header["version"] == 1:
         s = header.get("settings")
         s = s if isinstance(s, dict) else {}
@@ -149,9 +150,12 @@ def _settings(header: dict, problems: list[str]) -> tuple[Adaptation, float]:
         threshold = header.get("threshold")
     found = threshold_problems(threshold)
     try:
-        adaptation = Adaptation(**{k: values.get(k) for k in ("adaptation_lr", "adaptation_steps", "head_init")})
+        lr: Any = values.get("adaptation_lr")  # any JSON value: Adaptation validates it
+        steps: Any = values.get("adaptation_steps")
+        init: Any = values.get("head_init")
+        adaptation = Adaptation(lr, steps, init)
     except InputError as exc:
         found.append(str(exc))
         adaptation = Adaptation()
     problems.extend(found)
-    return adaptation, float(threshold) if not found else 0.0
+    return adaptation, 0.0 if found else float(threshold)  # type: ignore[arg-type]  # a number: checked above

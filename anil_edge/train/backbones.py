@@ -23,7 +23,9 @@ from torch import nn
 from .backbone_config import ARCHS, NORMS, BackboneConfig, make_norm, probe_dim
 from .resnet12 import ResNet12Backbone
 
-__all__ = ["ARCHS", "NORMS", "BackboneConfig", "CNN4Backbone", "ConvBlock", "ResNet12Backbone", "build_backbone"]
+__all__ = ["ARCHS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock", "ResNet12Backbone",
+           "build_backbone"]
+
 
 class ConvBlock(nn.Module):
     """3×3 conv → norm → ReLU → 2×2 max-pool (or a stride-2 conv and no pooling)."""
@@ -42,8 +44,9 @@ class ConvBlock(nn.Module):
 class CNN4Backbone(nn.Module):
     """Conv-4 (``conv4``: pool and flatten; ``conv4-stride``: stride-2 convs, spatial mean)."""
 
-    def __init__(self, config: BackboneConfig = BackboneConfig()) -> None:
+    def __init__(self, config: BackboneConfig | None = None) -> None:
         super().__init__()
+        config = config or BackboneConfig()
         self.config = config
         pool = config.arch == "conv4"
         widths = [config.channels] + [config.hidden] * config.blocks
@@ -57,7 +60,10 @@ class CNN4Backbone(nn.Module):
         return x.flatten(1) if self.flatten else x.mean(dim=(2, 3))
 
 
-def build_backbone(config: BackboneConfig) -> nn.Module:
+BackboneModule = CNN4Backbone | ResNet12Backbone  # every backbone: ``config``, ``embedding_dim``, forward
+
+
+def build_backbone(config: BackboneConfig) -> BackboneModule:
     """The backbone an architecture name stands for; every one has ``embedding_dim``."""
     if config.arch == "resnet12":
         return ResNet12Backbone(config)

@@ -99,7 +99,7 @@ class TrainConfig:
         return DataProvenance(self.dataset, self.data, self.validation_fraction, self.test_fraction, self.split_seed)
 
     @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> "TrainConfig":
+    def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults,
         and the names of earlier releases (:data:`RENAMED`) are read as their new names."""
         known = {f.name for f in fields(cls)}

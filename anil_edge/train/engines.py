@@ -16,7 +16,7 @@ the task's (``l2l``), which is why deployed models are scored per image.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

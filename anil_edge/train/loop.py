@@ -21,8 +21,8 @@ from .data.tasks import fixed_tasks
 from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks, wrap_ddp
 from .engines import ENGINES, MetaLoss
 from .evaluate import evaluate
-from .scoring import EvalResult
 from .model import AnilModel
+from .scoring import EvalResult
 from .streams import TaskStreams
 
 

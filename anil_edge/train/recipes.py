@@ -30,12 +30,12 @@ STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
 
 def recipe(name: str) -> dict[str, Any]:
     """The TrainConfig overrides of a named cumulative step (or ``variant:...`` of the last)."""
-    merged = dict(SEED)
+    merged: dict[str, Any] = dict(SEED)
     for step, changes in STEPS:
         merged.update(changes)
         if step == name:
             return merged
-    variants = {
+    variants: dict[str, dict[str, Any]] = {
         "group-norm": dict(norm="group", precision="fp32", channels_last=False),
         "zeros-init": dict(head_init="zeros"),
         "learned-init": dict(head_init="learned"),

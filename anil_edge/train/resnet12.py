@@ -45,8 +45,10 @@ class ResNet12Backbone(nn.Module):
         super().__init__()
         self.config = config
         widths = (config.channels,) + WIDTHS
-        for i, (a, b) in enumerate(zip(widths, widths[1:]), start=1):
-            self.add_module(f"layer{i}", nn.Sequential(BasicBlock(config, a, b)))
+        self.layer1 = nn.Sequential(BasicBlock(config, widths[0], widths[1]))  # learn2learn's names: layer1 .. layer4
+        self.layer2 = nn.Sequential(BasicBlock(config, widths[1], widths[2]))
+        self.layer3 = nn.Sequential(BasicBlock(config, widths[2], widths[3]))
+        self.layer4 = nn.Sequential(BasicBlock(config, widths[3], widths[4]))
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="leaky_relu")

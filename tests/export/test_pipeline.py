@@ -16,13 +16,13 @@ from anil_edge.export.parity import DeployedEmbeddings, compare
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.torchscript_export import read_torchscript_metadata
 from anil_edge.export.trained import load_trained
+from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.backbone import Backbone
+from anil_edge.runtime.metadata_props import metadata_to_props
 from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from anil_edge.train.data.splits import split_by_group
-from anil_edge.runtime.adaptation import Adaptation
-from anil_edge.runtime.metadata_props import metadata_to_props
 from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import embed_images, predict_tasks
 from anil_edge.train.trainer import train

@@ -7,8 +7,8 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 
-from anil_edge.train.backbones import BackboneConfig
 from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.train.backbones import BackboneConfig
 from anil_edge.train.batches import TaskBatch
 from anil_edge.train.engines import fast_meta_loss, l2l_meta_loss
 from anil_edge.train.model import AnilModel

@@ -4,7 +4,7 @@ held-out classes a model was scored on."""
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

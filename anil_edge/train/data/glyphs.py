@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import atomic_write
-from ...errors import require
+from ...errors import InputError, require
 from .image_set import ImageSet
 
 VERSION = 1
@@ -35,7 +35,7 @@ def load_glyphs(*, instances: int = 20, seed: int = 0, max_classes: int = 0, cac
 
     ``max_classes`` > 0 keeps a deterministic subset (for quick runs and tests).
     """
-    folder = Path(cache_dir or os.environ.get("ANIL_EDGE_CACHE", Path.home() / ".cache" / "anil-edge"))
+    folder = Path(cache_dir or os.environ.get("ANIL_EDGE_CACHE") or Path.home() / ".cache" / "anil-edge")
     key = hashlib.sha256(f"{VERSION}-{instances}-{seed}-{max_classes}".encode()).hexdigest()[:16]
     path = folder / f"glyphs-{key}.npz"
     if path.is_file():
@@ -141,8 +141,8 @@ def _fit(ink: np.ndarray, angle: float, scale: float, shear: float, shift: tuple
     inv = np.linalg.inv(A)
     centre_out = np.array([SIZE / 2 + shift[0], SIZE / 2 + shift[1]])
     offset = np.array([w / 2, h / 2]) - inv @ centre_out
-    img = Image.fromarray(ink).transform((SIZE, SIZE), Image.AFFINE, (*inv[0], offset[0], *inv[1], offset[1]),
-                                         resample=Image.BILINEAR)
+    img = Image.fromarray(ink).transform((SIZE, SIZE), Image.Transform.AFFINE,
+                                         (*inv[0], offset[0], *inv[1], offset[1]), resample=Image.Resampling.BILINEAR)
     return 255 - np.asarray(img, dtype=np.uint8)
 
 
@@ -150,6 +150,8 @@ def _instance(ch: str, font: str, rng: np.random.Generator) -> np.ndarray:
     ink = _draw(ch, font, int(rng.integers(36, 48)), int(rng.integers(0, 2)))
     if ink is None:  # a font without this glyph's outline: fall back to the plain base font
         ink = _draw(ch, str(Path(font).with_name(FONTS[0])), 40, 0)
+    if ink is None:
+        raise InputError(f"no font of {FONTS} can draw {ch!r}")
     ink = _elastic(ink, rng)
     return _fit(ink, rng.uniform(-0.2, 0.2), rng.uniform(0.8, 1.1), rng.uniform(-0.2, 0.2),
                 (rng.uniform(-1.5, 1.5), rng.uniform(-1.5, 1.5)))

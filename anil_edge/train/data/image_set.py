@@ -48,7 +48,7 @@ class ImageSet:
         pick = np.random.default_rng(seed).permutation(self.images.shape[0])[:n]
         return self.images[np.sort(pick)]
 
-    def subset(self, classes: np.ndarray | list[int]) -> "ImageSet":
+    def subset(self, classes: np.ndarray | list[int]) -> ImageSet:
         """The images of ``classes``, relabelled 0..len(classes)-1 in the given order."""
         classes = np.asarray(classes, dtype=np.int64)
         remap = np.full(self.n_classes, -1, np.int64)
@@ -61,7 +61,7 @@ class ImageSet:
             groups=tuple(self.groups[c] for c in classes),
         )
 
-    def with_rotations(self, angles: tuple[int, ...] = (90, 180, 270)) -> "ImageSet":
+    def with_rotations(self, angles: tuple[int, ...] = (90, 180, 270)) -> ImageSet:
         """Each class plus its rotations by ``angles`` (multiples of 90°) as new classes (Omniglot's
         standard augmentation; Santoro et al., 2016). Class ``c`` rotated by the ``j``-th angle
         becomes class ``c + (j + 1) * n_classes``."""

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import os
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Iterator, Sequence
 
 import numpy as np
 

@@ -53,13 +53,13 @@ class TaskSampler:
     def sample(self, n_tasks: int) -> TaskIndices:
         """``n_tasks`` fresh tasks."""
         per_class = self.shots + self.queries
-        idx, lab = [], []
+        idx_rows, lab_rows = [], []
         for _ in range(n_tasks):
             indices, labels = self.tasks.sample()
             order = np.argsort(labels.numpy(), kind="stable")  # class-major: label 0's images first
-            idx.append(indices.numpy()[order].reshape(self.ways, per_class))
-            lab.append(labels.numpy()[order].reshape(self.ways, per_class))
-        idx, lab = np.stack(idx), np.stack(lab)  # (T, ways, per_class)
+            idx_rows.append(indices.numpy()[order].reshape(self.ways, per_class))
+            lab_rows.append(labels.numpy()[order].reshape(self.ways, per_class))
+        idx, lab = np.stack(idx_rows), np.stack(lab_rows)  # (T, ways, per_class)
         s, q = slice(0, self.shots), slice(self.shots, per_class)
         flat = lambda a: a.reshape(n_tasks, -1).astype(np.int64)  # noqa: E731
         return TaskIndices(flat(idx[:, :, s]), flat(lab[:, :, s]), flat(idx[:, :, q]), flat(lab[:, :, q]))
