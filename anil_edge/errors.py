@@ -27,6 +27,10 @@ class NotEnrolledError(StateError):
     """A prediction was asked for before any class was enrolled."""
 
 
+class TrainingError(AnilEdgeError):
+    """Meta-training cannot go on (e.g. the loss became NaN); the last good checkpoint is kept."""
+
+
 class MissingDependencyError(AnilEdgeError, ImportError):
     """An optional dependency is needed for this call; the message says what to install."""
 
@@ -44,14 +48,29 @@ def raise_if_problems(problems: list[str], error: type[AnilEdgeError], what: str
     raise error(f"{what}: {len(problems)} problems:\n{listed}")
 
 
-def require(module: str, extra: str):
-    """Import an optional dependency or raise :class:`MissingDependencyError` naming the extra."""
+# Where each optional dependency comes from (the package's extras, or the bootstrap script).
+EXTRAS = {"onnxruntime": "cpu", "PIL": "images", "torch": "train", "torchvision": "train", "onnx": "train",
+          "onnxscript": "train", "tqdm": "train", "matplotlib": "train", "scipy": "train", "gym": "train"}
+
+
+def install_hint(module: str) -> str:
+    """How to install the optional dependency ``module`` (a top-level import name)."""
+    root = module.split(".")[0]
+    if root == "learn2learn":
+        return ("learn2learn 0.2.0 does not build from PyPI on Python >= 3.11: run scripts/bootstrap.sh, or "
+                "scripts/build_learn2learn.sh PYTHON after pip install 'anil-edge[train]'")
+    return f"install it with: pip install 'anil-edge[{EXTRAS.get(root, 'train')}]'"
+
+
+def require(module: str, extra: str = ""):
+    """Import an optional dependency or raise :class:`MissingDependencyError` saying how to install it."""
     import importlib
 
     try:
         return importlib.import_module(module)
     except ImportError as exc:
+        hint = install_hint(module) if not extra or module.split(".")[0] == "learn2learn" else (
+            f"install it with: pip install 'anil-edge[{extra}]'")
         raise MissingDependencyError(
-            f"this needs the '{module}' package, which is not installed ({exc}); "
-            f"install it with: pip install 'anil-edge[{extra}]'"
+            f"this needs the '{module}' package, which is not installed ({exc}); {hint}"
         ) from exc

@@ -60,4 +60,7 @@ def _read_toml(path: str, cls: type) -> dict[str, Any]:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise InputError(f"{file}: not valid TOML ({exc})") from None
     table = data.get("train", data) if cls.__name__ == "TrainConfig" else data
+    if not isinstance(table, dict):
+        raise InputError(f"{file}: [train] must be a table of {cls.__name__} fields, found {type(table).__name__} "
+                         f"{table!r:.40}")
     return {k.replace("-", "_"): v for k, v in table.items()}

@@ -1,4 +1,7 @@
-"""``anil-edge enroll``: enroll classes from image folders into a state file (or remove some)."""
+"""``anil-edge enroll``: enroll classes from image folders into a state file (or remove some).
+
+The state is read, changed and written under an exclusive lock, so concurrent ``enroll
+--extend`` runs on one state file take turns and none loses another's classes."""
 
 from __future__ import annotations
 
@@ -16,26 +19,31 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..atomic import exclusive_lock, refuse_to_overwrite
     from ..errors import InputError
     from ..runtime import Backbone, FewShotClassifier
-    from .files import class_folders
+    from .files import class_folders, printable
 
     if args.folder is None and not args.remove:
         raise InputError("nothing to do: give a FOLDER of class folders to enroll, or --remove LABEL")
-    backbone = Backbone(args.model)
     state = Path(args.state)
+    refuse_to_overwrite(state, [args.model], what="state file")
+    classes = class_folders(args.folder) if args.folder is not None else {}
+    for paths in classes.values():
+        refuse_to_overwrite(state, paths, what="state file")
+    backbone = Backbone(args.model)
     existing = args.extend or (args.remove and args.folder is None)
-    clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)
-    for label in args.remove:
-        clf.remove(label)
-    if args.folder is not None:
-        for label, paths in class_folders(args.folder).items():
+    with exclusive_lock(state):
+        clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)
+        for label in args.remove:
+            clf.remove(label)
+        for label, paths in classes.items():
             clf.enroll(label, [str(p) for p in paths])
-    clf.save(state)
+        clf.save(state)
     counts = clf.support_counts()
-    width = max([len(str(k)) for k in counts] + [5])
+    width = max([len(printable(k)) for k in counts] + [5])
     print(f"{'class':<{width}}  images")
     for label, n in counts.items():
-        print(f"{label:<{width}}  {n}")
-    print(f"{len(counts)} classes in {state}")
+        print(f"{printable(label):<{width}}  {n}")
+    print(f"{len(counts)} classes in {printable(state)}")
     return 0

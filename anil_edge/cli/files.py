@@ -8,6 +8,12 @@ from ..errors import InputError
 from ..runtime.preprocess import IMAGE_SUFFIXES, is_image_name
 
 
+def printable(value: object) -> str:
+    """``value`` as text a UTF-8 terminal can print: file names that are not valid UTF-8 (kept by
+    Python as lone surrogates) show as ``\\udcNN`` escapes instead of raising UnicodeEncodeError."""
+    return str(value).encode("utf-8", "backslashreplace").decode("utf-8")
+
+
 def is_image(path: Path) -> bool:
     return path.is_file() and is_image_name(path.name)
 

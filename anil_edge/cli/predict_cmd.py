@@ -18,7 +18,7 @@ def add_parser(sub, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..runtime import Backbone, FewShotClassifier
-    from .files import images_in
+    from .files import images_in, printable
 
     paths = images_in(args.images)
     clf = FewShotClassifier.load(args.state, Backbone(args.model))
@@ -28,11 +28,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         for path, p in zip(paths, predictions):
             print(json.dumps({"image": str(path), "label": p.label, "best_label": p.best_label,
-                              "probability": round(float(p.probability), 6)}))
+                              "probability": round(float(p.probability), 6)}, allow_nan=False))
         return 0
-    width = max(len(str(p)) for p in paths)
+    width = max(len(printable(p)) for p in paths)
     print(f"{'image':<{width}}  {'label':<16} probability")
     for path, p in zip(paths, predictions):
-        label = "unknown" if p.label is None else str(p.label)
-        print(f"{str(path):<{width}}  {label:<16} {p.probability:.3f}")
+        label = "unknown" if p.label is None else printable(p.label)
+        print(f"{printable(path):<{width}}  {label:<16} {p.probability:.3f}")
     return 0

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import refuse_to_overwrite
 from ..errors import ModelError
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .trained import TrainedModel, load_trained
@@ -47,6 +48,9 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         raise ModelError(f"the output must be an .onnx path, found {out}")
     if not out.parent.is_dir():
         raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
+    if not isinstance(checkpoint, TrainedModel):  # no output may replace the checkpoint it is made from
+        for output in (out, out.with_suffix(".int8.onnx"), out.with_suffix(".ts")):
+            refuse_to_overwrite(output, [checkpoint], what="export output")
     if int8 and calibration is None:
         raise ModelError("INT8 export needs calibration images")
     trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)

@@ -39,7 +39,7 @@ class TrainedModel:
 def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     """Rebuild the model a checkpoint was trained as and load its weights (``weights_only``)."""
     require("torch", "train")
-    from ..train.checkpoint import CheckpointError, load_checkpoint
+    from ..train.checkpoint import CheckpointError, checkpoint_iteration, load_checkpoint
     from ..train.config import TrainConfig
     from ..train.model import build_model
 
@@ -60,7 +60,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
                                     _list("wrong shape", wrong)) if p))
     model.load_state_dict(payload["model"])
     model.eval()
-    return TrainedModel(model, config, preprocessing, int(payload["iteration"]))
+    return TrainedModel(model, config, preprocessing, checkpoint_iteration(payload, path))
 
 
 def _compare(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:

@@ -12,6 +12,7 @@ import numpy as np
 from ..errors import InputError, ModelError, require
 from .metadata import ModelMetadata
 from .metadata_props import metadata_from_props
+from .model_hash import model_sha256
 from .preprocess import to_input
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -65,6 +66,7 @@ class Backbone:
         props = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = metadata_from_props(props, source=str(self.path))
         self._input_name = _check_io(self._session, self.metadata, self.path)
+        self.sha256 = model_sha256(model_bytes)  # what this session runs; binds enrollment states
 
     @property
     def embedding_dim(self) -> int:

@@ -9,11 +9,14 @@ that every reported accuracy runs.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..atomic import exclusive_lock, refuse_to_overwrite
 from ..errors import InputError, NotEnrolledError, StateError, raise_if_problems
 from . import head
 from .adaptation import Adaptation
@@ -21,7 +24,7 @@ from .backbone import Backbone
 from .decision import Prediction, apply_threshold, threshold_problems
 from .episodes import fit_head
 from .labels import Label, check_label
-from .state import EnrollmentState, load_state, save_state
+from .state import EnrollmentState, file_fingerprint, load_state, save_state
 from .validation import as_float32
 
 SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold")
@@ -38,6 +41,10 @@ class FewShotClassifier:
         clf.predict(["who.png"])[0].label      # "alice", "bob" or None (unknown)
         clf.save("faces.state.npz")
 
+    Thread-safe: enrollment, removal, settings and the adapted head change together under one
+    lock, and each prediction uses one consistent snapshot of labels, head and threshold (the
+    images are embedded outside the lock).
+
     Args:
         backbone: the exported model; its metadata gives the default adaptation settings.
         threshold: below this top probability a prediction is "unknown" (label None).
@@ -53,49 +60,56 @@ class FewShotClassifier:
         self.threshold = float(threshold)
         self._support: dict[Label, np.ndarray] = {}
         self._head: tuple[np.ndarray, np.ndarray] | None = None
+        self._lock = threading.RLock()
+        self._origin: tuple[Path, tuple[int, ...] | None] | None = None  # the state file last read or written
 
     # -- enrollment -------------------------------------------------------------------------
 
     @property
     def labels(self) -> list[Label]:
         """Enrolled labels, in enrollment order (the columns of :meth:`predict_proba`)."""
-        return list(self._support)
+        with self._lock:
+            return list(self._support)
 
     def support_counts(self) -> dict[Label, int]:
         """Number of cached support examples per enrolled label."""
-        return {label: len(e) for label, e in self._support.items()}
+        with self._lock:
+            return {label: len(e) for label, e in self._support.items()}
 
     def support_set(self) -> tuple[np.ndarray, np.ndarray]:
         """Every cached support embedding (M, D) float32 and its class index into :attr:`labels` (M,) int32."""
-        D = self.backbone.embedding_dim
-        embeddings = np.concatenate(list(self._support.values())) if self._support else np.zeros((0, D), np.float32)
-        counts = [len(e) for e in self._support.values()]
-        return embeddings, np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+        with self._lock:
+            D = self.backbone.embedding_dim
+            parts = list(self._support.values())
+            embeddings = np.concatenate(parts) if parts else np.zeros((0, D), np.float32)
+            return embeddings, np.repeat(np.arange(len(parts), dtype=np.int32), [len(e) for e in parts])
 
     def enroll(self, label: Label, images: Any) -> int:
         """Embed ``images`` and add them to class ``label`` (created if new); returns how many.
 
         Earlier classes and examples are not re-embedded: their embeddings are cached.
         """
-        label = check_label(label, self._support)
+        check_label(label, self.labels)  # fail before the (slow) embedding
         return self.enroll_embeddings(label, self.backbone.embed(images))
 
     def enroll_embeddings(self, label: Label, embeddings: Any) -> int:
         """Add precomputed embeddings (n, D) to class ``label``; returns n."""
-        label = check_label(label, self._support)
         E = as_float32(f"embeddings for class {label!r}", embeddings, (1, 2)).reshape(-1, self._dim_of(embeddings))
         if E.shape[0] == 0:
             raise InputError(f"class {label!r}: the support set is empty; expected at least one example")
-        self._support[label] = np.concatenate([self._support[label], E]) if label in self._support else E
-        self._head = None
+        with self._lock:
+            label = check_label(label, self._support)
+            self._support[label] = np.concatenate([self._support[label], E]) if label in self._support else E
+            self._head = None
         return E.shape[0]
 
     def remove(self, label: Label) -> None:
         """Forget class ``label`` and its cached examples."""
-        if label not in self._support:
-            raise InputError(f"cannot remove {label!r}: not enrolled; enrolled labels are {self.labels}")
-        del self._support[label]
-        self._head = None
+        with self._lock:
+            if label not in self._support:
+                raise InputError(f"cannot remove {label!r}: not enrolled; enrolled labels are {self.labels}")
+            del self._support[label]
+            self._head = None
 
     def configure(self, **changes: Any) -> None:
         """Change settings: ``adaptation_lr``, ``adaptation_steps``, ``head_init``, ``threshold``."""
@@ -104,20 +118,17 @@ class FewShotClassifier:
             raise InputError(f"unknown settings {unknown}; expected some of {SETTINGS}")
         threshold = changes.pop("threshold", self.threshold)
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
-        self.adaptation = _changed(self.adaptation, **changes)
-        self.threshold = float(threshold)
-        self._head = None
+        with self._lock:
+            self.adaptation = _changed(self.adaptation, **changes)
+            self.threshold = float(threshold)
+            self._head = None
 
     # -- adaptation and prediction ----------------------------------------------------------
 
     def fit(self) -> tuple[np.ndarray, np.ndarray]:
         """The head adapted to the enrolled classes: ``W`` (C, D), ``b`` (C,); cached until enrollment changes."""
-        if not self._support:
-            raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
-        if self._head is None:
-            E, y = self.support_set()
-            self._head = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
-        return self._head
+        _, W, b, _ = self._snapshot()
+        return W, b
 
     def predict_proba(self, images: Any) -> np.ndarray:
         """Probabilities over :attr:`labels` for each image: (N, C)."""
@@ -125,29 +136,49 @@ class FewShotClassifier:
 
     def predict_proba_embeddings(self, embeddings: Any) -> np.ndarray:
         """Probabilities over :attr:`labels` for precomputed embeddings (N, D): (N, C)."""
-        W, b = self.fit()
-        return head.predict_proba(as_float32("embeddings", embeddings, (2,)), W, b)
+        E = as_float32("embeddings", embeddings, (2,))
+        _, W, b, _ = self._snapshot()
+        return head.predict_proba(E, W, b)
 
     def predict(self, images: Any) -> list[Prediction]:
         """Label, probability and "unknown" (label None) for each image."""
-        return self.apply_threshold(self.predict_proba(images))
+        return self.predict_embeddings(self.backbone.embed(images))
+
+    def predict_embeddings(self, embeddings: Any) -> list[Prediction]:
+        """:meth:`predict` for precomputed embeddings (N, D)."""
+        E = as_float32("embeddings", embeddings, (2,))
+        labels, W, b, threshold = self._snapshot()
+        return apply_threshold(head.predict_proba(E, W, b), labels, threshold)
+
+    def _snapshot(self) -> tuple[list[Label], np.ndarray, np.ndarray, float]:
+        """Labels, adapted head and threshold, consistent with each other."""
+        with self._lock:
+            if not self._support:
+                raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
+            if self._head is None:
+                E, y = self.support_set()
+                self._head = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
+            return list(self._support), *self._head, self.threshold
 
     def apply_threshold(self, probabilities: np.ndarray) -> list[Prediction]:
         """Predictions from probabilities (N, C) over :attr:`labels`: below the threshold, "unknown"."""
-        return apply_threshold(probabilities, self.labels, self.threshold)
+        with self._lock:
+            labels, threshold = self.labels, self.threshold
+        return apply_threshold(probabilities, labels, threshold)
 
     # -- persistence ------------------------------------------------------------------------
 
     def to_state(self) -> EnrollmentState:
         """The whole enrollment as plain data."""
-        embeddings, class_index = self.support_set()
-        return EnrollmentState(self.backbone.metadata.backbone_sha256, tuple(self.labels), embeddings, class_index,
-                               self.adaptation, self.threshold)
+        with self._lock:
+            embeddings, class_index = self.support_set()
+            return EnrollmentState(self.backbone.sha256, tuple(self.labels), embeddings, class_index,
+                                   self.adaptation, self.threshold)
 
     @classmethod
     def from_state(cls, state: EnrollmentState, backbone: Backbone, source: str = "the state") -> FewShotClassifier:
         """A classifier holding ``state``'s enrollment; the state must belong to ``backbone``."""
-        want = backbone.metadata.backbone_sha256
+        want = backbone.sha256
         if state.backbone_sha256 != want:
             raise StateError(
                 f"{source} was enrolled with backbone {state.backbone_sha256[:12]}…, but this model's backbone is "
@@ -163,13 +194,54 @@ class FewShotClassifier:
         return clf
 
     def save(self, path: str | os.PathLike[str]) -> None:
-        """Write the whole enrollment state to one file, atomically (see :mod:`.state`)."""
-        save_state(path, self.to_state())
+        """Write the whole enrollment state to one file, atomically (see :mod:`.state`).
+
+        Raises :class:`StateError` rather than lose data: when ``path`` is the model file, or
+        when this classifier was loaded from (or last saved to) ``path`` and another process
+        has written it since — load it again and re-apply the changes.
+        """
+        target = Path(path)
+        refuse_to_overwrite(target, [self.backbone.path], what="state file")
+        try:
+            with self._lock, exclusive_lock(target):
+                if self._origin is not None and self._origin[0] == target.resolve():
+                    if file_fingerprint(target) != self._origin[1]:
+                        raise StateError(f"{target} was changed by another writer since this classifier read or "
+                                         "wrote it; saving would lose those changes: load it again and re-apply yours")
+                save_state(target, self.to_state())
+                self._origin = (target.resolve(), file_fingerprint(target))
+        except OSError as exc:  # the lock file cannot be created: no such folder, read-only, ...
+            raise StateError(f"cannot write the state file {target}: {exc}") from None
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backbone: Backbone) -> FewShotClassifier:
         """Read a state written by :meth:`save`; it must belong to ``backbone``."""
-        return cls.from_state(load_state(path), backbone, source=str(path))
+        target = Path(path)
+        for _ in range(5):  # a fingerprint that matches what was read, even while another process writes
+            before = file_fingerprint(target)
+            clf = cls.from_state(load_state(target), backbone, source=str(target))
+            if file_fingerprint(target) == before:
+                clf._origin = (target.resolve(), before)
+                return clf
+        raise StateError(f"{target} keeps changing while it is read: another process is writing it")
+
+    def __len__(self) -> int:
+        """The number of enrolled classes."""
+        with self._lock:
+            return len(self._support)
+
+    def __contains__(self, label: object) -> bool:
+        with self._lock:
+            return label in self._support
+
+    def __repr__(self) -> str:
+        counts = self.support_counts()
+        shown = ", ".join(f"{label!r}: {n}" for label, n in list(counts.items())[:5])
+        more = f", … {len(counts) - 5} more" if len(counts) > 5 else ""
+        a = self.adaptation
+        return (f"FewShotClassifier({len(counts)} classes {{{shown}{more}}}, head_init={a.head_init!r}, "
+                f"adaptation_steps={a.adaptation_steps}, adaptation_lr={a.adaptation_lr:g}, "
+                f"threshold={self.threshold:g}, backbone={str(self.backbone.path)!r})")
 
     def _dim_of(self, embeddings: Any) -> int:
         D = self.backbone.embedding_dim

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..errors import InputError, raise_if_problems
 from .adaptation import lr_problems, steps_problems
-from .validation import check_head, check_labels
+from .validation import as_float32, check_head, check_labels
 
 __all__ = [
     "logits",
@@ -44,24 +44,20 @@ def logits(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def softmax(Z: np.ndarray) -> np.ndarray:
-    """Softmax over the last axis, stable for any finite logits."""
-    P = np.asarray(Z, dtype=np.float32) - np.max(Z, axis=-1, keepdims=True)
-    np.exp(P, out=P)
-    P /= P.sum(axis=-1, keepdims=True)
-    return P
+    """Softmax over the last axis, stable for any finite logits: (…, C) with C >= 1."""
+    return _softmax(_check_logits(Z))
 
 
 def log_softmax(Z: np.ndarray) -> np.ndarray:
-    """Log-softmax over the last axis via log-sum-exp."""
-    shifted = np.asarray(Z, dtype=np.float32) - np.max(Z, axis=-1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    """Log-softmax over the last axis via log-sum-exp: (…, C) with C >= 1."""
+    return _log_softmax(_check_logits(Z))
 
 
 def cross_entropy(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray | np.float32:
     """Mean softmax cross-entropy of the head on labelled embeddings: a scalar, or (T,)."""
     E, W, b = check_head(E, W, b)
     y = check_labels(y, E, W.shape[-2])
-    logp = log_softmax(_logits(E, W, b))
+    logp = _log_softmax(_logits(E, W, b))
     picked = np.take_along_axis(logp, y[..., None].astype(np.intp), axis=-1)[..., 0]
     return -picked.mean(axis=-1)
 
@@ -102,7 +98,11 @@ def adapt(
 def predict_proba(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Class probabilities of the head: (N, C), or (T, N, C)."""
     E, W, b = check_head(E, W, b)
-    return softmax(_logits(E, W, b))
+    Z = _logits(E, W, b)
+    if not np.isfinite(Z).all():
+        raise InputError("the head's logits overflow float32 (embeddings or head weights of magnitude ~1e19 or more); "
+                         "expected embeddings from the model's own backbone")
+    return _softmax(Z)
 
 
 def accuracy(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray | np.float32:
@@ -113,6 +113,25 @@ def accuracy(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.n
 
 
 # -- unchecked kernels (inputs already validated, float32) ------------------------------------
+
+
+def _softmax(Z: np.ndarray) -> np.ndarray:
+    P = Z - np.max(Z, axis=-1, keepdims=True)
+    np.exp(P, out=P)
+    P /= P.sum(axis=-1, keepdims=True)
+    return P
+
+
+def _log_softmax(Z: np.ndarray) -> np.ndarray:
+    shifted = Z - np.max(Z, axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def _check_logits(Z) -> np.ndarray:
+    Z = as_float32("logits", Z, (1, 2, 3))
+    if Z.shape[-1] == 0:
+        raise InputError(f"logits must have at least one class (last axis), found shape {Z.shape}")
+    return Z
 
 
 def _logits(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -140,13 +140,34 @@ def pil_pixels(img, prep: Preprocessing) -> np.ndarray:
     """A PIL image in the model's colour mode, resized with its filter: uint8 (H, W, C).
 
     Meta-training decodes its images with this function too, so that what a model is trained on
-    is exactly what the device feeds it.
+    is exactly what the device feeds it. The camera's EXIF orientation is applied (as
+    ``PIL.ImageOps.exif_transpose`` does), transparent pixels are composited on white (the paper
+    of ink-on-paper data sets), and 16-bit grayscale is scaled to 8 bits.
     """
+    ImageOps = require("PIL.ImageOps", "images")
+    img = _flatten(ImageOps.exif_transpose(img))
     img = img.convert("L" if prep.channels == 1 else "RGB")
     height, width = prep.input_size
     if img.size != (width, height):
         img = img.resize((width, height), resample=_PIL_FILTERS[prep.resize])
     return np.asarray(img, dtype=np.uint8).reshape(height, width, prep.channels)
+
+
+def _flatten(img):
+    """An image without alpha or high bit depth, in a mode PIL converts to L / RGB faithfully."""
+    Image = require("PIL.Image", "images")
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+        rgba = img.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    if img.mode.startswith("I"):  # I;16, I;16B, I (32-bit): 16-bit grayscale PNGs and TIFFs
+        values = np.asarray(img, dtype=np.float64)
+        scale = 255.0 / 65535.0 if values.max(initial=0) > 255 else 1.0
+        return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
+    if img.mode == "F":
+        raise InputError(f"float ('F' mode) images are not supported: found one of size {img.size}; "
+                         "save it as 8- or 16-bit")
+    return img
 
 
 def _from_pil(img, prep: Preprocessing) -> np.ndarray:

@@ -32,6 +32,8 @@ from .adaptation import Adaptation
 from .decision import threshold_problems
 from .labels import Label, check_label
 
+MAX_STATE_BYTES = 2**31  # 2 GiB uncompressed: about 8 million 64-d embeddings
+MAX_HEADER_BYTES = 64 * 2**20  # labels and settings
 STATE_FORMAT = "anil-edge-state"
 STATE_VERSION = 2
 _MEMBERS = ("header", "embeddings", "class_index")
@@ -72,6 +74,15 @@ def save_state(path: str | os.PathLike[str], state: EnrollmentState) -> None:
         raise StateError(f"cannot write the state file {path}: {exc}") from None
 
 
+def file_fingerprint(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
+    """What changes whenever the file is rewritten (device, inode, size, mtime); None if absent."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
     """Read a state written by :func:`save_state`; :class:`StateError` listing every problem."""
     header, embeddings, class_index = _read(Path(path))
@@ -94,6 +105,7 @@ def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
 def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
     if not path.is_file():
         raise StateError(f"state file not found: {path}")
+    _check_sizes(path)
     try:
         with np.load(path, allow_pickle=False) as archive:
             missing = [m for m in _MEMBERS if m not in archive.files]
@@ -108,6 +120,21 @@ def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
             f"{path} is truncated or corrupted ({type(exc).__name__}: {exc}); "
             "expected an anil-edge state file (.npz) written by FewShotClassifier.save"
         ) from None
+
+
+def _check_sizes(path: Path) -> None:
+    """Refuse archives that would expand beyond the caps (a zip bomb, or not an archive at all)."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            sizes = {info.filename: info.file_size for info in archive.infolist()}
+    except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        raise StateError(f"{path} is truncated or corrupted ({type(exc).__name__}: {exc}); "
+                         "expected an anil-edge state file (.npz) written by FewShotClassifier.save") from None
+    total = sum(sizes.values())
+    if total > MAX_STATE_BYTES or sizes.get("header.npy", 0) > MAX_HEADER_BYTES:
+        raise StateError(f"{path} declares {total / 2**20:.0f} MiB of contents (header "
+                         f"{sizes.get('header.npy', 0) / 2**20:.1f} MiB); a state may hold at most "
+                         f"{MAX_STATE_BYTES / 2**20:.0f} MiB ({MAX_HEADER_BYTES / 2**20:.0f} MiB of header)")
 
 
 def _labels(labels: Any, problems: list[str]) -> list[Label]:

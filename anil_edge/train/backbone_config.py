@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from ..errors import InputError, raise_if_problems
+
 NORMS = ("batch", "group")
 ARCHS = ("conv4", "conv4-stride", "resnet12")
 
@@ -24,12 +26,14 @@ class BackboneConfig:
     arch: str = "conv4"  # "conv4", "conv4-stride" or "resnet12"
 
     def __post_init__(self) -> None:
+        problems = []
         if self.norm not in NORMS:
-            raise ValueError(f"norm must be one of {NORMS}, found {self.norm!r}")
+            problems.append(f"norm must be one of {NORMS}, found {self.norm!r}")
         if self.arch not in ARCHS:
-            raise ValueError(f"arch must be one of {ARCHS}, found {self.arch!r}")
+            problems.append(f"arch must be one of {ARCHS}, found {self.arch!r}")
         if self.norm == "group" and self.arch != "resnet12" and self.hidden % self.groups:
-            raise ValueError(f"groups={self.groups} must divide hidden={self.hidden}")
+            problems.append(f"groups={self.groups} must divide hidden={self.hidden}")
+        raise_if_problems(problems, InputError, "invalid backbone")
 
 
 def make_norm(config: BackboneConfig, width: int) -> nn.Module:
@@ -42,7 +46,12 @@ def probe_dim(backbone: nn.Module, config: BackboneConfig) -> int:
     """Embedding size, from one eval-mode forward of a blank image."""
     was_training = backbone.training
     backbone.eval()
-    with torch.no_grad():
-        dim = backbone(torch.zeros(1, config.channels, config.input_size, config.input_size)).shape[1]
-    backbone.train(was_training)
+    try:
+        with torch.no_grad():
+            dim = backbone(torch.zeros(1, config.channels, config.input_size, config.input_size)).shape[1]
+    except RuntimeError as exc:  # e.g. an input that the pooling layers shrink to nothing
+        raise InputError(f"a {config.arch} backbone cannot take {config.input_size}x{config.input_size} inputs "
+                         f"({str(exc).splitlines()[0][:160]}); use a larger input_size or fewer blocks") from None
+    finally:
+        backbone.train(was_training)
     return int(dim)

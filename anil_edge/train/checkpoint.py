@@ -49,6 +49,14 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     return payload
 
 
+def checkpoint_iteration(payload: dict[str, Any], path: str | os.PathLike[str]) -> int:
+    """The meta-iterations a checkpoint records; CheckpointError unless a non-negative integer."""
+    iteration = payload.get("iteration")
+    if isinstance(iteration, bool) or not isinstance(iteration, int) or iteration < 0:
+        raise CheckpointError(f"{path}: malformed iteration {iteration!r:.40}; expected an integer >= 0")
+    return iteration
+
+
 def rng_state() -> dict[str, Any]:
     """Python, numpy and torch (CPU and CUDA) RNG states, as tensors / plain types."""
     version, mt, gauss = random.getstate()

@@ -6,14 +6,12 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from ..errors import InputError
-from ..runtime.adaptation import Adaptation, head_init_problems, lr_problems, steps_problems
+from ..errors import InputError, raise_if_problems
+from ..runtime.adaptation import Adaptation
 from ..runtime.metadata import DataProvenance
+from .config_checks import CHOICES, type_problems, value_problems
 
-DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs")
-ENGINES = ("fast", "l2l")
-SCHEDULES = ("constant", "cosine")
-PRECISIONS = ("auto", "fp32", "bf16")
+DATASETS = CHOICES["dataset"]
 RENAMED = {"fast_lr": "adaptation_lr"}  # old field name -> new (checkpoints, TOML files, flags)
 
 
@@ -66,26 +64,10 @@ class TrainConfig:
     progress: bool = True  # show a progress bar
 
     def __post_init__(self) -> None:
-        problems = []
-        for name, allowed in (("dataset", DATASETS), ("engine", ENGINES),
-                              ("schedule", SCHEDULES), ("precision", PRECISIONS), ("norm", ("group", "batch")),
-                              ("backbone", ("conv4", "conv4-stride", "resnet12"))):
-            if getattr(self, name) not in allowed:
-                problems.append(f"{name} must be one of {allowed}, found {getattr(self, name)!r}")
-        for name in ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations",
-                     "eval_every", "eval_tasks", "checkpoint_every", "input_size", "task_streams", "dist_timeout"):
-            if getattr(self, name) < 1:
-                problems.append(f"{name} must be >= 1, found {getattr(self, name)}")
-        if self.ways < 2:
-            problems.append(f"ways must be >= 2, found {self.ways}")
-        if self.channels not in (1, 3):
-            problems.append(f"channels must be 1 or 3, found {self.channels}")
-        problems += (lr_problems(self.adaptation_lr) + steps_problems(self.adaptation_steps)
-                     + head_init_problems(self.head_init))
-        if self.meta_lr <= 0:
-            problems.append(f"meta_lr must be > 0, found {self.meta_lr}")
-        if problems:
-            raise InputError("invalid training configuration: " + "; ".join(problems))
+        problems = type_problems(self)
+        if not problems:  # value checks assume the declared types
+            problems = value_problems(self)
+        raise_if_problems(problems, InputError, "invalid training configuration")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -108,6 +90,6 @@ class TrainConfig:
         if unknown:
             raise InputError(f"unknown training configuration key(s) {unknown}; expected some of {sorted(known)}")
         values = dict(values)
-        if "data" in values:
+        if isinstance(values.get("data"), list):  # JSON and TOML lists; a string stays a (wrong) string
             values["data"] = tuple(values["data"])
         return cls(**values)

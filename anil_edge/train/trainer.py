@@ -17,10 +17,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..errors import InputError
+from ..errors import InputError, TrainingError
 from ..runtime.metadata import Preprocessing
 from .batches import normalisation_stats
-from .checkpoint import CheckpointError, load_checkpoint, rng_state, save_checkpoint, set_rng_state
+from .checkpoint import (
+    CheckpointError,
+    checkpoint_iteration,
+    load_checkpoint,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
 from .config import TrainConfig
 from .data.splits import Split
 from .distributed import SINGLE, DistContext, barrier, gather_to_main, init_distributed, launched_by_torchrun
@@ -37,6 +44,7 @@ class TrainResult:
     model: AnilModel  # the final model (eval mode)
     preprocessing: Preprocessing  # what the model was trained on; exported with it
     best_validation: float  # best per-image validation accuracy seen
+    validation_ways: int  # classes per validation task: ways, or fewer when validation has fewer classes
     out_dir: Path  # holds last.pt, best.pt, metrics.jsonl, curves.png
 
 
@@ -77,6 +85,8 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     only rank 0 writes checkpoints, metrics and the plot.
     """
     out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out_dir {out} is a file; expected a folder (it is created if missing)")
     if resume and not (out / "last.pt").is_file():
         raise CheckpointError(f"cannot resume: checkpoint not found: {out / 'last.pt'}")
     ctx, device = init_distributed(config.device, config.dist_timeout) if launched_by_torchrun() else (
@@ -99,6 +109,10 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     for it in range(start, end):
         tick = time.perf_counter()
         loss, acc = loop.step(optimizer)
+        if not math.isfinite(loss):
+            raise TrainingError(
+                f"the meta-loss became {loss} at iteration {it + 1}: training diverged; no checkpoint was written "
+                f"after it ({_last_good(out)}); lower --meta-lr or --adaptation-lr and train again")
         schedule.step()
         record = {"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
                   "lr": optimizer.param_groups[0]["lr"], "it_per_s": 1.0 / (time.perf_counter() - tick)}
@@ -123,7 +137,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     if end == config.iterations and ctx.main:
         _plot(out)
     barrier(ctx)
-    return TrainResult(model.eval(), prep, best, out)
+    return TrainResult(model.eval(), prep, best, loop.val_ways, out)
 
 
 class CheckpointWriter:
@@ -171,6 +185,11 @@ def _schedule(config: TrainConfig):
     return lambda it: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
 
 
+def _last_good(out: Path) -> str:
+    last = out / "last.pt"
+    return f"the last good one is {last}" if last.is_file() else "none had been written yet"
+
+
 def _restore(path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedule) -> tuple[int, float]:
     payload = load_checkpoint(path)
     saved = TrainConfig.from_dict(payload["config"]).to_dict()
@@ -186,7 +205,10 @@ def _restore(path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedul
     schedule.load_state_dict(payload["schedule"])
     set_rng_state(payload["rng"])
     loop.streams.load_state_dict(payload["streams"])
-    return int(payload["iteration"]), float(payload["best_validation"])
+    best = payload.get("best_validation")
+    if isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best):
+        raise CheckpointError(f"{path}: malformed best_validation {best!r:.40}; expected a finite number")
+    return checkpoint_iteration(payload, path), float(best)
 
 
 def _progress(config: TrainConfig, start: int, end: int):

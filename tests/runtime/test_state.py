@@ -81,18 +81,31 @@ def test_interrupted_save_leaves_the_previous_state_intact(enrolled, tmp_path):
     with mock.patch.object(state_module, "atomic_write", crashing_atomic), pytest.raises(KeyboardInterrupt):
         clf.save(path)
     assert path.read_bytes() == before
-    assert [p.name for p in tmp_path.iterdir()] == ["s.npz"]  # no temporary file left behind
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".s.npz.lock", "s.npz"]  # no temporary file left
     assert "newcomer" not in FewShotClassifier.load(path, clf.backbone).labels
 
 
-def test_state_of_another_backbone_is_refused(enrolled, tmp_path):
+def test_state_of_another_backbone_is_refused_even_when_it_copies_the_metadata(enrolled, tmp_path):
+    """The binding hashes what the runtime runs: other weights under copied metadata do not match."""
+    import onnx
+
+    from anil_edge.runtime import Backbone
+
     clf, _ = enrolled
     clf.save(tmp_path / "s.npz")
-    other = mock.Mock(wraps=clf.backbone)
-    other.metadata = mock.Mock(backbone_sha256="f" * 64)
-    other.embedding_dim, other.path = clf.backbone.embedding_dim, "other.onnx"
-    with pytest.raises(StateError, match="was enrolled with backbone .* but this model's backbone is ffffffffffff"):
-        FewShotClassifier.load(tmp_path / "s.npz", other)
+    model = onnx.load(str(clf.backbone.path))
+    weights = next(t for t in model.graph.initializer if t.raw_data)
+    weights.raw_data = bytes(len(weights.raw_data))  # other weights; metadata_props left as they were
+    onnx.save(model, str(tmp_path / "impostor.onnx"))
+    impostor = Backbone(tmp_path / "impostor.onnx")
+    assert impostor.metadata.backbone_sha256 == clf.backbone.metadata.backbone_sha256  # the copied claim
+    assert impostor.sha256 != clf.backbone.sha256
+    with pytest.raises(StateError, match="was enrolled with backbone .* but this model's backbone is"):
+        FewShotClassifier.load(tmp_path / "s.npz", impostor)
+
+
+def test_the_runtime_hash_equals_the_exporters(backbone):
+    assert backbone.sha256 == backbone.metadata.backbone_sha256
 
 
 def test_truncated_corrupted_and_foreign_files_are_clear_errors(enrolled, tmp_path):

@@ -15,6 +15,8 @@ import functools
 import hashlib
 import os
 import unicodedata
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +41,10 @@ def load_glyphs(*, instances: int = 20, seed: int = 0, max_classes: int = 0, cac
     key = hashlib.sha256(f"{VERSION}-{instances}-{seed}-{max_classes}".encode()).hexdigest()[:16]
     path = folder / f"glyphs-{key}.npz"
     if path.is_file():
-        return _read(path)
+        cached = _read(path)
+        if cached is not None:
+            return cached
+        path.unlink(missing_ok=True)  # truncated or corrupted (an interrupted copy, a full disk): render again
     data = render_glyphs(instances=instances, seed=seed, max_classes=max_classes)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as handle:
@@ -168,7 +173,11 @@ def _elastic(ink: np.ndarray, rng: np.random.Generator, alpha: float = 3.0, sigm
     return map_coordinates(ink.astype(np.float32), [y + dy, x + dx], order=1, mode="constant").astype(np.uint8)
 
 
-def _read(path: Path) -> ImageSet:
-    with np.load(path, allow_pickle=False) as z:
-        return ImageSet(z["images"], z["labels"], tuple(str(s) for s in z["class_names"]),
-                        tuple(str(s) for s in z["groups"]))
+def _read(path: Path) -> ImageSet | None:
+    """The cached set, or None when the cache file is unreadable (it is then rebuilt)."""
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return ImageSet(z["images"], z["labels"], tuple(str(s) for s in z["class_names"]),
+                            tuple(str(s) for s in z["groups"]))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error, InputError):
+        return None

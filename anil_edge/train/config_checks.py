@@ -1,0 +1,81 @@
+"""Every check on a :class:`~anil_edge.train.config.TrainConfig`, each problem described with
+what was found and what was expected. Types are checked strictly first (a string is not a bool,
+a float is not an int, a string is not a list), then values."""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import fields
+from typing import Any
+
+from ..runtime.adaptation import head_init_problems, lr_problems, steps_problems
+
+CHOICES = {
+    "dataset": ("glyphs", "omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs"),
+    "engine": ("fast", "l2l"),
+    "schedule": ("constant", "cosine"),
+    "precision": ("auto", "fp32", "bf16"),
+    "norm": ("batch", "group"),
+    "backbone": ("conv4", "conv4-stride", "resnet12"),
+}
+POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations", "eval_every", "eval_tasks",
+            "checkpoint_every", "input_size", "task_streams", "dist_timeout")
+MAX_META_LR = 10.0  # Adam steps beyond this only diverge
+GROUPS = 8  # GroupNorm groups (BackboneConfig.groups)
+_DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
+
+
+def type_problems(config: Any) -> list[str]:
+    """Fields whose value is not of the declared type."""
+    problems = []
+    for f in fields(config):
+        value, kind = getattr(config, f.name), str(f.type)
+        ok = {"bool": lambda v: isinstance(v, bool),
+              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+              "str": lambda v: isinstance(v, str),
+              "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)}[kind](value)
+        if not ok:
+            expected = {"tuple[str, ...]": "a list of strings", "float": "a number"}.get(kind, f"a {kind}")
+            problems.append(f"{f.name} must be {expected}, found {type(value).__name__} {value!r:.40}")
+    return problems
+
+
+def value_problems(config: Any) -> list[str]:
+    """Values out of range or inconsistent with each other (types already checked)."""
+    c = config
+    problems = [f"{name} must be one of {allowed}, found {getattr(c, name)!r}"
+                for name, allowed in CHOICES.items() if getattr(c, name) not in allowed]
+    problems += [f"{name} must be >= 1, found {getattr(c, name)}" for name in POSITIVE if getattr(c, name) < 1]
+    if c.ways < 2:
+        problems.append(f"ways must be >= 2, found {c.ways}")
+    if c.channels not in (1, 3):
+        problems.append(f"channels must be 1 or 3, found {c.channels}")
+    problems += lr_problems(c.adaptation_lr) + steps_problems(c.adaptation_steps) + head_init_problems(c.head_init)
+    if not (math.isfinite(c.meta_lr) and 0 < c.meta_lr <= MAX_META_LR):
+        problems.append(f"meta_lr must be a finite number in (0, {MAX_META_LR:g}], found {c.meta_lr!r}")
+    for name in ("validation_fraction", "test_fraction"):
+        if not (math.isfinite(getattr(c, name)) and 0 < getattr(c, name) < 1):
+            problems.append(f"{name} must lie in (0, 1), found {getattr(c, name)!r}")
+    if c.validation_fraction + c.test_fraction >= 1:
+        problems.append(f"validation_fraction + test_fraction must leave training classes (< 1), found "
+                        f"{c.validation_fraction} + {c.test_fraction}")
+    if not _DEVICE.match(c.device):
+        problems.append(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {c.device!r}")
+    if c.threads < 0 or c.chunk < -1:
+        problems.append(f"threads must be >= 0 and chunk >= -1, found threads={c.threads}, chunk={c.chunk}")
+    return problems + architecture_problems(c)
+
+
+def architecture_problems(c: Any) -> list[str]:
+    """Backbones that cannot be built: an input too small for the blocks, GroupNorm widths."""
+    problems = []
+    if c.backbone == "conv4" and c.input_size < 2**c.blocks:
+        problems.append(f"input_size {c.input_size} is too small for {c.blocks} conv4 blocks (each halves it): "
+                        f"expected >= {2**c.blocks}, or fewer --blocks")
+    if c.backbone == "resnet12" and c.input_size < 16:
+        problems.append(f"input_size {c.input_size} is too small for resnet12 (4 halvings): expected >= 16")
+    if c.norm == "group" and c.backbone != "resnet12" and c.hidden % GROUPS:
+        problems.append(f"norm 'group' uses {GROUPS} groups, which must divide hidden: found hidden={c.hidden}")
+    return problems
