@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, ModelError, require
+from ..errors import InputError, ModelError, raise_if_problems, require
 from .metadata import ModelMetadata
 from .metadata_props import metadata_from_props
 from .model_hash import model_sha256
@@ -45,11 +45,11 @@ class Backbone:
         ort = require("onnxruntime", "cpu")  # anil-edge[cpu] or anil-edge[gpu] provides it
         if device not in DEVICES:
             raise InputError(f"device must be one of {DEVICES}, found {device!r}")
-        if batch_size < 1 or intra_op_threads < 0 or inter_op_threads < 0:
-            raise InputError(
-                f"batch_size must be >= 1 and thread counts >= 0, found batch_size={batch_size}, "
-                f"intra_op_threads={intra_op_threads}, inter_op_threads={inter_op_threads}"
-            )
+        problems = [f"{name} must be an integer >= {low}, found {value!r:.40}"
+                    for name, value, low in (("batch_size", batch_size, 1), ("intra_op_threads", intra_op_threads, 0),
+                                             ("inter_op_threads", inter_op_threads, 0))
+                    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low]
+        raise_if_problems(problems, InputError, "invalid Backbone options")
         self.path = Path(path)
         self.batch_size = batch_size
         model_bytes = _read(self.path)

@@ -98,6 +98,12 @@ def check_metadata(meta: ModelMetadata, source: str = "model") -> None:
             f"learned head weight/bias must be (ways, {meta.embedding_dim}) and (ways,), "
             f"found {h.weight.shape} and {h.bias.shape}"
         )
+    d, t = meta.training.data, meta.training
+    for name, value in (("validation_fraction", d.validation_fraction), ("test_fraction", d.test_fraction)):
+        if not 0 <= value < 1:
+            problems.append(f"training.data.{name} must lie in [0, 1), found {value}")
+    if t.ways < 0 or t.shots < 0:
+        problems.append(f"training.ways and training.shots must be >= 0, found {t.ways} and {t.shots}")
     if len(meta.backbone_sha256) != 64:
         problems.append(f"backbone_sha256 must be 64 hex digits, found {meta.backbone_sha256!r}")
     raise_if_problems(problems, ModelError, f"{source} has inconsistent anil-edge metadata")

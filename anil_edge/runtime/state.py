@@ -111,15 +111,25 @@ def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
             missing = [m for m in _MEMBERS if m not in archive.files]
             if missing:
                 raise StateError(f"{path} is not an anil-edge state: missing {missing}, found {archive.files}")
-            header = json.loads(archive["header"].tobytes().decode("utf-8"))
-            return header, archive["embeddings"], archive["class_index"]
+            arrays = {m: archive[m] for m in _MEMBERS}
     except StateError:
         raise
-    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile, zlib.error) as exc:
         raise StateError(
             f"{path} is truncated or corrupted ({type(exc).__name__}: {exc}); "
             "expected an anil-edge state file (.npz) written by FewShotClassifier.save"
         ) from None
+    not_npy = [m for m, a in arrays.items() if not isinstance(a, np.ndarray)]
+    if not_npy:
+        raise StateError(f"{path} is truncated or corrupted: members {not_npy} are not numpy arrays")
+    if arrays["header"].dtype != np.uint8 or arrays["header"].ndim != 1:
+        raise StateError(f"{path}: the header must be UTF-8 JSON bytes (uint8), found {arrays['header'].dtype} "
+                         f"{arrays['header'].shape}")
+    try:
+        header = json.loads(arrays["header"].tobytes().decode("utf-8"))
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
+        raise StateError(f"{path} is truncated or corrupted: its header is not UTF-8 JSON ({exc})") from None
+    return header, arrays["embeddings"], arrays["class_index"]
 
 
 def _check_sizes(path: Path) -> None:

@@ -129,7 +129,7 @@ def test_missing_truncated_and_corrupted_files_are_clear_errors(model_path, tmp_
 def test_bad_options_are_clear_errors(model_path):
     with pytest.raises(InputError, match="device must be one of"):
         Backbone(model_path, device="tpu")
-    with pytest.raises(InputError, match="batch_size must be >= 1"):
+    with pytest.raises(InputError, match="batch_size must be an integer >= 1, found 0"):
         Backbone(model_path, batch_size=0)
     import onnxruntime
 

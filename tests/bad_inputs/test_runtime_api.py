@@ -1,0 +1,215 @@
+"""The device runtime's Python API under bad input: every case ends in the project's own error
+(an :class:`AnilEdgeError` saying what was found and what was expected), never a raw numpy,
+onnxruntime or Python traceback, and never a silently wrong answer."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from anil_edge.errors import AnilEdgeError, InputError, ModelError, NotEnrolledError
+from anil_edge.runtime import Backbone, FewShotClassifier, head
+from tests.conftest import DIM, glyphs
+
+GOOD = dict(E=np.ones((4, 8), np.float32), y=np.array([0, 1, 2, 1]), W=np.zeros((3, 8), np.float32),
+            b=np.zeros(3, np.float32), lr=0.1, steps=1)
+ADAPT_CASES = [
+    dict(lr="0.5"), dict(lr=None), dict(lr=float("nan")), dict(lr=float("inf")), dict(lr=-1.0), dict(lr=1e39),
+    dict(lr=True), dict(lr=[0.1]), dict(steps=2.5), dict(steps="3"), dict(steps=-1), dict(steps=10**9),
+    dict(steps=True), dict(steps=None), dict(E=np.ones((4, 9), np.float32)), dict(E=np.full((4, 8), np.nan)),
+    dict(E=np.ones(8)), dict(E="embeddings"), dict(E=np.ones((4, 8), bool)), dict(E=np.ones((2, 2, 4, 8))),
+    dict(y=np.array([0, 1, 2, 3])), dict(y=np.array([0, 1, -1, 1])), dict(y=np.array([0.0, 1.0, 2.0, 1.0])),
+    dict(y=np.array([0, 1])), dict(y="0121"), dict(W=np.zeros((0, 8))), dict(W=np.zeros((3, 7))),
+    dict(W=np.full((3, 8), np.inf)), dict(b=np.zeros(4)), dict(b=np.zeros((3, 1))), dict(b=None),
+]
+
+
+@pytest.mark.parametrize("change", ADAPT_CASES, ids=[repr(c)[:60] for c in ADAPT_CASES])
+def test_head_adapt_refuses(change):
+    args = {**GOOD, **change}
+    with pytest.raises(InputError):
+        head.adapt(args.pop("E"), args.pop("y"), args.pop("W"), args.pop("b"), **args)
+
+
+@settings(max_examples=60, deadline=None)
+@given(lr=st.one_of(st.text(), st.none(), st.booleans(), st.floats(allow_nan=True), st.lists(st.floats())),
+       steps=st.one_of(st.text(), st.none(), st.floats(), st.integers(-10**12, 10**12), st.booleans()))
+def test_head_adapt_never_raises_anything_but_input_error(lr, steps):
+    """Property: whatever lr and steps are, adapt either works (they are valid) or says why."""
+    try:
+        W, b = head.adapt(GOOD["E"], GOOD["y"], GOOD["W"], GOOD["b"], lr=lr, steps=steps)
+    except InputError:
+        return
+    assert np.isfinite(W).all() and np.isfinite(b).all()
+
+
+@pytest.mark.parametrize("Z", [np.zeros((3, 0)), np.zeros(0), "logits", np.array([[np.nan, 1.0]]), None,
+                               np.array([["a", "b"]])], ids=["no-classes", "empty", "text", "nan", "none", "strings"])
+@pytest.mark.parametrize("fn", [head.softmax, head.log_softmax])
+def test_softmax_refuses(fn, Z):
+    with pytest.raises(InputError):
+        fn(Z)
+
+
+@pytest.fixture
+def enrolled(backbone):
+    images, labels = glyphs(3, 2, seed=3)
+    clf = FewShotClassifier(backbone)
+    for c in range(3):
+        clf.enroll(f"c{c}", images[labels == c])
+    return clf
+
+
+SETTINGS = [
+    dict(threshold="0.5"), dict(threshold=-0.1), dict(threshold=1.5), dict(threshold=float("nan")),
+    dict(threshold=True), dict(threshold=None), dict(adaptation_lr="0.5"), dict(adaptation_lr=float("nan")),
+    dict(adaptation_lr=-1), dict(adaptation_lr=1e39), dict(adaptation_lr=True), dict(adaptation_steps=2.5),
+    dict(adaptation_steps="3"), dict(adaptation_steps=-1), dict(adaptation_steps=10**9),
+    dict(adaptation_steps=True), dict(head_init="mean"), dict(head_init="random"), dict(head_init=3),
+]
+
+
+@pytest.mark.parametrize("change", SETTINGS, ids=[repr(c) for c in SETTINGS])
+def test_classifier_settings_are_refused_at_construction(backbone, change):
+    with pytest.raises(InputError):
+        FewShotClassifier(backbone, **change)
+
+
+@pytest.mark.parametrize("change", SETTINGS + [dict(learning_rate=0.1), dict(steps=3)],
+                         ids=[repr(c) for c in SETTINGS] + ["unknown-1", "unknown-2"])
+def test_classifier_settings_are_refused_by_configure_and_leave_it_unchanged(enrolled, change):
+    before = (enrolled.adaptation, enrolled.threshold)
+    with pytest.raises(InputError):
+        enrolled.configure(**change)
+    assert (enrolled.adaptation, enrolled.threshold) == before
+
+
+def test_numpy_integers_are_accepted_everywhere(backbone):
+    clf = FewShotClassifier(backbone, adaptation_steps=np.int64(3), adaptation_lr=np.float32(0.5))
+    assert clf.adaptation.adaptation_steps == 3 and type(clf.adaptation.adaptation_steps) is int
+    head.adapt(GOOD["E"], GOOD["y"], GOOD["W"], GOOD["b"], lr=0.1, steps=np.int64(3))
+
+
+BAD_LABELS = [None, 2.5, True, "", "   ", [1], (1,), b"x", {"a": 1}, float("nan")]
+
+
+@pytest.mark.parametrize("label", BAD_LABELS, ids=[repr(x) for x in BAD_LABELS])
+def test_bad_labels_are_refused(enrolled, label):
+    with pytest.raises(InputError, match="label"):
+        enrolled.enroll(label, np.zeros((28, 28), np.uint8))
+
+
+def test_mixed_label_types_are_refused(enrolled):
+    with pytest.raises(InputError, match="labels of mixed types"):
+        enrolled.enroll(7, np.zeros((28, 28), np.uint8))
+
+
+BAD_IMAGES = {
+    "empty-list": [], "wrong-size": np.zeros((27, 28), np.uint8), "wrong-channels": np.zeros((28, 28, 3), np.uint8),
+    "nan-floats": np.full((1, 1, 28, 28), np.nan, np.float32), "floats-above-1": np.full((1, 1, 28, 28), 2.0),
+    "negative-floats": np.full((1, 1, 28, 28), -0.5), "bool": np.zeros((28, 28), bool),
+    "complex": np.zeros((28, 28), complex), "objects": np.array([[object()]]), "5-d": np.zeros((1, 1, 1, 28, 28)),
+    "1-d": np.zeros(784, np.uint8), "missing-file": "no/such/image.png", "a-number": 42, "none": None,
+    "list-with-none": [np.zeros((28, 28), np.uint8), None], "empty-batch": np.zeros((0, 28, 28), np.uint8),
+    "int64-pixels": np.full((28, 28), 300, np.int64), "strings": np.array([["a"]]),
+}
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES)
+def test_bad_images_are_refused_by_enroll(enrolled, name):
+    with pytest.raises(InputError):
+        enrolled.enroll("c0", BAD_IMAGES[name])
+    assert enrolled.support_counts()["c0"] == 2  # nothing half-enrolled
+
+
+@pytest.mark.parametrize("name", BAD_IMAGES)
+def test_bad_images_are_refused_by_predict(enrolled, name):
+    with pytest.raises(InputError):
+        enrolled.predict(BAD_IMAGES[name])
+
+
+@pytest.mark.parametrize("content, suffix", [(b"", ".png"), (b"not an image", ".png"), (b"\x89PNG\r\n\x1a\n\0\0", ".png"),
+                                             (b"GIF89a", ".gif"), (b"\xff\xd8\xff", ".jpg")],
+                         ids=["empty", "text", "truncated-png", "truncated-gif", "truncated-jpeg"])
+def test_unreadable_image_files_are_refused(enrolled, tmp_path, content, suffix):
+    path = tmp_path / f"bad{suffix}"
+    path.write_bytes(content)
+    with pytest.raises(InputError, match="cannot read"):
+        enrolled.enroll("c0", [str(path)])
+
+
+def test_a_folder_is_not_an_image(enrolled, tmp_path):
+    with pytest.raises(InputError):
+        enrolled.predict(str(tmp_path))
+
+
+BAD_EMBEDDINGS = {"wrong-dim": np.zeros((2, DIM + 1)), "nan": np.full((2, DIM), np.nan), "3-d": np.zeros((1, 2, DIM)),
+                  "text": "embeddings", "empty": np.zeros((0, DIM)), "inf": np.full((1, DIM), np.inf)}
+
+
+@pytest.mark.parametrize("name", BAD_EMBEDDINGS)
+def test_bad_embeddings_are_refused(enrolled, name):
+    with pytest.raises(InputError):
+        enrolled.predict_proba_embeddings(BAD_EMBEDDINGS[name])
+
+
+@pytest.mark.parametrize("scale", [3e38, -3e38, 1e30, 1e20])
+def test_huge_embeddings_give_probabilities_or_an_error_never_nan(enrolled, scale):
+    E = np.full((2, DIM), scale, np.float32)
+    E[1, ::2] *= -1
+    try:
+        P = enrolled.predict_proba_embeddings(E)
+    except InputError as exc:
+        assert "overflow" in str(exc)
+        return
+    assert np.isfinite(P).all() and np.allclose(P.sum(1), 1, atol=1e-5)
+
+
+BAD_PROBABILITIES = {"too-wide": np.full((1, 4), 0.25), "too-narrow": np.full((1, 2), 0.5), "1-d": np.ones(3) / 3,
+                     "above-1": np.array([[3.0, 0.0, 0.0]]), "negative": np.array([[-0.5, 1.0, 0.5]]),
+                     "nan": np.array([[np.nan, 0.5, 0.5]]), "text": "probabilities", "integers": np.array([[1, 0, 0]])}
+
+
+@pytest.mark.parametrize("name", BAD_PROBABILITIES)
+def test_apply_threshold_refuses_probabilities_that_do_not_fit(enrolled, name):
+    with pytest.raises(InputError):
+        enrolled.apply_threshold(BAD_PROBABILITIES[name])
+
+
+def test_predicting_before_enrolling(backbone):
+    with pytest.raises(NotEnrolledError):
+        FewShotClassifier(backbone).predict(np.zeros((28, 28), np.uint8))
+
+
+@pytest.mark.parametrize("label", ["nobody", 3, None])
+def test_removing_what_is_not_enrolled(enrolled, label):
+    with pytest.raises(InputError, match="not enrolled"):
+        enrolled.remove(label)
+
+
+BACKBONE_ARGS = [dict(device="tpu"), dict(device=None), dict(batch_size=0), dict(batch_size=-1),
+                 dict(batch_size="64"), dict(batch_size=2.5), dict(intra_op_threads=-1), dict(inter_op_threads=-2),
+                 dict(intra_op_threads="2"), dict(device="cuda")]
+
+
+@pytest.mark.parametrize("kwargs", BACKBONE_ARGS, ids=[repr(k) for k in BACKBONE_ARGS])
+def test_backbone_options_are_checked(model_path, kwargs):
+    with pytest.raises(AnilEdgeError):
+        Backbone(model_path, **kwargs)
+
+
+@pytest.mark.parametrize("content", [b"", b"garbage", b"\x08\x07" * 50, b"\x0a\xff\xff\xff\xff\x0f"],
+                         ids=["empty", "text", "junk-protobuf", "length-past-end"])
+def test_files_that_are_not_models(tmp_path, content):
+    path = tmp_path / "m.onnx"
+    path.write_bytes(content)
+    with pytest.raises(ModelError):
+        Backbone(path)
+
+
+def test_a_folder_or_missing_file_is_not_a_model(tmp_path):
+    for path in (tmp_path, tmp_path / "missing.onnx"):
+        with pytest.raises(ModelError):
+            Backbone(path)

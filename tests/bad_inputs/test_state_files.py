@@ -1,0 +1,171 @@
+"""Enrollment state files that are corrupted, forged, inconsistent or oversized: StateError,
+for every field of the header and every member of the archive."""
+
+from __future__ import annotations
+
+import copy
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from anil_edge.errors import StateError
+from anil_edge.runtime import FewShotClassifier
+from anil_edge.runtime import state as state_module
+from tests.conftest import glyphs
+
+
+@pytest.fixture(scope="module")
+def saved(backbone, tmp_path_factory):
+    images, labels = glyphs(3, 2, seed=9)
+    clf = FewShotClassifier(backbone, threshold=0.2)
+    for c in range(3):
+        clf.enroll(f"c{c}", images[labels == c])
+    path = tmp_path_factory.mktemp("state") / "s.npz"
+    clf.save(path)
+    with np.load(path) as archive:
+        members = {k: archive[k] for k in archive.files}
+    return json.loads(members["header"].tobytes()), members
+
+
+def _npz(path, header, members, **changes):
+    members = {**members, "header": np.frombuffer(json.dumps(header).encode(), np.uint8), **changes}
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v for k, v in members.items() if v is not None})
+    path.write_bytes(buffer.getvalue())
+    return path
+
+
+def _load(path, backbone):
+    return FewShotClassifier.load(path, backbone)
+
+
+READ_FIELDS = ["format", "version", "backbone_sha256", "labels", "adaptation.adaptation_lr",
+               "adaptation.adaptation_steps", "adaptation.head_init", "threshold"]
+WRONG = {"text": "x", "number": 3.5, "negative": -2, "list": [1, "a"], "null": None, "object": {"a": 1}, "bool": True}
+VALID = {("adaptation.head_init", "text"), ("adaptation.adaptation_lr", "number")}
+
+
+def _edit(header, path, value=None, delete=False):
+    header = copy.deepcopy(header)
+    *parents, leaf = path.split(".")
+    node = header
+    for part in parents:
+        node = node[part]
+    if delete:
+        del node[leaf]
+    else:
+        node[leaf] = value
+    return header
+
+
+@pytest.mark.parametrize("path", READ_FIELDS)
+def test_a_missing_header_field(saved, tmp_path, backbone, path):
+    header, members = saved
+    with pytest.raises(StateError):
+        _load(_npz(tmp_path / "s.npz", _edit(header, path, delete=True), members), backbone)
+
+
+CASES = [(p, k) for p in READ_FIELDS for k in WRONG if (p, k) not in VALID]
+
+
+@pytest.mark.parametrize("path, kind", CASES, ids=[f"{p}={k}" for p, k in CASES])
+def test_a_header_field_of_the_wrong_type(saved, tmp_path, backbone, path, kind):
+    header, members = saved
+    with pytest.raises(StateError):
+        _load(_npz(tmp_path / "s.npz", _edit(header, path, WRONG[kind]), members), backbone)
+
+
+ARRAYS = {
+    "embeddings-float64": dict(embeddings=lambda m: m["embeddings"].astype(np.float64)),
+    "embeddings-narrow": dict(embeddings=lambda m: m["embeddings"][:, :5]),
+    "embeddings-1d": dict(embeddings=lambda m: m["embeddings"].ravel()),
+    "embeddings-nan": dict(embeddings=lambda m: np.full_like(m["embeddings"], np.nan)),
+    "embeddings-inf": dict(embeddings=lambda m: np.full_like(m["embeddings"], np.inf)),
+    "embeddings-text": dict(embeddings=lambda m: np.array(["a"] * len(m["embeddings"]))),
+    "embeddings-missing": dict(embeddings=lambda m: None),
+    "class-index-missing": dict(class_index=lambda m: None),
+    "class-index-float": dict(class_index=lambda m: m["class_index"].astype(np.float32)),
+    "class-index-short": dict(class_index=lambda m: m["class_index"][:-1]),
+    "class-index-out-of-range": dict(class_index=lambda m: m["class_index"] + 5),
+    "class-index-negative": dict(class_index=lambda m: m["class_index"] - 1),
+    "class-index-one-class-empty": dict(class_index=lambda m: np.zeros_like(m["class_index"])),
+    "header-missing": dict(header=lambda m: None),
+    "header-not-json": dict(header=lambda m: np.frombuffer(b"{not json", np.uint8)),
+    "header-not-utf8": dict(header=lambda m: np.frombuffer(b"\xff\xfe\x00", np.uint8)),
+    "header-a-list": dict(header=lambda m: np.frombuffer(b"[1, 2]", np.uint8)),
+    "header-floats": dict(header=lambda m: np.zeros(4, np.float32)),
+}
+
+
+@pytest.mark.parametrize("name", ARRAYS)
+def test_a_bad_member(saved, tmp_path, backbone, name):
+    header, members = saved
+    ((member, change),) = ARRAYS[name].items()
+    members = {**members, "header": np.frombuffer(json.dumps(header).encode(), np.uint8)}
+    members[member] = change(members)
+    buffer = io.BytesIO()
+    np.savez(buffer, **{k: v for k, v in members.items() if v is not None})
+    (tmp_path / "s.npz").write_bytes(buffer.getvalue())
+    with pytest.raises(StateError):
+        _load(tmp_path / "s.npz", backbone)
+
+
+LABELS = {"duplicates": ["a", "a", "b"], "mixed": ["a", 1, "b"], "too-few": ["a", "b"], "too-many": ["a", "b", "c", "d"],
+          "empty-string": ["", "b", "c"], "floats": [1.5, 2.5, 3.5], "nested": [["a"], "b", "c"], "bools": [True, False, True]}
+
+
+@pytest.mark.parametrize("name", LABELS)
+def test_bad_labels(saved, tmp_path, backbone, name):
+    header, members = saved
+    with pytest.raises(StateError):
+        _load(_npz(tmp_path / "s.npz", {**header, "labels": LABELS[name]}, members), backbone)
+
+
+def test_pickled_objects_are_never_unpickled(saved, tmp_path, backbone):
+    header, members = saved
+    path = _npz(tmp_path / "s.npz", header, members, embeddings=np.array([object()] * 6, dtype=object))
+    with pytest.raises(StateError):
+        _load(path, backbone)
+
+
+@pytest.mark.parametrize("content", [b"", b"PK", b"not a zip at all", b"\x93NUMPY" + b"\0" * 100],
+                         ids=["empty", "zip-magic-only", "text", "a-bare-npy"])
+def test_files_that_are_not_states(tmp_path, backbone, content):
+    (tmp_path / "s.npz").write_bytes(content)
+    with pytest.raises(StateError):
+        _load(tmp_path / "s.npz", backbone)
+
+
+def test_members_that_are_not_npy_data(tmp_path, backbone):
+    with zipfile.ZipFile(tmp_path / "s.npz", "w") as archive:
+        for name in ("header.npy", "embeddings.npy", "class_index.npy"):
+            archive.writestr(name, b"this is not npy data")
+    with pytest.raises(StateError, match="truncated or corrupted"):
+        _load(tmp_path / "s.npz", backbone)
+
+
+def test_a_zip_bomb_is_refused_before_it_expands(tmp_path, backbone, monkeypatch):
+    monkeypatch.setattr(state_module, "MAX_STATE_BYTES", 10_000)  # the real cap is 2 GiB; same code path
+    with zipfile.ZipFile(tmp_path / "s.npz", "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("embeddings.npy", b"\0" * 1_000_000)  # ~1 KB on disk, 1 MB expanded
+    assert (tmp_path / "s.npz").stat().st_size < 5_000
+    with pytest.raises(StateError, match="a state may hold at most"):
+        _load(tmp_path / "s.npz", backbone)
+
+
+@pytest.mark.parametrize("cut", [0.1, 0.5, 0.9, 0.99])
+def test_truncated_files(saved, tmp_path, backbone, cut):
+    header, members = saved
+    data = _npz(tmp_path / "full.npz", header, members).read_bytes()
+    (tmp_path / "s.npz").write_bytes(data[: int(len(data) * cut)])
+    with pytest.raises(StateError):
+        _load(tmp_path / "s.npz", backbone)
+
+
+def test_a_state_file_that_is_a_folder(tmp_path, backbone):
+    (tmp_path / "s.npz").mkdir()
+    with pytest.raises(StateError):
+        _load(tmp_path / "s.npz", backbone)

@@ -1,0 +1,79 @@
+"""TrainConfig: every field refuses values of the wrong type (a string is not a bool, a float
+is not an int, a string is not a list) and out-of-range values, with one InputError naming it."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+
+import pytest
+
+from anil_edge.errors import InputError
+from anil_edge.train.config import TrainConfig
+
+FIELDS = {f.name: str(f.type) for f in fields(TrainConfig)}
+WRONG_TYPES = {
+    "bool": ["no", 1, 0.0, None, [True]],
+    "int": [2.5, 28.0, "5", True, None],
+    "float": ["0.5", None, [0.5], True],
+    "str": [5, None, ["glyphs"], b"glyphs"],
+    "tuple[str, ...]": ["abc", 5, (1, 2), ("a", None)],
+}
+CASES = [(name, bad) for name, kind in FIELDS.items() for bad in WRONG_TYPES[kind]]
+
+
+@pytest.mark.parametrize("name, bad", CASES, ids=[f"{n}={b!r}" for n, b in CASES])
+def test_a_value_of_the_wrong_type_is_refused(name, bad):
+    with pytest.raises(InputError, match=f"{name} must be"):
+        TrainConfig(**{name: bad})
+
+
+OUT_OF_RANGE = [
+    ("adaptation_lr", float("nan")), ("adaptation_lr", float("inf")), ("adaptation_lr", -0.1), ("adaptation_lr", 3e38),
+    ("adaptation_steps", -1), ("adaptation_steps", 10**9), ("meta_lr", float("inf")), ("meta_lr", float("nan")),
+    ("meta_lr", 0.0), ("meta_lr", -1.0), ("meta_lr", 1e6), ("ways", 1), ("ways", 0), ("shots", 0), ("queries", -3),
+    ("hidden", 0), ("blocks", 0), ("meta_batch", 0), ("iterations", 0), ("eval_every", 0), ("eval_tasks", 0),
+    ("checkpoint_every", 0), ("input_size", 0), ("task_streams", 0), ("dist_timeout", 0), ("channels", 2),
+    ("channels", 4), ("validation_fraction", 0.0), ("validation_fraction", 1.0), ("test_fraction", -0.1),
+    ("test_fraction", float("nan")), ("device", "bogus"), ("device", "cuda:x"), ("device", "gpu"), ("threads", -1),
+    ("chunk", -2), ("dataset", "imagenet"), ("engine", "maml"), ("head_init", "mean"), ("head_init", "random"),
+    ("schedule", "linear"), ("precision", "fp16"), ("norm", "layer"), ("backbone", "vit"),
+]
+
+
+@pytest.mark.parametrize("name, bad", OUT_OF_RANGE, ids=[f"{n}={b!r}" for n, b in OUT_OF_RANGE])
+def test_a_value_out_of_range_is_refused(name, bad):
+    with pytest.raises(InputError, match=name):
+        TrainConfig(**{name: bad})
+
+
+INCONSISTENT = [
+    (dict(input_size=3), "too small for 4 conv4 blocks"),
+    (dict(input_size=8), "too small for 4 conv4 blocks"),
+    (dict(blocks=10), "too small for 10 conv4 blocks"),
+    (dict(backbone="resnet12", input_size=12), "too small for resnet12"),
+    (dict(norm="group", hidden=60), "must divide hidden"),
+    (dict(validation_fraction=0.5, test_fraction=0.5), "must leave training classes"),
+]
+
+
+@pytest.mark.parametrize("changes, message", INCONSISTENT, ids=[str(c) for c, _ in INCONSISTENT])
+def test_settings_that_contradict_each_other_are_refused(changes, message):
+    with pytest.raises(InputError, match=message):
+        TrainConfig(**changes)
+
+
+@pytest.mark.parametrize("values, message", [
+    ({"data": "abc"}, "data must be a list of strings"),
+    ({"rotations": "no"}, "rotations must be a bool"),
+    ({"learning_rate": 0.1}, "unknown training configuration key"),
+    ({"fast_lr": "fast"}, "adaptation_lr must be a number"),  # the old name is read as the new one
+])
+def test_from_dict_keeps_types_strict(values, message):
+    with pytest.raises(InputError, match=message):
+        TrainConfig.from_dict(values)
+
+
+def test_every_problem_is_listed_at_once():
+    with pytest.raises(InputError) as info:
+        TrainConfig(ways=1, shots=0, device="bogus")
+    assert "3 problems" in str(info.value)
