@@ -19,6 +19,10 @@ class InputError(AnilEdgeError, ValueError):
     """Images, embeddings or labels passed by the caller are not what was expected."""
 
 
+class CheckpointError(ModelError):
+    """A training checkpoint is missing, unreadable, or does not fit its configuration."""
+
+
 class StateError(AnilEdgeError):
     """An enrollment state is unusable: corrupted, of another backbone, or empty."""
 

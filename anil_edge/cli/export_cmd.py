@@ -25,14 +25,13 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import refuse_to_overwrite
-    from ..export.pipeline import export_checkpoint
+    from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.trained import load_trained
     from ..train.data.config_data import training_sample
 
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
-    refuse_to_overwrite(out, [checkpoint], what="export output")  # before the (slow) data loading
+    check_export_target(out, checkpoint, args.opset)  # before the (slow) checkpoint and data loading
     trained = load_trained(checkpoint)
     real = training_sample(trained.config.provenance(), trained.preprocessing, args.calibration_images, args.data)
     result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import refuse_to_overwrite
-from ..errors import ModelError
+from ..errors import CheckpointError, ModelError
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
@@ -31,6 +31,23 @@ class ExportResult:
     report: ValidationReport  # every FP32 comparison that was run
 
 
+def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
+                        opset: int = OPSET) -> Path:
+    """``out`` as a Path after the checks that need no model: opset, suffix, folder, and that no
+    output (``.onnx``, ``.int8.onnx``, ``.ts``) would replace the checkpoint it is made from."""
+    if checkpoint is not None and not Path(checkpoint).is_file():
+        raise CheckpointError(f"checkpoint not found: {checkpoint}" + (" (a folder)" if Path(checkpoint).is_dir() else ""))
+    check_opset(opset)
+    out = Path(out)
+    if out.suffix.lower() != ".onnx":
+        raise ModelError(f"the output must be an .onnx path, found {out}")
+    if not out.parent.is_dir():
+        raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
+    for output in (out, out.with_suffix(".int8.onnx"), out.with_suffix(".ts")):
+        refuse_to_overwrite(output, [checkpoint], what="export output")
+    return out
+
+
 def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: str | os.PathLike[str], *,
                       real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
@@ -42,15 +59,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
         calibration: preprocessed training images for INT8 calibration (required with ``int8``).
     """
-    check_opset(opset)
-    out = Path(out)
-    if out.suffix != ".onnx":
-        raise ModelError(f"the output must be an .onnx path, found {out}")
-    if not out.parent.is_dir():
-        raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
-    if not isinstance(checkpoint, TrainedModel):  # no output may replace the checkpoint it is made from
-        for output in (out, out.with_suffix(".int8.onnx"), out.with_suffix(".ts")):
-            refuse_to_overwrite(output, [checkpoint], what="export output")
+    out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint, opset)
     if int8 and calibration is None:
         raise ModelError("INT8 export needs calibration images")
     trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)

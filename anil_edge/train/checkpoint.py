@@ -17,13 +17,9 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..errors import AnilEdgeError
+from ..errors import CheckpointError
 
 FORMAT, VERSION = "anil-edge-checkpoint", 1
-
-
-class CheckpointError(AnilEdgeError):
-    """A checkpoint is missing, unreadable, truncated or not an anil-edge checkpoint."""
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -40,7 +36,9 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zipfile errors...
-        raise CheckpointError(f"{path}: cannot read as a checkpoint ({type(exc).__name__}: {exc})") from None
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise CheckpointError(f"{path}: cannot read as a checkpoint written by anil-edge train "
+                              f"({type(exc).__name__}: {first})") from None
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
     if found != FORMAT:
         raise CheckpointError(f"{path}: expected an {FORMAT!r} file, found format {found!r}")

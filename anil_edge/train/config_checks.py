@@ -37,7 +37,8 @@ def type_problems(config: Any) -> list[str]:
               "str": lambda v: isinstance(v, str),
               "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)}[kind](value)
         if not ok:
-            expected = {"tuple[str, ...]": "a list of strings", "float": "a number"}.get(kind, f"a {kind}")
+            expected = {"tuple[str, ...]": "a list of strings", "float": "a number", "int": "an integer",
+                        "bool": "a bool (true or false)", "str": "a string"}[kind]
             problems.append(f"{f.name} must be {expected}, found {type(value).__name__} {value!r:.40}")
     return problems
 

@@ -213,3 +213,47 @@ def test_a_folder_or_missing_file_is_not_a_model(tmp_path):
     for path in (tmp_path, tmp_path / "missing.onnx"):
         with pytest.raises(ModelError):
             Backbone(path)
+
+
+def _png(tmp_path, name, image, **save):
+    path = tmp_path / name
+    image.save(path, **save)
+    return str(path)
+
+
+def test_transparent_png_is_composited_on_white_not_black(backbone, tmp_path):
+    """An RGBA glyph on a transparent background embeds like the same glyph on white paper."""
+    from PIL import Image
+
+    ink = np.zeros((28, 28, 4), np.uint8)
+    ink[8:20, 8:20, 3] = 255  # opaque black square; the rest transparent (RGB 0: black if alpha is dropped)
+    on_white = np.full((28, 28), 255, np.uint8)
+    on_white[8:20, 8:20] = 0
+    a = backbone.embed([_png(tmp_path, "a.png", Image.fromarray(ink, "RGBA"))])
+    b = backbone.embed([_png(tmp_path, "b.png", Image.fromarray(on_white, "L"))])
+    np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+def test_exif_orientation_is_applied(backbone, tmp_path):
+    """A JPEG stored sideways with EXIF orientation 6 (rotate 90° clockwise to view) embeds like
+    the upright image."""
+    from PIL import Image
+
+    upright = np.full((28, 28), 255, np.uint8)
+    upright[2:10, 4:24] = 0  # a bar near the top
+    stored = Image.fromarray(np.rot90(upright, 1).copy(), "L")  # what a sideways camera writes
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = _png(tmp_path, "s.png", stored, exif=exif.tobytes())
+    straight = _png(tmp_path, "u.png", Image.fromarray(upright, "L"))
+    np.testing.assert_allclose(backbone.embed([sideways]), backbone.embed([straight]), atol=1e-5)
+
+
+def test_16_bit_grayscale_is_scaled_not_clipped(backbone, tmp_path):
+    from PIL import Image
+
+    eight = np.full((28, 28), 255, np.uint8)
+    eight[8:20, 8:20] = 0
+    sixteen = Image.fromarray(eight.astype(np.uint16) * 257)
+    np.testing.assert_allclose(backbone.embed([_png(tmp_path, "16.png", sixteen)]),
+                               backbone.embed([_png(tmp_path, "8.png", Image.fromarray(eight))]), atol=1e-5)

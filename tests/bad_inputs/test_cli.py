@@ -1,0 +1,242 @@
+"""The command line under bad input: exit status 2 and one line on stderr that says what was
+found and what was expected — never a traceback. Run in-process through ``main()``."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from anil_edge.cli.main import main
+from anil_edge.runtime import FewShotClassifier
+from tests.conftest import glyphs
+from tests.train.helpers import write_folder
+
+
+def run(capsys, *args):
+    try:
+        code = main([str(a) for a in args])
+    except SystemExit as exc:  # argparse (bad option syntax) and --version
+        code = exc.code
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def assert_one_line_error(code, err, *needles):
+    assert code == 2, err
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and "Traceback" not in err, err
+    for needle in needles:
+        assert needle in err, err
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory, backbone):
+    root = tmp_path_factory.mktemp("cli")
+    data = write_folder(root / "data", {f"group{g}/class{g}{c}": 4 for g in range(6) for c in range(2)}, size=32)
+    write_folder(root / "classes", {"a": 2, "b": 2}, size=28)
+    (root / "empty").mkdir()
+    (root / "noimages" / "x").mkdir(parents=True)
+    (root / "noimages" / "x" / "notes.txt").write_text("hello")
+    (root / "badpng" / "x").mkdir(parents=True)
+    (root / "badpng" / "x" / "broken.png").write_bytes(b"not a png")
+    (root / "garbage.pt").write_bytes(b"garbage")
+    (root / "garbage.onnx").write_bytes(b"garbage")
+    (root / "garbage.npz").write_bytes(b"garbage")
+    (root / "afile").write_text("x")
+    (root / "bad.toml").write_text("[train\nways = ")
+    for name, body in {"rotations": 'rotations = "no"', "data": 'data = "abc"', "batch": "meta_batch = 2.5",
+                       "train5": "train = 5", "unknown": "learning_rate = 0.1", "lr": 'fast_lr = "fast"'}.items():
+        (root / f"{name}.toml").write_text(body + "\n")
+    images, labels = glyphs(2, 2, seed=1)
+    clf = FewShotClassifier(backbone)
+    clf.enroll("a", images[labels == 0])
+    clf.save(root / "state.npz")
+    return root, data
+
+
+TRAIN = ["train", "--dataset", "folder", "--input-size", "28", "--ways", "3", "--hidden", "8", "--blocks", "2",
+         "--shots", "1", "--queries", "2", "--iterations", "1", "--no-progress", "--device", "cpu"]
+TRAIN_CASES = {
+    "device-bogus": (["--device", "bogus"], "device must be"),
+    "threads-negative": (["--threads", "-1"], "threads must be >= 0"),
+    "group-norm-width": (["--norm", "group", "--hidden", "60"], "must divide hidden"),
+    "input-too-small": (["--input-size", "3"], "too small"),
+    "input-8-blocks-4": (["--input-size", "8", "--blocks", "4"], "too small"),
+    "blocks-10": (["--blocks", "10"], "too small"),
+    "ways-1": (["--ways", "1"], "ways must be >= 2"),
+    "adaptation-lr-nan": (["--adaptation-lr", "nan"], "adaptation_lr must be a finite number"),
+    "fast-lr-nan (old flag)": (["--fast-lr", "nan"], "adaptation_lr must be a finite number"),
+    "meta-lr-inf": (["--meta-lr", "inf"], "meta_lr must be a finite number"),
+    "adaptation-steps-huge": (["--adaptation-steps", "1000000000"], "adaptation_steps must lie in"),
+    "iterations-0": (["--iterations", "0"], "iterations must be >= 1"),
+    "fractions": (["--validation-fraction", "0.6", "--test-fraction", "0.5"], "must leave training classes"),
+    "no-data": ([], "needs a data source"),
+    "data-missing": (["--data", "no/such/folder"], "no/such/folder"),
+    "config-missing": (["--config", "no.toml"], "config file not found"),
+    "resume-nothing": (["--resume"], "cannot resume"),
+}
+
+
+@pytest.mark.parametrize("name", TRAIN_CASES)
+def test_train(capsys, files, tmp_path, name):
+    root, data = files
+    extra, needle = TRAIN_CASES[name]
+    args = TRAIN + ["--out-dir", tmp_path / "run"] + extra
+    if name not in ("no-data", "data-missing"):
+        args += ["--data", data]
+    assert_one_line_error(*run(capsys, *args)[::2], needle)
+
+
+@pytest.mark.parametrize("config, needle", [("bad.toml", "not valid TOML"), ("rotations.toml", "rotations must be a bool"),
+                                            ("data.toml", "data must be a list"), ("batch.toml", "meta_batch must be an integer"),
+                                            ("train5.toml", "must be a table"), ("unknown.toml", "unknown training"),
+                                            ("lr.toml", "adaptation_lr must be a number")])
+def test_train_config_files(capsys, files, tmp_path, config, needle):
+    root, data = files
+    args = TRAIN + ["--out-dir", tmp_path / "run", "--config", root / config]
+    args += [] if config == "data.toml" else ["--data", data]  # a flag would override the file's data
+    assert_one_line_error(*run(capsys, *args)[::2], needle)
+
+
+def test_train_out_dir_that_is_a_file(capsys, files):
+    root, data = files
+    assert_one_line_error(*run(capsys, *TRAIN, "--data", data, "--out-dir", root / "afile")[::2], "is a file")
+
+
+def _other(root, name):
+    return {"model": "garbage.onnx", "ck": "garbage.pt", "state": "state.npz"}.get(name, name)
+
+
+EXPORT_CASES = {
+    "missing": (["no.pt"], "not found"), "garbage": (["{root}/garbage.pt"], "cannot read as a checkpoint"),
+    "a-folder": (["{root}/empty"], "checkpoint"), "out-not-onnx": (["{root}/garbage.pt", "--out", "{root}/m.txt"], "onnx"),
+    "out-is-input": (["{root}/garbage.onnx", "--out", "{root}/garbage.onnx"], "refusing to write over it"),
+    "out-folder-missing": (["{root}/garbage.pt", "--out", "{root}/no/such/m.onnx"], "does not exist"),
+    "opset-5": (["{root}/garbage.pt", "--opset", "5"], "opset"),
+    "opset-99": (["{root}/garbage.pt", "--opset", "99"], "opset"),
+}
+
+
+@pytest.mark.parametrize("name", EXPORT_CASES)
+def test_export(capsys, files, name):
+    pytest.importorskip("torch")
+    root, _ = files
+    args, needle = EXPORT_CASES[name]
+    before = (root / "garbage.onnx").read_bytes()
+    code, _, err = run(capsys, "export", *[a.format(root=root) for a in args])
+    assert_one_line_error(code, err, needle)
+    assert (root / "garbage.onnx").read_bytes() == before
+
+
+def test_export_calibration_method_is_checked_by_the_parser(capsys, files):
+    root, _ = files
+    code, _, err = run(capsys, "export", root / "garbage.pt", "--calibration-method", "best")
+    assert_one_line_error(code, err, "invalid choice")
+
+
+EVALUATE_CASES = {
+    "missing": (["no.onnx"], "not found"), "garbage": (["{root}/garbage.onnx"], "cannot load"),
+    "ways-1": (["{model}", "--ways", "1"], "--ways >= 2"), "tasks-1": (["{model}", "--tasks", "1"], "--tasks >= 2"),
+    "shots-0": (["{model}", "--shots", "0"], "--shots >= 1"), "queries-0": (["{model}", "--queries", "0"], "queries"),
+    "no-data-record": (["{model}"], "dataset"), "upper-case-garbage": (["{root}/GARBAGE.ONNX"], "not found"),
+    "split": (["{model}", "--split", "train"], "invalid choice"), "ways-text": (["{model}", "--ways", "x"], "invalid int"),
+}
+
+
+@pytest.mark.parametrize("name", EVALUATE_CASES)
+def test_evaluate(capsys, files, model_path, name):
+    root, _ = files
+    args, needle = EVALUATE_CASES[name]
+    code, _, err = run(capsys, "evaluate", *[a.format(root=root, model=model_path) for a in args])
+    assert_one_line_error(code, err, needle)
+
+
+ENROLL_CASES = {
+    "model-missing": (["no.onnx", "{root}/classes", "--state", "{tmp}/s.npz"], "not found"),
+    "model-garbage": (["{root}/garbage.onnx", "{root}/classes", "--state", "{tmp}/s.npz"], "cannot load"),
+    "folder-missing": (["{model}", "{root}/nope", "--state", "{tmp}/s.npz"], "no such folder"),
+    "folder-empty": (["{model}", "{root}/empty", "--state", "{tmp}/s.npz"], "no class folders"),
+    "class-without-images": (["{model}", "{root}/noimages", "--state", "{tmp}/s.npz"], "with no images"),
+    "broken-image": (["{model}", "{root}/badpng", "--state", "{tmp}/s.npz"], "cannot read"),
+    "state-is-model": (["{model}", "{root}/classes", "--state", "{model}"], "refusing to write over it"),
+    "state-folder-missing": (["{model}", "{root}/classes", "--state", "{tmp}/no/s.npz"], "s.npz"),
+    "extend-missing-state": (["{model}", "{root}/classes", "--state", "{tmp}/s.npz", "--extend"], "not found"),
+    "extend-garbage-state": (["{model}", "{root}/classes", "--state", "{root}/garbage.npz", "--extend"], "corrupted"),
+    "remove-unknown": (["{model}", "--state", "{root}/state.npz", "--remove", "zzz"], "not enrolled"),
+    "nothing-to-do": (["{model}", "--state", "{tmp}/s.npz"], "nothing to do"),
+    "state-is-a-folder": (["{model}", "{root}/classes", "--state", "{root}/empty"], "empty"),
+}
+
+
+@pytest.mark.parametrize("name", ENROLL_CASES)
+def test_enroll(capsys, files, model_path, tmp_path, name):
+    root, _ = files
+    args, needle = ENROLL_CASES[name]
+    model_before = model_path.read_bytes()
+    code, _, err = run(capsys, "enroll", *[a.format(root=root, model=model_path, tmp=tmp_path) for a in args])
+    assert_one_line_error(code, err, needle)
+    assert model_path.read_bytes() == model_before
+
+
+PREDICT_CASES = {
+    "state-missing": (["{model}", "{tmp}/no.npz", "{root}/classes"], "not found"),
+    "state-garbage": (["{model}", "{root}/garbage.npz", "{root}/classes"], "corrupted"),
+    "images-missing": (["{model}", "{root}/state.npz", "{root}/nothing.png"], "no such file"),
+    "no-images": (["{model}", "{root}/state.npz", "{root}/empty"], "no images found"),
+    "broken-image": (["{model}", "{root}/state.npz", "{root}/badpng"], "cannot read"),
+    "threshold-2": (["{model}", "{root}/state.npz", "{root}/classes", "--threshold", "2"], "threshold must lie"),
+    "threshold-nan": (["{model}", "{root}/state.npz", "{root}/classes", "--threshold", "nan"], "threshold must lie"),
+    "model-garbage": (["{root}/garbage.onnx", "{root}/state.npz", "{root}/classes"], "cannot load"),
+}
+
+
+@pytest.mark.parametrize("name", PREDICT_CASES)
+def test_predict(capsys, files, model_path, tmp_path, name):
+    root, _ = files
+    args, needle = PREDICT_CASES[name]
+    assert_one_line_error(*run(capsys, "predict", *[a.format(root=root, model=model_path, tmp=tmp_path)
+                                                    for a in args])[::2], needle)
+
+
+def test_predict_with_a_state_of_another_model(capsys, files, tmp_path):
+    root, _ = files
+    other = tmp_path / "other.onnx"
+    other.write_bytes((root.parent / "v1_model.onnx").read_bytes() if (root.parent / "v1_model.onnx").exists()
+                      else open(os.path.join(os.path.dirname(__file__), "..", "data", "v1_model.onnx"), "rb").read())
+    assert_one_line_error(*run(capsys, "predict", other, root / "state.npz", root / "classes")[::2],
+                          "was enrolled with backbone")
+
+
+OTHER = [(["info", "no.onnx"], "not found"), (["info", "{root}/garbage.onnx"], "cannot load"),
+         (["info", "{root}/garbage.ts"], "garbage.ts"), (["bench", "nope"], "invalid choice"), ([], "required"),
+         (["fly"], "invalid choice"), (["train", "--ways", "x"], "invalid int")]
+
+
+@pytest.mark.parametrize("args, needle", OTHER)
+def test_other_commands(capsys, files, args, needle):
+    root, _ = files
+    (root / "garbage.ts").write_bytes(b"garbage")
+    assert_one_line_error(*run(capsys, *[a.format(root=root) for a in args])[::2], needle)
+
+
+def test_version(capsys):
+    code, out, _ = run(capsys, "--version")
+    assert code == 0 and out.startswith("anil-edge ")
+
+
+def test_file_names_that_are_not_utf8_are_printed_safely(capsys, model_path, tmp_path):
+    """The state is written and the table printed, with the bad bytes escaped."""
+    if os.name != "posix":
+        pytest.skip("POSIX file names are bytes")
+    folder = os.fsencode(tmp_path / "classes") + b"/caf\xe9"
+    os.makedirs(folder)
+    from PIL import Image
+
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(folder.decode("utf-8", "surrogateescape") + "/x.png")
+    code, out, err = run(capsys, "enroll", model_path, tmp_path / "classes", "--state", tmp_path / "s.npz")
+    assert code == 0, err
+    assert "caf\\udce9" in out and (tmp_path / "s.npz").is_file()
+    code, out, err = run(capsys, "predict", model_path, tmp_path / "s.npz", tmp_path / "classes")
+    assert code == 0 and "\\udce9" in out, err
