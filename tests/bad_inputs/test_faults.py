@@ -226,9 +226,10 @@ def tiny_data(tmp_path_factory):
 def _tiny_config(out, data, **changes):
     from anil_edge.train.config import TrainConfig
 
-    return TrainConfig(dataset="folder", data=(str(data),), input_size=28, ways=3, shots=1, queries=2, hidden=8,
-                       blocks=2, meta_batch=2, iterations=6, eval_every=2, eval_tasks=4, checkpoint_every=2,
-                       progress=False, threads=1, device="cpu", out_dir=str(out), **changes)
+    values = dict(dataset="folder", data=(str(data),), input_size=28, ways=3, shots=1, queries=2, hidden=8,
+                  blocks=2, meta_batch=2, iterations=6, eval_every=2, eval_tasks=4, checkpoint_every=2,
+                  progress=False, threads=1, device="cpu", out_dir=str(out))
+    return TrainConfig(**{**values, **changes})
 
 
 def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
@@ -281,3 +282,82 @@ def test_a_json_prediction_is_always_valid_json(model_path, tmp_path):
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert len(rows) == 4 and all(0 <= r["probability"] <= 1 for r in rows)
 
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tiny_data, tmp_path_factory):
+    """A 2-iteration training run: (config, result)."""
+    pytest.importorskip("torch")
+    from anil_edge.train.data.sources import load_split
+    from anil_edge.train.trainer import decode_preprocessing, train
+
+    config = _tiny_config(tmp_path_factory.mktemp("run"), tiny_data, iterations=2, ways=5)
+    split = load_split("folder", config.data, decode_preprocessing(config), validation=0.15, test=0.25, seed=0)
+    return config, train(config, split)
+
+
+def test_validation_reports_the_ways_it_really_used(tiny_run):
+    """5-way training, but the validation split has fewer classes: the report says how many."""
+    config, result = tiny_run
+    assert result.validation_ways < config.ways
+
+
+@pytest.mark.parametrize("iteration", ["x", -1, 2.5, None, True])
+def test_a_checkpoint_with_a_malformed_iteration(tiny_run, tmp_path, capsys, iteration):
+    from anil_edge.cli.main import main
+    from anil_edge.train.checkpoint import load_checkpoint, save_checkpoint
+
+    config, _ = tiny_run
+    payload = load_checkpoint(os.path.join(config.out_dir, "last.pt"))
+    payload["iteration"] = iteration
+    save_checkpoint(tmp_path / "bad.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    assert main(["export", str(tmp_path / "bad.pt"), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "malformed iteration" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_truncated_glyph_cache_is_rebuilt(tmp_path):
+    pytest.importorskip("scipy")
+    from anil_edge.train.data.glyphs import load_glyphs
+
+    first = load_glyphs(instances=2, max_classes=4, cache_dir=str(tmp_path))
+    (cache,) = list(tmp_path.glob("glyphs-*.npz"))
+    cache.write_bytes(cache.read_bytes()[:100])
+    again = load_glyphs(instances=2, max_classes=4, cache_dir=str(tmp_path))
+    np.testing.assert_array_equal(again.images, first.images)
+    assert again.class_names == first.class_names
+
+
+BLOCK_TORCH = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("torch", "torchvision", "learn2learn", "onnx", "onnxscript"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, Block())
+from anil_edge.cli.main import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--dataset", "folder", "--data", "{data}", "--out-dir", "{tmp}/run"], "'torch' package"),
+    (["bench", "head"], "'torch' package"),
+    (["evaluate", "{tmp}/x.pt"], "'torch' package"),
+    (["export", "{tmp}/x.pt"], "'onnx' package"),
+])
+def test_a_device_install_says_what_to_install(tiny_data, tmp_path, args, needle):
+    """numpy + onnxruntime + pillow only: the training commands say what is missing, in one line."""
+    (tmp_path / "x.pt").write_bytes(b"x")
+    argv = [a.format(data=tiny_data, tmp=tmp_path) for a in args]
+    result = subprocess.run([sys.executable, "-c", BLOCK_TORCH, *argv], capture_output=True, text=True, env=ENV)
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert needle in result.stderr and "pip install 'anil-edge[train]'" in result.stderr
+
+
+def test_the_learn2learn_hint_names_the_build_script():
+    from anil_edge.errors import MissingDependencyError, require
+
+    with pytest.raises(MissingDependencyError, match="build_learn2learn.sh"):
+        require("learn2learn.not_a_module", "train")  # a missing learn2learn module: the same hint

@@ -59,3 +59,13 @@ def test_evaluate_onnx_needs_no_torch_and_equals_the_classifier_task_by_task(fol
         expected.append(np.mean([label == f"class {c}" for label, c in zip(labels, tasks.query_labels[t])]))
     np.testing.assert_allclose(reported["per_task"], expected, rtol=0, atol=1e-12)
     assert reported["accuracy"] == pytest.approx(np.mean(expected)) and reported["tasks"] == 12
+
+
+def test_an_upper_case_suffix_is_still_an_onnx_model(folder_model, tmp_path, capsys):
+    from anil_edge.cli.main import main
+
+    path, _ = folder_model
+    upper = tmp_path / "MODEL.ONNX"
+    upper.write_bytes(path.read_bytes())
+    assert main(["evaluate", str(upper), "--ways", "3", "--shots", "2", "--queries", "2", "--tasks", "4"]) == 0
+    assert "3-way 2-shot on test classes" in capsys.readouterr().out
