@@ -6,4 +6,5 @@ BENCHMARKS = {
     "export": "export_speed",  # embedding speed: eager, TorchScript, ORT FP32, ORT INT8
     "deployed": "deployed_accuracy",  # a checkpoint's accuracy: PyTorch vs ONNX FP32 vs INT8
     "recipes": "omniglot_recipe",  # the Omniglot recipe table (minutes of training per recipe)
+    "openset": "open_set",  # open-set rejection: AUROC, false-accept rates, blank/noise/OOD images
 }

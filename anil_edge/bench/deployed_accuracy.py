@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     trained = load_trained(args.checkpoint)
     config, provenance = trained.config, trained.config.provenance()
-    test = provenance_split(provenance, args.data, trained.preprocessing).test
-    calibration = training_sample(provenance, trained.preprocessing, args.calibration_images, args.data)
+    split = provenance_split(provenance, args.data, trained.preprocessing)
+    test = split.test
+    calibration = training_sample(split, trained.preprocessing, args.calibration_images)
     E = embed_images(trained.model, BatchMaker(test, trained.preprocessing, torch.device("cpu")))
     print(f"# {args.checkpoint}: {config.backbone} {config.norm}-norm, head init {config.head_init}; "
           f"{test.n_classes} test classes, "

@@ -16,6 +16,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--state", required=True, help="the state file (.npz) to write")
     p.add_argument("--extend", action="store_true", help="add to the classes already in --state")
     p.add_argument("--remove", action="append", default=[], metavar="LABEL", help="remove a class (repeatable)")
+    p.add_argument("--keep-duplicates", action="store_true",
+                   help="enroll images a class already holds again (default: skip them, so that --extend with the "
+                        "same files does not double a class)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,13 +40,15 @@ def run(args: argparse.Namespace) -> int:
         clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)
         for label in args.remove:
             clf.remove(label)
+        skipped = 0
         for label, paths in classes.items():
-            clf.enroll(label, [str(p) for p in paths])
+            skipped += len(paths) - clf.enroll(label, [str(p) for p in paths], deduplicate=not args.keep_duplicates)
         clf.save(state)
     counts = clf.support_counts()
     width = max([len(printable(k)) for k in counts] + [5])
     print(f"{'class':<{width}}  images")
     for label, n in counts.items():
         print(f"{printable(label):<{width}}  {n}")
-    print(f"{len(counts)} classes in {printable(state)}")
+    note = f"; {skipped} image(s) already enrolled were skipped (--keep-duplicates enrolls them)" if skipped else ""
+    print(f"{len(counts)} classes in {printable(state)}{note}")
     return 0

@@ -27,19 +27,26 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.trained import load_trained
-    from ..train.data.config_data import training_sample
+    from ..train.data.config_data import provenance_split, training_sample
 
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
     check_export_target(out, checkpoint, args.opset)  # before the (slow) checkpoint and data loading
     trained = load_trained(checkpoint)
-    real = training_sample(trained.config.provenance(), trained.preprocessing, args.calibration_images, args.data)
+    split = provenance_split(trained.config.provenance(), args.data, trained.preprocessing)
+    real = training_sample(split, trained.preprocessing, args.calibration_images)
     result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
                                torchscript=args.torchscript, opset=args.opset,
-                               calibration_method=args.calibration_method)
+                               calibration_method=args.calibration_method, open_set_data=split.validation)
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g})")
+    if result.open_set is None:
+        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes are too few)")
+    else:
+        rates = ", ".join(f"false-accept {100 * r:g}%: threshold {t:.3f} (accepts {100 * result.open_set.true_accept[r]:.1f}"
+                          f"% of known queries)" for r, t in result.open_set.thresholds.items())
+        print(f"open-set rejection calibrated on {split.validation.n_classes} validation classes: {rates}")
     for path in (result.onnx, result.int8, result.torchscript):
         if path is not None:
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")

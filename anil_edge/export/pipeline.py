@@ -11,14 +11,17 @@ import contextlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..atomic import refuse_to_overwrite
 from ..errors import CheckpointError, ModelError
+from ..runtime.open_set import OpenSetCalibration
+from ..train.data.image_set import ImageSet
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
+from .open_set_calibration import add_calibration
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
 
@@ -29,6 +32,7 @@ class ExportResult:
     int8: Path | None  # the INT8 (QDQ) model, when asked for
     torchscript: Path | None  # the TorchScript archive, when asked for
     report: ValidationReport  # every FP32 comparison that was run
+    open_set: OpenSetCalibration | None = None  # the FP32 model's open-set thresholds, when calibrated
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
@@ -51,13 +55,15 @@ def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLi
 def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: str | os.PathLike[str], *,
                       real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
-                      calibration_method: str = "minmax") -> ExportResult:
+                      calibration_method: str = "minmax", open_set_data: ImageSet | None = None) -> ExportResult:
     """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
     (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
 
     Args:
         real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
         calibration: preprocessed training images for INT8 calibration (required with ``int8``).
+        open_set_data: validation classes (never trained on) to calibrate the open-set rejection
+            thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`).
     """
     out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint, opset)
     if int8 and calibration is None:
@@ -71,6 +77,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                  learned_head=trained.learned_head, training=trained.training, opset=opset,
                                  extra={"checkpoint_iteration": trained.iteration, "opset": opset})
         write_onnx(model, stage["onnx"])
+        open_set = add_calibration(stage["onnx"], open_set_data) if open_set_data is not None else None
+        meta = replace(meta, open_set=open_set)
         if torchscript:
             from .torchscript_export import export_torchscript
 
@@ -83,10 +91,12 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
             from .quantize import quantize_int8
 
             quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method)
+            if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
+                add_calibration(stage["int8"], open_set_data)
         for key, target in targets.items():
             if target is not None:
                 os.replace(stage[key], target)
-    return ExportResult(out, targets["int8"], targets["torchscript"], report)
+    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set)
 
 
 @contextlib.contextmanager

@@ -13,8 +13,9 @@ from .adaptation import HEAD_INITS, Adaptation
 from .backbone import Backbone
 from .classifier import FewShotClassifier
 from .decision import Prediction
-from .labels import Label
+from .labels import ImageInput, Label
 from .metadata import DataProvenance, LearnedHead, ModelMetadata, Preprocessing, TrainingInfo
+from .open_set import OpenSetCalibration
 from .state import EnrollmentState
 
 __all__ = [
@@ -25,12 +26,14 @@ __all__ = [
     "DataProvenance",
     "EnrollmentState",
     "FewShotClassifier",
+    "ImageInput",
     "InputError",
     "Label",
     "LearnedHead",
     "ModelError",
     "ModelMetadata",
     "NotEnrolledError",
+    "OpenSetCalibration",
     "Prediction",
     "Preprocessing",
     "StateError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,12 @@ class Backbone:
         intra_op_threads: threads inside one operator; 0 lets onnxruntime decide.
         inter_op_threads: threads across operators; 0 lets onnxruntime decide.
         batch_size: large inputs are embedded in chunks of this many images.
+        providers: onnxruntime execution providers, in order of preference, as onnxruntime takes
+            them (names, or ``(name, options)`` pairs): e.g. ``["CoreMLExecutionProvider",
+            "CPUExecutionProvider"]``, NNAPI, OpenVINO, TensorRT, XNNPACK. Overrides ``device``;
+            each must be one the installed onnxruntime offers.
+        session_options: an ``onnxruntime.SessionOptions`` to tune the session (graph
+            optimisation level, memory patterns, ...); its thread counts win over the arguments.
 
     Raises:
         ModelError: the file is missing, not a loadable ONNX model, or lacks valid metadata.
@@ -41,6 +48,8 @@ class Backbone:
         intra_op_threads: int = 0,
         inter_op_threads: int = 0,
         batch_size: int = 64,
+        providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
+        session_options: Any = None,
     ) -> None:
         ort = require("onnxruntime", "cpu")  # anil-edge[cpu] or anil-edge[gpu] provides it
         if device not in DEVICES:
@@ -54,11 +63,8 @@ class Backbone:
         self.batch_size = batch_size
         model_bytes = _read(self.path)
         self.file_sha256 = hashlib.sha256(model_bytes).hexdigest()
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = intra_op_threads
-        options.inter_op_num_threads = inter_op_threads
-        options.log_severity_level = 3
-        self.providers = _providers(ort, device)
+        options = _session_options(ort, session_options, intra_op_threads, inter_op_threads)
+        self.providers = _providers(ort, device) if providers is None else _checked_providers(ort, providers)
         try:
             self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
@@ -115,6 +121,31 @@ def _read(path: Path) -> bytes:
         raise ModelError(f"model file not found: {path}") from None
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc}") from None
+
+
+def _session_options(ort, given: Any, intra: int, inter: int):
+    if given is not None:
+        if not isinstance(given, ort.SessionOptions):
+            raise InputError(f"session_options must be an onnxruntime.SessionOptions, found {type(given).__name__}")
+        return given
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = intra
+    options.inter_op_num_threads = inter
+    options.log_severity_level = 3
+    return options
+
+
+def _checked_providers(ort, providers: Sequence[Any]) -> list[Any]:
+    """``providers`` as onnxruntime takes them, after checking that each is available here."""
+    if isinstance(providers, str) or not isinstance(providers, Sequence) or not providers:
+        raise InputError(f"providers must be a non-empty list of execution provider names, found {providers!r:.60}")
+    available = ort.get_available_providers()
+    names = [p[0] if isinstance(p, tuple) and len(p) == 2 and isinstance(p[1], dict) else p for p in providers]
+    unknown = [n for n in names if not isinstance(n, str) or n not in available]
+    if unknown:
+        raise InputError(f"execution provider(s) {unknown} are not available in this onnxruntime "
+                         f"(it offers {available}); install the onnxruntime build that has them")
+    return list(providers)
 
 
 def _providers(ort, device: str) -> list[str]:

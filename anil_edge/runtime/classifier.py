@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -22,12 +23,15 @@ from . import head
 from .adaptation import Adaptation
 from .backbone import Backbone
 from .decision import Prediction, apply_threshold, threshold_problems
-from .episodes import fit_head
-from .labels import Label, check_label
+from .episodes import class_means, fit_head
+from .folders import class_folders
+from .labels import ImageInput, Label, check_label
+from .open_set import open_set_scores
 from .state import EnrollmentState, file_fingerprint, load_state, save_state
 from .validation import as_float32
 
-SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold")
+SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold", "reject")
+DUPLICATE_ATOL = 1e-5  # embeddings this close (relative to their scale) are the same example
 
 
 class FewShotClassifier:
@@ -35,7 +39,7 @@ class FewShotClassifier:
 
     Example::
 
-        clf = FewShotClassifier(Backbone("model.onnx"), threshold=0.5)
+        clf = FewShotClassifier(Backbone("model.onnx"), reject=0.05)
         clf.enroll("alice", ["alice1.png", "alice2.png"])
         clf.enroll("bob", ["bob1.png"])
         clf.predict(["who.png"])[0].label      # "alice", "bob" or None (unknown)
@@ -48,18 +52,23 @@ class FewShotClassifier:
     Args:
         backbone: the exported model; its metadata gives the default adaptation settings.
         threshold: below this top probability a prediction is "unknown" (label None).
+        reject: open-set rejection at this false-accept rate (e.g. 0.05: about 5% of queries of
+            never-enrolled classes are accepted), with the threshold the model was calibrated
+            with at export (:mod:`.open_set`); None (default) turns it off.
         adaptation_lr, adaptation_steps, head_init: override the model's :class:`Adaptation`.
     """
 
-    def __init__(self, backbone: Backbone, *, threshold: float = 0.0, adaptation_lr: float | None = None,
-                 adaptation_steps: int | None = None, head_init: str | None = None) -> None:
+    def __init__(self, backbone: Backbone, *, threshold: float = 0.0, reject: float | None = None,
+                 adaptation_lr: float | None = None, adaptation_steps: int | None = None,
+                 head_init: str | None = None) -> None:
         self.backbone = backbone
         self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
                                    adaptation_steps=adaptation_steps, head_init=head_init)
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
         self.threshold = float(threshold)
+        self.reject, self._reject_threshold = reject, self._rejection_threshold(reject)
         self._support: dict[Label, np.ndarray] = {}
-        self._head: tuple[np.ndarray, np.ndarray] | None = None
+        self._head: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # W (C, D), b (C,), class means (C, D)
         self._lock = threading.RLock()
         self._origin: tuple[Path, tuple[int, ...] | None] | None = None  # the state file last read or written
 
@@ -84,22 +93,48 @@ class FewShotClassifier:
             embeddings = np.concatenate(parts) if parts else np.zeros((0, D), np.float32)
             return embeddings, np.repeat(np.arange(len(parts), dtype=np.int32), [len(e) for e in parts])
 
-    def enroll(self, label: Label, images: Any) -> int:
-        """Embed ``images`` and add them to class ``label`` (created if new); returns how many.
+    def enroll(self, label: Label, images: ImageInput, *, deduplicate: bool = False) -> int:
+        """Embed ``images`` and add them to class ``label`` (created if new); returns how many
+        were added (with ``deduplicate``, examples the class already holds are skipped).
 
         Earlier classes and examples are not re-embedded: their embeddings are cached.
         """
         check_label(label, self.labels)  # fail before the (slow) embedding
-        return self.enroll_embeddings(label, self.backbone.embed(images))
+        return self.enroll_embeddings(label, self.backbone.embed(images), deduplicate=deduplicate)
 
-    def enroll_embeddings(self, label: Label, embeddings: Any) -> int:
-        """Add precomputed embeddings (n, D) to class ``label``; returns n."""
+    def enroll_many(self, images: ImageInput, labels: Sequence[Label], *, deduplicate: bool = False) -> dict[Label, int]:
+        """Enroll a labelled batch at once (easyfsl's ``process_support_set(images, labels)``):
+        ``labels[i]`` is the class of image ``i``. Returns the examples added per class."""
+        labels = list(labels.tolist() if isinstance(labels, np.ndarray) else labels)
+        checked = [check_label(label, [*self.labels, *labels[:1]]) for label in labels]
+        E = self.backbone.embed(images)
+        if E.shape[0] != len(checked):
+            raise InputError(f"{E.shape[0]} images but {len(checked)} labels; expected one label per image")
+        added: dict[Label, int] = {}
+        for label in dict.fromkeys(checked):  # first-appearance order
+            rows = np.array([lab == label and type(lab) is type(label) for lab in checked])
+            added[label] = self.enroll_embeddings(label, E[rows], deduplicate=deduplicate)
+        return added
+
+    def enroll_folder(self, root: str | os.PathLike[str], *, deduplicate: bool = False) -> dict[Label, int]:
+        """Enroll every class of an image folder laid out as ``root/<class>/<image>`` (torchvision's
+        ``ImageFolder``); the folder names are the labels. Returns the examples added per class."""
+        return {label: self.enroll(label, [str(p) for p in paths], deduplicate=deduplicate)
+                for label, paths in class_folders(root).items()}
+
+    def enroll_embeddings(self, label: Label, embeddings: Any, *, deduplicate: bool = False) -> int:
+        """Add precomputed embeddings (n, D) to class ``label``; returns how many were added."""
         E = as_float32(f"embeddings for class {label!r}", embeddings, (1, 2)).reshape(-1, self._dim_of(embeddings))
         if E.shape[0] == 0:
             raise InputError(f"class {label!r}: the support set is empty; expected at least one example")
         with self._lock:
             label = check_label(label, self._support)
-            self._support[label] = np.concatenate([self._support[label], E]) if label in self._support else E
+            old = self._support.get(label)
+            if deduplicate:
+                E = _new_rows(E, old)
+                if E.shape[0] == 0:
+                    return 0
+            self._support[label] = E if old is None else np.concatenate([old, E])
             self._head = None
         return E.shape[0]
 
@@ -117,18 +152,21 @@ class FewShotClassifier:
         if unknown:
             raise InputError(f"unknown settings {unknown}; expected some of {SETTINGS}")
         threshold = changes.pop("threshold", self.threshold)
+        reject = changes.pop("reject", self.reject)
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
+        reject_threshold = self._rejection_threshold(reject)
         with self._lock:
             self.adaptation = _changed(self.adaptation, **changes)
             self.threshold = float(threshold)
+            self.reject, self._reject_threshold = reject, reject_threshold
             self._head = None
 
     # -- adaptation and prediction ----------------------------------------------------------
 
     def fit(self) -> tuple[np.ndarray, np.ndarray]:
         """The head adapted to the enrolled classes: ``W`` (C, D), ``b`` (C,); cached until enrollment changes."""
-        _, W, b, _ = self._snapshot()
-        return W, b
+        snap = self._snapshot()
+        return snap.W, snap.b
 
     def predict_proba(self, images: Any) -> np.ndarray:
         """Probabilities over :attr:`labels` for each image: (N, C)."""
@@ -137,31 +175,48 @@ class FewShotClassifier:
     def predict_proba_embeddings(self, embeddings: Any) -> np.ndarray:
         """Probabilities over :attr:`labels` for precomputed embeddings (N, D): (N, C)."""
         E = as_float32("embeddings", embeddings, (2,))
-        _, W, b, _ = self._snapshot()
-        return head.predict_proba(E, W, b)
+        snap = self._snapshot()
+        return head.predict_proba(E, snap.W, snap.b)
 
-    def predict(self, images: Any) -> list[Prediction]:
-        """Label, probability and "unknown" (label None) for each image."""
-        return self.predict_embeddings(self.backbone.embed(images))
+    def predict(self, images: ImageInput, *, top_k: int = 1) -> list[Prediction]:
+        """Label (None: "unknown"), probability, open-set score and the ``top_k`` most probable
+        classes for each image."""
+        return self.predict_embeddings(self.backbone.embed(images), top_k=top_k)
 
-    def predict_embeddings(self, embeddings: Any) -> list[Prediction]:
+    def predict_embeddings(self, embeddings: Any, *, top_k: int = 1) -> list[Prediction]:
         """:meth:`predict` for precomputed embeddings (N, D)."""
         E = as_float32("embeddings", embeddings, (2,))
-        labels, W, b, threshold = self._snapshot()
-        return apply_threshold(head.predict_proba(E, W, b), labels, threshold)
+        s = self._snapshot()
+        return apply_threshold(head.predict_proba(E, s.W, s.b), s.labels, s.threshold,
+                               scores=open_set_scores(E, s.means), reject_threshold=s.reject_threshold, top_k=top_k)
 
-    def _snapshot(self) -> tuple[list[Label], np.ndarray, np.ndarray, float]:
-        """Labels, adapted head and threshold, consistent with each other."""
+    def open_set_scores(self, images: ImageInput) -> np.ndarray:
+        """Each image's open-set score (N,): cosine similarity to the nearest enrolled class mean."""
+        return open_set_scores(self.backbone.embed(images), self._snapshot().means)
+
+    def _snapshot(self) -> _Snapshot:
+        """Labels, adapted head, class means and thresholds, consistent with each other."""
         with self._lock:
             if not self._support:
                 raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
             if self._head is None:
                 E, y = self.support_set()
-                self._head = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
-            return list(self._support), *self._head, self.threshold
+                W, b = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
+                self._head = (W, b, class_means(E, y, len(self._support)))
+            return _Snapshot(list(self._support), *self._head, self.threshold, self._reject_threshold)
+
+    def _rejection_threshold(self, reject: Any) -> float | None:
+        if reject is None:
+            return None
+        calibration = self.backbone.metadata.open_set
+        if calibration is None:
+            raise InputError(f"reject={reject!r}: {self.backbone.path} has no open-set calibration (export it with "
+                             "anil-edge >= 0.2, which calibrates on validation classes); use threshold= instead")
+        return calibration.threshold(reject)
 
     def apply_threshold(self, probabilities: np.ndarray) -> list[Prediction]:
-        """Predictions from probabilities (N, C) over :attr:`labels`: below the threshold, "unknown"."""
+        """Predictions from probabilities (N, C) over :attr:`labels`: below the threshold, "unknown"
+        (the open-set rule needs embeddings: use :meth:`predict_embeddings`)."""
         with self._lock:
             labels, threshold = self.labels, self.threshold
         return apply_threshold(probabilities, labels, threshold)
@@ -173,7 +228,7 @@ class FewShotClassifier:
         with self._lock:
             embeddings, class_index = self.support_set()
             return EnrollmentState(self.backbone.sha256, tuple(self.labels), embeddings, class_index,
-                                   self.adaptation, self.threshold)
+                                   self.adaptation, self.threshold, self.reject)
 
     @classmethod
     def from_state(cls, state: EnrollmentState, backbone: Backbone, source: str = "the state") -> FewShotClassifier:
@@ -187,7 +242,7 @@ class FewShotClassifier:
             raise StateError(f"{source} holds embeddings of shape {state.embeddings.shape}, but this backbone's are "
                              f"{backbone.embedding_dim}-d: expected (M, {backbone.embedding_dim})")
         a = state.adaptation
-        clf = cls(backbone, threshold=state.threshold, adaptation_lr=a.adaptation_lr,
+        clf = cls(backbone, threshold=state.threshold, reject=state.reject, adaptation_lr=a.adaptation_lr,
                   adaptation_steps=a.adaptation_steps, head_init=a.head_init)
         for k, label in enumerate(state.labels):
             clf.enroll_embeddings(label, state.embeddings[state.class_index == k])
@@ -249,6 +304,27 @@ class FewShotClassifier:
         if shape[-1:] != (D,):
             raise InputError(f"embeddings must be (n, {D}) for this backbone, found shape {shape}")
         return D
+
+
+class _Snapshot(NamedTuple):
+    labels: list[Label]
+    W: np.ndarray  # (C, D) adapted head
+    b: np.ndarray  # (C,)
+    means: np.ndarray  # (C, D) class means, for the open-set score
+    threshold: float
+    reject_threshold: float | None
+
+
+def _new_rows(E: np.ndarray, old: np.ndarray | None) -> np.ndarray:
+    """The rows of ``E`` (n, D) that are not (within DUPLICATE_ATOL) in ``old`` nor earlier in ``E``."""
+    keep: list[np.ndarray] = []
+    seen = [] if old is None else list(old)
+    for row in E:
+        scale = 1.0 + float(np.abs(row).max())
+        if not any(np.abs(row - other).max() <= DUPLICATE_ATOL * scale for other in seen):
+            keep.append(row)
+            seen.append(row)
+    return np.stack(keep) if keep else E[:0]
 
 
 def _changed(adaptation: Adaptation, **changes: Any) -> Adaptation:

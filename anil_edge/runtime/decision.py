@@ -1,8 +1,8 @@
-"""From probabilities to answers: the most probable enrolled class, or "unknown".
+"""From probabilities and open-set scores to answers: a class, or "unknown".
 
-A softmax over the enrolled classes always sums to one, so a query of a class that was never
-enrolled still gets a most probable class; below ``threshold`` top probability the answer is
-``None`` ("unknown").
+A query is "unknown" (label ``None``) when its top probability is below ``threshold`` (the
+softmax rule), or when its open-set score — the cosine similarity to the nearest class mean
+(:mod:`.open_set`) — is below ``reject_threshold`` (a query far from everything enrolled).
 """
 
 from __future__ import annotations
@@ -23,9 +23,11 @@ from .labels import Label
 class Prediction:
     """One image's prediction."""
 
-    label: Label | None  # the predicted class, or None ("unknown") when probability < threshold
+    label: Label | None  # the predicted class, or None ("unknown"): below the threshold or rejected as open-set
     best_label: Label  # the most probable enrolled class, even when the answer is "unknown"
     probability: float  # probability of best_label among the enrolled classes
+    score: float = float("nan")  # open-set score: cosine similarity to the nearest class mean, in [-1, 1]
+    top: tuple[tuple[Label, float], ...] = ()  # the top_k (label, probability) pairs, most probable first
 
 
 def threshold_problems(value: Any, name: str = "threshold") -> list[str]:
@@ -37,8 +39,16 @@ def threshold_problems(value: Any, name: str = "threshold") -> list[str]:
     return []
 
 
-def apply_threshold(probabilities: np.ndarray, labels: Sequence[Label], threshold: float) -> list[Prediction]:
-    """Predictions from probabilities (N, C) over ``labels`` (C of them)."""
+def top_k_problems(value: Any, n_classes: int) -> list[str]:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        return [f"top_k must be an integer >= 1, found {value!r:.40}"]
+    return []
+
+
+def apply_threshold(probabilities: np.ndarray, labels: Sequence[Label], threshold: float, *,
+                    scores: np.ndarray | None = None, reject_threshold: float | None = None,
+                    top_k: int = 1) -> list[Prediction]:
+    """Predictions from probabilities (N, C) over ``labels`` (C of them) and open-set scores (N,)."""
     P = np.asarray(probabilities)
     problems = []
     if P.ndim != 2 or P.shape[1] != len(labels):
@@ -46,10 +56,15 @@ def apply_threshold(probabilities: np.ndarray, labels: Sequence[Label], threshol
                         f"found shape {P.shape}")
     elif P.dtype.kind != "f" or not np.isfinite(P).all() or P.min() < 0 or P.max() > 1:
         problems.append("probabilities must be finite numbers in [0, 1]")
-    raise_if_problems(problems + threshold_problems(threshold), InputError, "cannot decide")
-    best = np.argmax(P, axis=1) if P.shape[0] else np.zeros(0, np.intp)
+    raise_if_problems(problems + threshold_problems(threshold) + top_k_problems(top_k, len(labels)), InputError,
+                      "cannot decide")
+    S = np.full(P.shape[0], np.nan) if scores is None else np.asarray(scores, dtype=np.float64)
+    order = np.argsort(-P, axis=1, kind="stable")[:, :top_k]
     out = []
-    for row, k in zip(P, best):
+    for row, ranked, score in zip(P, order, S):
+        k = int(ranked[0])
         p = float(row[k])
-        out.append(Prediction(label=labels[k] if p >= threshold else None, best_label=labels[k], probability=p))
+        known = p >= threshold and (reject_threshold is None or score >= reject_threshold)
+        out.append(Prediction(label=labels[k] if known else None, best_label=labels[k], probability=p,
+                              score=float(score), top=tuple((labels[int(j)], float(row[j])) for j in ranked)))
     return out

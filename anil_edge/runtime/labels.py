@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
 from ..errors import InputError
 
 Label = str | int  # a class label: text or an integer, never a mix within one classifier
+# What the runtime accepts as images (see anil_edge.runtime.preprocess): a path, a PIL image, a
+# numpy array (one image or a batch), or a list of those.
+ImageInput = Any
 
 
 def check_label(label: object, existing: Iterable[Label] = ()) -> Label:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..errors import ModelError, raise_if_problems
 from .adaptation import Adaptation
+from .open_set import OpenSetCalibration
 
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
 
@@ -72,6 +73,7 @@ class ModelMetadata:
     backbone_sha256: str  # hash of the exported graph and weights; binds enrollment states to it
     anil_edge_version: str  # version of anil-edge that exported the model
     extra: Mapping[str, Any] = field(default_factory=dict)  # free-form provenance (precision, opset, ...)
+    open_set: OpenSetCalibration | None = None  # rejection thresholds calibrated at export (None: not calibrated)
 
 
 def check_metadata(meta: ModelMetadata, source: str = "model") -> None:

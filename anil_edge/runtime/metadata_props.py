@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -22,6 +24,7 @@ import numpy as np
 from ..errors import ModelError, raise_if_problems
 from .adaptation import Adaptation, head_init_problems, lr_problems, steps_problems
 from .metadata import DataProvenance, LearnedHead, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
+from .open_set import SCORE, OpenSetCalibration
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
@@ -47,6 +50,7 @@ def metadata_document(meta: ModelMetadata) -> dict[str, Any]:
             "validation_fraction": t.data.validation_fraction, "test_fraction": t.data.test_fraction,
             "split_seed": t.data.split_seed}},
         "extra": dict(meta.extra),
+        **({"open_set": _open_set_doc(meta.open_set)} if meta.open_set is not None else {}),
     }
 
 
@@ -92,7 +96,10 @@ def _read_v2(f: _Fields) -> ModelMetadata:
         test_fraction=f.number("training.data.test_fraction"),
         split_seed=f.get("training.data.split_seed", int, 0),
     )
-    return _metadata(f, adaptation, head, data, f.get("extra", dict, {}))
+    meta = _metadata(f, adaptation, head, data, f.get("extra", dict, {}))
+    if isinstance(f.doc, dict) and "open_set" in f.doc:
+        return replace(meta, open_set=_read_open_set(f))
+    return meta
 
 
 def _read_v1(f: _Fields) -> ModelMetadata:
@@ -138,6 +145,30 @@ def _adaptation(f: _Fields, lr_path: str, steps_path: str, init_path: str, rule)
     found = lr_problems(lr, lr_path) + steps_problems(steps, steps_path) + head_init_problems(init, init_path)
     f.problems.extend(found)
     return Adaptation() if found else Adaptation(lr, steps, init)
+
+
+def _open_set_doc(c: OpenSetCalibration) -> dict[str, Any]:
+    return {"score": c.score, "thresholds": {str(k): v for k, v in c.thresholds.items()},
+            "true_accept": {str(k): v for k, v in c.true_accept.items()}, "episodes": c.episodes, "ways": c.ways,
+            "shots": c.shots}
+
+
+def _read_open_set(f: _Fields) -> OpenSetCalibration | None:
+    score = f.get("open_set.score", str, "")
+    tables = {}
+    for name in ("thresholds", "true_accept"):
+        table = f.get(f"open_set.{name}", dict, {})
+        try:
+            tables[name] = {float(k): float(v) for k, v in table.items()
+                            if not isinstance(v, bool) and isinstance(v, (int, float))}
+        except ValueError:
+            tables[name] = {}
+        if len(tables[name]) != len(table) or not all(0 < k < 1 and math.isfinite(v) for k, v in tables[name].items()):
+            f.problems.append(f"field 'open_set.{name}' must map rates in (0, 1) to finite numbers, found {table!r:.60}")
+    if score != SCORE:
+        f.problems.append(f"field 'open_set.score' must be {SCORE!r}, found {score!r}")
+    counts = [f.get(f"open_set.{name}", int, 0) for name in ("episodes", "ways", "shots")]
+    return OpenSetCalibration(score, tables["thresholds"], tables["true_accept"], *counts)
 
 
 class _Fields:

@@ -50,6 +50,7 @@ class EnrollmentState:
     class_index: np.ndarray  # (M,) int32 position in ``labels`` of each embedding's class
     adaptation: Adaptation  # how the head is adapted
     threshold: float  # below this top probability a prediction is "unknown"
+    reject: float | None = None  # open-set rejection at this calibrated false-accept rate (None: off)
 
 
 def save_state(path: str | os.PathLike[str], state: EnrollmentState) -> None:
@@ -63,6 +64,7 @@ def save_state(path: str | os.PathLike[str], state: EnrollmentState) -> None:
         "label_type": type(state.labels[0]).__name__ if state.labels else "str",
         "adaptation": state.adaptation.to_dict(),
         "threshold": state.threshold,
+        "reject": state.reject,
     }
     buffer = io.BytesIO()
     np.savez(buffer, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
@@ -95,11 +97,16 @@ def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
     labels = _labels(header.get("labels"), problems)
     _check_arrays(embeddings, class_index, len(labels), problems)
     adaptation, threshold = _settings(header, problems)
+    reject = header.get("reject")
+    if reject is not None and (isinstance(reject, bool) or not isinstance(reject, float) or not 0 < reject < 1):
+        problems.append(f"reject must be null or a false-accept rate in (0, 1), found {reject!r:.40}")
+        reject = None
     sha = header.get("backbone_sha256")
     if not isinstance(sha, str):
         problems.append(f"backbone_sha256 must be a string, found {sha!r:.40}")
     raise_if_problems(problems, StateError, f"{path} is not a valid anil-edge state")
-    return EnrollmentState(str(sha), tuple(labels), embeddings, class_index.astype(np.int32), adaptation, threshold)
+    return EnrollmentState(str(sha), tuple(labels), embeddings, class_index.astype(np.int32), adaptation, threshold,
+                           reject)
 
 
 def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:

@@ -25,9 +25,8 @@ def provenance_split(provenance: DataProvenance, sources: Sequence[str] | None, 
         raise InputError(f"{exc} (pass --data to say where the {provenance.dataset!r} data is)") from None
 
 
-def training_sample(provenance: DataProvenance, prep: Preprocessing, n: int,
-                    sources: Sequence[str] | None) -> np.ndarray:
+def training_sample(split: Split, prep: Preprocessing, n: int) -> np.ndarray:
     """``n`` training images (a fixed random subset), preprocessed as the model expects: (n, C, H, W)."""
     if n < 1:
         raise InputError(f"--calibration-images must be >= 1, found {n}")
-    return to_input(provenance_split(provenance, sources, prep).train.sample_images(n), prep)
+    return to_input(split.train.sample_images(n), prep)

@@ -1,0 +1,58 @@
+"""Open-set thresholds, calibrated on validation classes through the exported model itself.
+
+Episodes drawn from classes the model never trained on: ``ways`` classes are enrolled with
+``shots`` images each; ``queries`` other images of each enrolled class are "known" queries,
+and as many images of other, never-enrolled classes are "unknown" ones. Each query's open-set
+score (:func:`anil_edge.runtime.open_set.open_set_scores`) is computed from the deployed
+embeddings (onnxruntime, one image at a time); the threshold for a false-accept rate r is the
+score that a share r of unknown queries reaches.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+
+import numpy as np
+
+from ..errors import require
+from ..runtime.backbone import Backbone
+from ..runtime.open_set import OpenSetCalibration, calibrate, open_set_scores
+from ..train.data.image_set import ImageSet
+from .onnx_export import set_metadata, write_onnx
+
+EPISODES, WAYS, SHOTS, QUERIES = 300, 5, 1, 5
+
+
+def calibrate_open_set(model_path: str | os.PathLike[str], data: ImageSet, *, episodes: int = EPISODES,
+                       ways: int = WAYS, shots: int = SHOTS, queries: int = QUERIES,
+                       seed: int = 0) -> OpenSetCalibration | None:
+    """Thresholds for ``model_path`` from ``data`` (validation classes); None when ``data`` is too
+    small (fewer than ways + 1 classes with shots + queries images)."""
+    members = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
+    usable = [c for c, m in enumerate(members) if m.size >= shots + queries]
+    if len(usable) < ways + 1:
+        return None
+    E = Backbone(model_path, device="cpu", batch_size=256).embed(data.images)
+    rng = np.random.default_rng(seed)
+    known, unknown = [], []
+    for _ in range(episodes):
+        classes = rng.choice(usable, min(len(usable), 2 * ways), replace=False)
+        enrolled, others = classes[:ways], classes[ways:]
+        picks = [rng.choice(members[c], shots + queries, replace=False) for c in enrolled]
+        means = np.stack([E[p[:shots]].mean(axis=0) for p in picks])
+        known.append(open_set_scores(E[np.concatenate([p[shots:] for p in picks])], means))
+        strangers = np.concatenate([rng.choice(members[c], queries, replace=False) for c in others])
+        unknown.append(open_set_scores(E[strangers], means))
+    return calibrate(np.concatenate(known), np.concatenate(unknown), episodes=episodes, ways=ways, shots=shots)
+
+
+def add_calibration(model_path: str | os.PathLike[str], data: ImageSet) -> OpenSetCalibration | None:
+    """Calibrate ``model_path`` on ``data`` and record the result in its metadata (in place)."""
+    calibration = calibrate_open_set(model_path, data)
+    if calibration is not None:
+        onnx = require("onnx", "train")
+        model = onnx.load(str(model_path))
+        set_metadata(model, replace(Backbone(model_path, device="cpu").metadata, open_set=calibration))
+        write_onnx(model, model_path)
+    return calibration

@@ -1,0 +1,50 @@
+"""Image folders as the ecosystem lays them out (torchvision's ``ImageFolder``):
+``root/<class>/<image>`` — one sub-folder of images per class."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ..errors import InputError
+from .preprocess import IMAGE_SUFFIXES, is_image_name
+
+
+def is_image(path: Path) -> bool:
+    return path.is_file() and is_image_name(path.name)
+
+
+def class_folders(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """``root/<class>/<image>`` -> {class: [image paths]}, classes and images in sorted order.
+
+    Raises:
+        InputError: no such folder, no class folders, or a class folder without images.
+    """
+    folder = Path(root)
+    if not folder.is_dir():
+        raise InputError(f"{folder}: no such folder (expected one sub-folder of images per class)")
+    classes = {d.name: sorted(p for p in d.iterdir() if is_image(p))
+               for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    if not classes:
+        raise InputError(f"{folder}: no class folders found (expected {folder}/<class>/<image>.png)")
+    empty = [name for name, paths in classes.items() if not paths]
+    if empty:
+        raise InputError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
+                         f"(expected files ending in {', '.join(IMAGE_SUFFIXES)})")
+    return classes
+
+
+def images_in(paths: list[str]) -> list[Path]:
+    """Image files named directly or found (recursively) in the folders named."""
+    found: list[Path] = []
+    for name in paths:
+        path = Path(name)
+        if path.is_dir():
+            found += sorted(p for p in path.rglob("*") if is_image(p))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise InputError(f"{path}: no such file or folder")
+    if not found:
+        raise InputError(f"no images found in {', '.join(paths)}")
+    return found

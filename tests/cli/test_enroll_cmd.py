@@ -1,0 +1,33 @@
+"""``anil-edge enroll --extend`` with the same files does not double a class; ``predict`` shows
+open-set scores and the top-k classes."""
+
+from __future__ import annotations
+
+import json
+
+from anil_edge.cli.main import main
+from anil_edge.runtime import Backbone, FewShotClassifier
+from tests.train.helpers import write_folder
+
+
+def test_extend_with_the_same_files_skips_them(model_path, tmp_path, capsys):
+    classes = write_folder(tmp_path / "classes", {"a": 3, "b": 2}, size=28)
+    state = tmp_path / "s.npz"
+    assert main(["enroll", str(model_path), str(classes), "--state", str(state)]) == 0
+    assert main(["enroll", str(model_path), str(classes), "--state", str(state), "--extend"]) == 0
+    assert "5 image(s) already enrolled were skipped" in capsys.readouterr().out
+    assert FewShotClassifier.load(state, Backbone(model_path)).support_counts() == {"a": 3, "b": 2}
+    assert main(["enroll", str(model_path), str(classes), "--state", str(state), "--extend", "--keep-duplicates"]) == 0
+    assert FewShotClassifier.load(state, Backbone(model_path)).support_counts() == {"a": 6, "b": 4}
+
+
+def test_predict_json_has_scores_and_top_k(model_path, tmp_path, capsys):
+    classes = write_folder(tmp_path / "classes", {"a": 2, "b": 2, "c": 2}, size=28)
+    state = tmp_path / "s.npz"
+    assert main(["enroll", str(model_path), str(classes), "--state", str(state)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(state), str(classes), "--json", "--top-k", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 6 and all(len(r["top"]) == 2 and -1 <= r["open_set_score"] <= 1 for r in rows)
+    assert main(["predict", str(model_path), str(state), str(classes), "--reject", "0.05"]) == 2
+    assert "no open-set calibration" in capsys.readouterr().err
