@@ -64,7 +64,7 @@ def main() -> None:
     trained = load_trained(out / "train" / "best.pt")
     calibration = to_input(split.train.sample_images(256), trained.preprocessing)
     exported = export_checkpoint(trained, out / "model.onnx", real_images=calibration, calibration=calibration,
-                                 int8=True)
+                                 int8=True, open_set_data=split.validation)
 
     print(f"[3/5] scoring {args.tasks} tasks on {split.test.n_classes} held-out classes "
           f"({len(set(split.test.groups))} unseen scripts)")

@@ -32,7 +32,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[s
         default = f.default if f.default is not MISSING else None
         flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ())]
         help_text = f"{comments.get(f.name, '')} (default: {default!r})".replace("%", "%%")
-        if isinstance(default, bool):
+        if isinstance(default, bool) or str(f.type) == "bool | None":
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)
         elif isinstance(default, tuple):
             group.add_argument(*flags, dest=f.name, nargs="+", default=None, metavar="VALUE", help=help_text)

@@ -48,7 +48,8 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
         config = TrainConfig.from_dict(payload["config"])
         prep = payload["preprocessing"]
         preprocessing = Preprocessing(tuple(prep["input_size"]), prep["channels"], tuple(prep["mean"]),
-                                      tuple(prep["std"]), prep["invert"], prep["resize"])
+                                      tuple(prep["std"]), prep["invert"], prep["resize"],
+                                      prep.get("crop", "squash"), prep.get("crop_pct", 1.0))  # 0.1: no crop keys
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete checkpoint ({type(exc).__name__}: {exc})") from None
     model = build_model(config)

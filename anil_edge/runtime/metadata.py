@@ -18,6 +18,8 @@ from .adaptation import Adaptation
 from .open_set import OpenSetCalibration
 
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
+CROP_MODES = ("squash", "center")
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
 @dataclass(frozen=True)
@@ -30,6 +32,8 @@ class Preprocessing:
     std: tuple[float, ...]  # per channel, divides after the mean is subtracted
     invert: bool = False  # x -> 1 - x after scaling: dark ink on white paper becomes strokes = 1 (Omniglot)
     resize: str = "bilinear"  # filter used to resize file and PIL images to input_size
+    crop: str = "squash"  # "squash": resize to input_size as is; "center": keep the aspect ratio, centre-crop
+    crop_pct: float = 1.0  # "center": resize the shorter side to size / crop_pct, then crop (timm's crop_pct)
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,6 +97,9 @@ def check_metadata(meta: ModelMetadata, source: str = "model") -> None:
         problems.append(f"preprocessing.std must be > 0, found {p.std}")
     if p.resize not in RESIZE_FILTERS:
         problems.append(f"preprocessing.resize must be one of {RESIZE_FILTERS}, found {p.resize!r}")
+    if p.crop not in CROP_MODES or not 0.1 <= p.crop_pct <= 1.0:
+        problems.append(f"preprocessing.crop must be one of {CROP_MODES} and crop_pct in [0.1, 1], found "
+                        f"{p.crop!r} and {p.crop_pct}")
     if meta.embedding_dim < 1:
         problems.append(f"embedding_dim must be >= 1, found {meta.embedding_dim}")
     if h.weight.ndim != 2 or h.weight.shape[1] != meta.embedding_dim or h.bias.shape != h.weight.shape[:1]:

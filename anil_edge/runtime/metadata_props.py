@@ -42,7 +42,8 @@ def metadata_document(meta: ModelMetadata) -> dict[str, Any]:
         "backbone_sha256": meta.backbone_sha256,
         "embedding_dim": meta.embedding_dim,
         "preprocessing": {"input_size": list(p.input_size), "channels": p.channels, "mean": list(p.mean),
-                          "std": list(p.std), "invert": p.invert, "resize": p.resize},
+                          "std": list(p.std), "invert": p.invert, "resize": p.resize, "crop": p.crop,
+                          "crop_pct": p.crop_pct},
         "adaptation": meta.adaptation.to_dict(),
         "learned_head": {"weight": _encode(meta.learned_head.weight), "bias": _encode(meta.learned_head.bias)},
         "training": {"ways": t.ways, "shots": t.shots, "data": {
@@ -115,11 +116,11 @@ def _read_v1(f: _Fields) -> ModelMetadata:
                               sub.get("split_seed", int, 0))
     else:
         data = DataProvenance(dataset)
-    return _metadata(f, adaptation, head, data, extra)
+    return _metadata(f, adaptation, head, data, extra, version2=False)
 
 
 def _metadata(f: _Fields, adaptation: Adaptation, head: LearnedHead, data: DataProvenance,
-              extra: dict) -> ModelMetadata:
+              extra: dict, version2: bool = True) -> ModelMetadata:
     size = f.ints("preprocessing.input_size", 2)
     preprocessing = Preprocessing(
         input_size=(size[0], size[1]) if len(size) == 2 else (0, 0),
@@ -128,6 +129,8 @@ def _metadata(f: _Fields, adaptation: Adaptation, head: LearnedHead, data: DataP
         std=tuple(f.numbers("preprocessing.std")),
         invert=f.get("preprocessing.invert", bool, False),
         resize=f.get("preprocessing.resize", str, ""),
+        crop=f.get("preprocessing.crop", str, "") if version2 else "squash",
+        crop_pct=f.number("preprocessing.crop_pct") if version2 else 1.0,
     )
     training = TrainingInfo(ways=f.get("training.ways", int, 0), shots=f.get("training.shots", int, 0), data=data)
     return ModelMetadata(

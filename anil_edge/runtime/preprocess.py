@@ -148,9 +148,23 @@ def pil_pixels(img, prep: Preprocessing) -> np.ndarray:
     img = _flatten(ImageOps.exif_transpose(img))
     img = img.convert("L" if prep.channels == 1 else "RGB")
     height, width = prep.input_size
-    if img.size != (width, height):
+    if prep.crop == "center":
+        img = _resize_and_crop(img, height, width, prep)
+    elif img.size != (width, height):
         img = img.resize((width, height), resample=_PIL_FILTERS[prep.resize])
     return np.asarray(img, dtype=np.uint8).reshape(height, width, prep.channels)
+
+
+def _resize_and_crop(img, height: int, width: int, prep: Preprocessing):
+    """timm's centre crop: scale so the image covers (height, width) / crop_pct, keeping its
+    aspect ratio, then cut the centre (height, width) out of it."""
+    w0, h0 = img.size
+    scale = max(height / h0, width / w0) / prep.crop_pct
+    size = (max(width, round(w0 * scale)), max(height, round(h0 * scale)))
+    if img.size != size:
+        img = img.resize(size, resample=_PIL_FILTERS[prep.resize])
+    left, top = (size[0] - width) // 2, (size[1] - height) // 2
+    return img.crop((left, top, left + width, top + height))
 
 
 def _flatten(img):

@@ -26,7 +26,10 @@ class TrainConfig:
     split_seed: int = 0  # shuffles the groups before the split
     input_size: int = 28  # backbone input height = width
     channels: int = 1  # 1 grayscale, 3 RGB
-    invert: bool = True  # 1 - x: dark ink on white becomes strokes = 1 (Omniglot)
+    invert: bool | None = None  # 1 - x (dark ink on white becomes strokes = 1); None: yes for 1 channel, no for RGB
+    crop: str = "auto"  # "squash" (resize as is), "center" (keep the aspect ratio, centre-crop); auto: RGB center
+    crop_pct: float = 1.0  # crop="center": the shorter side is resized to input_size / crop_pct, then cropped
+    normalization: str = "dataset"  # per-channel mean/std: "dataset" (measured on the training images) or "imagenet"
     # --- tasks ---
     ways: int = 20  # classes per training task (and rows of the meta-learned head)
     shots: int = 1  # support images per class
@@ -71,6 +74,16 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def inverts(self) -> bool:
+        """Whether pixels are inverted: ``invert``, or by default for grayscale (ink on paper) only."""
+        return self.channels == 1 if self.invert is None else self.invert
+
+    @property
+    def crop_mode(self) -> str:
+        """``crop``, with "auto" resolved: aspect-preserving centre crops for RGB photos."""
+        return ("center" if self.channels == 3 else "squash") if self.crop == "auto" else self.crop
 
     def adaptation(self) -> Adaptation:
         """The inner loop this config trains with, as exported and deployed."""

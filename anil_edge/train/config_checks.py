@@ -18,6 +18,8 @@ CHOICES = {
     "precision": ("auto", "fp32", "bf16"),
     "norm": ("batch", "group"),
     "backbone": ("conv4", "conv4-stride", "resnet12"),
+    "crop": ("auto", "squash", "center"),
+    "normalization": ("dataset", "imagenet"),
 }
 POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations", "eval_every", "eval_tasks",
             "checkpoint_every", "input_size", "task_streams", "dist_timeout")
@@ -31,14 +33,15 @@ def type_problems(config: Any) -> list[str]:
     problems = []
     for f in fields(config):
         value, kind = getattr(config, f.name), str(f.type)
-        ok = {"bool": lambda v: isinstance(v, bool),
+        ok = {"bool": lambda v: isinstance(v, bool), "bool | None": lambda v: v is None or isinstance(v, bool),
               "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
               "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
               "str": lambda v: isinstance(v, str),
               "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)}[kind](value)
         if not ok:
             expected = {"tuple[str, ...]": "a list of strings", "float": "a number", "int": "an integer",
-                        "bool": "a bool (true or false)", "str": "a string"}[kind]
+                        "bool": "a bool (true or false)", "str": "a string",
+                        "bool | None": "a bool (true or false), or unset"}[kind]
             problems.append(f"{f.name} must be {expected}, found {type(value).__name__} {value!r:.40}")
     return problems
 
@@ -64,6 +67,10 @@ def value_problems(config: Any) -> list[str]:
                         f"{c.validation_fraction} + {c.test_fraction}")
     if not _DEVICE.match(c.device):
         problems.append(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {c.device!r}")
+    if not (math.isfinite(c.crop_pct) and 0.1 <= c.crop_pct <= 1.0):
+        problems.append(f"crop_pct must lie in [0.1, 1], found {c.crop_pct!r}")
+    if c.normalization == "imagenet" and c.channels != 3:
+        problems.append("normalization 'imagenet' needs channels=3 (RGB)")
     if c.threads < 0 or c.chunk < -1:
         problems.append(f"threads must be >= 0 and chunk >= -1, found threads={c.threads}, chunk={c.chunk}")
     return problems + architecture_problems(c)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..errors import InputError, TrainingError
-from ..runtime.metadata import Preprocessing
+from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .batches import normalisation_stats
 from .checkpoint import (
     CheckpointError,
@@ -67,12 +67,15 @@ def decode_preprocessing(config: TrainConfig) -> Preprocessing:
     """How image files are decoded for training (size, colour, resize filter): the runtime's."""
     size = (config.input_size, config.input_size)
     return Preprocessing(size, config.channels, (0.0,) * config.channels, (1.0,) * config.channels,
-                         invert=config.invert, resize="lanczos")
+                         invert=config.inverts, resize="lanczos", crop=config.crop_mode, crop_pct=config.crop_pct)
 
 
 def preprocessing_for(config: TrainConfig, split: Split) -> Preprocessing:
-    """The decoding above, normalised with the training images' per-channel mean and std."""
-    mean, std = normalisation_stats(split.train, config.invert)
+    """The decoding above, normalised with the training images' per-channel mean and std (or
+    ImageNet's, with ``normalization="imagenet"``)."""
+    if config.normalization == "imagenet":
+        return replace(decode_preprocessing(config), mean=IMAGENET_MEAN, std=IMAGENET_STD)
+    mean, std = normalisation_stats(split.train, config.inverts)
     return replace(decode_preprocessing(config), mean=mean, std=std)
 
 

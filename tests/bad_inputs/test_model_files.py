@@ -49,10 +49,10 @@ def _paths():
 
     return ["anil_edge_version", "backbone_sha256", "embedding_dim", "preprocessing.input_size",
             "preprocessing.channels", "preprocessing.mean", "preprocessing.std", "preprocessing.invert",
-            "preprocessing.resize", "adaptation.adaptation_lr", "adaptation.adaptation_steps", "adaptation.head_init",
-            "learned_head.weight", "learned_head.bias", "training.ways", "training.shots", "training.data.dataset",
-            "training.data.sources", "training.data.validation_fraction", "training.data.test_fraction",
-            "training.data.split_seed"]
+            "preprocessing.resize", "preprocessing.crop", "preprocessing.crop_pct", "adaptation.adaptation_lr",
+            "adaptation.adaptation_steps", "adaptation.head_init", "learned_head.weight", "learned_head.bias",
+            "training.ways", "training.shots", "training.data.dataset", "training.data.sources",
+            "training.data.validation_fraction", "training.data.test_fraction", "training.data.split_seed"]
 
 
 PATHS = _paths()
@@ -83,7 +83,7 @@ def test_a_missing_field_is_named(model_path, tmp_path, document, path):
         Backbone(_write(model_path, tmp_path, props))
 
 
-STRINGS = {"anil_edge_version", "backbone_sha256", "preprocessing.resize", "adaptation.head_init",
+STRINGS = {"anil_edge_version", "backbone_sha256", "preprocessing.resize", "preprocessing.crop", "adaptation.head_init",
            "training.data.dataset"}
 VALID = {(p, "text") for p in STRINGS} | {("preprocessing.invert", "bool"), ("adaptation.adaptation_lr", "number")}
 CASES = [(p, k) for p in PATHS for k in WRONG if (p, k) not in VALID]

@@ -13,6 +13,7 @@ from anil_edge.train.config import TrainConfig
 FIELDS = {f.name: str(f.type) for f in fields(TrainConfig)}
 WRONG_TYPES = {
     "bool": ["no", 1, 0.0, None, [True]],
+    "bool | None": ["no", 1, 0.0, [True]],
     "int": [2.5, 28.0, "5", True, None],
     "float": ["0.5", None, [0.5], True],
     "str": [5, None, ["glyphs"], b"glyphs"],
@@ -36,7 +37,8 @@ OUT_OF_RANGE = [
     ("channels", 4), ("validation_fraction", 0.0), ("validation_fraction", 1.0), ("test_fraction", -0.1),
     ("test_fraction", float("nan")), ("device", "bogus"), ("device", "cuda:x"), ("device", "gpu"), ("threads", -1),
     ("chunk", -2), ("dataset", "imagenet"), ("engine", "maml"), ("head_init", "mean"), ("head_init", "random"),
-    ("schedule", "linear"), ("precision", "fp16"), ("norm", "layer"), ("backbone", "vit"),
+    ("schedule", "linear"), ("precision", "fp16"), ("norm", "layer"), ("backbone", "vit"), ("crop", "fill"),
+    ("crop_pct", 0.0), ("crop_pct", 1.5), ("normalization", "batch"),
 ]
 
 
@@ -53,6 +55,7 @@ INCONSISTENT = [
     (dict(backbone="resnet12", input_size=12), "too small for resnet12"),
     (dict(norm="group", hidden=60), "must divide hidden"),
     (dict(validation_fraction=0.5, test_fraction=0.5), "must leave training classes"),
+    (dict(normalization="imagenet"), "needs channels=3"),
 ]
 
 
