@@ -22,6 +22,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--calibration-method", default=CALIBRATION_METHODS[0], choices=CALIBRATION_METHODS,
                    help=f"INT8 activation-range calibration (default: {CALIBRATION_METHODS[0]})")
     p.add_argument("--data", nargs="+", help="training data sources, if not where the checkpoint's config says")
+    p.add_argument("--no-pixel-input", dest="pixel_input", action="store_false",
+                   help="do not write OUT.pixels.onnx (the backbone taking raw uint8 pixels, for apps in other "
+                        "languages)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -37,7 +40,8 @@ def run(args: argparse.Namespace) -> int:
     real = training_sample(split, trained.preprocessing, args.calibration_images)
     result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
                                torchscript=args.torchscript, opset=args.opset,
-                               calibration_method=args.calibration_method, open_set_data=split.validation)
+                               calibration_method=args.calibration_method, open_set_data=split.validation,
+                               pixel_input=args.pixel_input)
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g})")
@@ -47,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         rates = ", ".join(f"false-accept {100 * r:g}%: threshold {t:.3f} (accepts {100 * result.open_set.true_accept[r]:.1f}"
                           f"% of known queries)" for r, t in result.open_set.thresholds.items())
         print(f"open-set rejection calibrated on {split.validation.n_classes} validation classes: {rates}")
-    for path in (result.onnx, result.int8, result.torchscript):
+    for path in (result.onnx, result.int8, result.torchscript, *result.deployment.values()):
         if path is not None:
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
     return 0

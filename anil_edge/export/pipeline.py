@@ -11,7 +11,7 @@ import contextlib
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -20,6 +20,7 @@ from ..atomic import refuse_to_overwrite
 from ..errors import CheckpointError, ModelError
 from ..runtime.open_set import OpenSetCalibration
 from ..train.data.image_set import ImageSet
+from .deployment_files import suffixed, write_deployment_files, write_sidecar
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .open_set_calibration import add_calibration
 from .trained import TrainedModel, load_trained
@@ -33,6 +34,7 @@ class ExportResult:
     torchscript: Path | None  # the TorchScript archive, when asked for
     report: ValidationReport  # every FP32 comparison that was run
     open_set: OpenSetCalibration | None = None  # the FP32 model's open-set thresholds, when calibrated
+    deployment: dict[str, Path] = field(default_factory=dict)  # head graphs, pixel-input backbone, sidecar
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
@@ -47,7 +49,8 @@ def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLi
         raise ModelError(f"the output must be an .onnx path, found {out}")
     if not out.parent.is_dir():
         raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
-    for output in (out, out.with_suffix(".int8.onnx"), out.with_suffix(".ts")):
+    others = (".int8.onnx", ".ts", ".json", ".head_adapt.onnx", ".head_classify.onnx", ".pixels.onnx")
+    for output in (out, *(out.with_name(out.name[: -len(".onnx")] + suffix) for suffix in others)):
         refuse_to_overwrite(output, [checkpoint], what="export output")
     return out
 
@@ -55,7 +58,8 @@ def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLi
 def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: str | os.PathLike[str], *,
                       real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
-                      calibration_method: str = "minmax", open_set_data: ImageSet | None = None) -> ExportResult:
+                      calibration_method: str = "minmax", open_set_data: ImageSet | None = None,
+                      pixel_input: bool = True) -> ExportResult:
     """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
     (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
 
@@ -64,6 +68,10 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         calibration: preprocessed training images for INT8 calibration (required with ``int8``).
         open_set_data: validation classes (never trained on) to calibrate the open-set rejection
             thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`).
+        pixel_input: also write ``.pixels.onnx``, the backbone taking uint8 (N, H, W, C) pixels.
+
+    Beside ``out`` it always writes the head graphs (``.head_adapt.onnx``, ``.head_classify.onnx``)
+    and the sidecar (``.json``) of :mod:`.deployment_files`, checked against the numpy runtime.
     """
     out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint, opset)
     if int8 and calibration is None:
@@ -93,10 +101,19 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
             quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method)
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
+        deployment = write_deployment_files(stage["onnx"], lambda suffix: suffixed(stage["onnx"], suffix),
+                                            pixels=pixel_input)
+        final = {kind: suffixed(out, staged.name[len("model."):]) for kind, staged in deployment.items()}
+        write_sidecar(suffixed(stage["onnx"], "json"), replace(meta, open_set=open_set),
+                      {"backbone": stage["onnx"], **deployment}, {"backbone": out.name, **{k: v.name for k, v in final.items()}})
         for key, target in targets.items():
             if target is not None:
                 os.replace(stage[key], target)
-    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set)
+        for kind, staged in deployment.items():
+            os.replace(staged, final[kind])
+        os.replace(suffixed(stage["onnx"], "json"), suffixed(out, "json"))
+    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set,
+                        {**final, "sidecar": suffixed(out, "json")})
 
 
 @contextlib.contextmanager

@@ -25,12 +25,14 @@ from .backbone import Backbone
 from .decision import Prediction, apply_threshold, threshold_problems
 from .episodes import class_means, fit_head
 from .folders import class_folders
+from .head_graphs import HeadGraphs
 from .labels import ImageInput, Label, check_label
 from .open_set import open_set_scores
 from .state import EnrollmentState, file_fingerprint, load_state, save_state
 from .validation import as_float32
 
 SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold", "reject")
+ENGINES = ("numpy", "onnx")
 DUPLICATE_ATOL = 1e-5  # embeddings this close (relative to their scale) are the same example
 
 
@@ -56,12 +58,19 @@ class FewShotClassifier:
             never-enrolled classes are accepted), with the threshold the model was calibrated
             with at export (:mod:`.open_set`); None (default) turns it off.
         adaptation_lr, adaptation_steps, head_init: override the model's :class:`Adaptation`.
+        engine: ``"numpy"`` (the reference) or ``"onnx"``: adapt and classify with the head graphs
+            exported beside the model (what apps in other languages run; the model's own
+            adaptation settings are baked into them).
     """
 
     def __init__(self, backbone: Backbone, *, threshold: float = 0.0, reject: float | None = None,
                  adaptation_lr: float | None = None, adaptation_steps: int | None = None,
-                 head_init: str | None = None) -> None:
+                 head_init: str | None = None, engine: str = "numpy") -> None:
+        if engine not in ENGINES:
+            raise InputError(f"engine must be one of {ENGINES}, found {engine!r}")
         self.backbone = backbone
+        self.engine = engine
+        self._graphs = HeadGraphs(backbone.path) if engine == "onnx" else None
         self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
                                    adaptation_steps=adaptation_steps, head_init=head_init)
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
@@ -175,8 +184,7 @@ class FewShotClassifier:
     def predict_proba_embeddings(self, embeddings: Any) -> np.ndarray:
         """Probabilities over :attr:`labels` for precomputed embeddings (N, D): (N, C)."""
         E = as_float32("embeddings", embeddings, (2,))
-        snap = self._snapshot()
-        return head.predict_proba(E, snap.W, snap.b)
+        return self._probabilities(E, self._snapshot())[0]
 
     def predict(self, images: ImageInput, *, top_k: int = 1) -> list[Prediction]:
         """Label (None: "unknown"), probability, open-set score and the ``top_k`` most probable
@@ -187,8 +195,16 @@ class FewShotClassifier:
         """:meth:`predict` for precomputed embeddings (N, D)."""
         E = as_float32("embeddings", embeddings, (2,))
         s = self._snapshot()
-        return apply_threshold(head.predict_proba(E, s.W, s.b), s.labels, s.threshold,
-                               scores=open_set_scores(E, s.means), reject_threshold=s.reject_threshold, top_k=top_k)
+        P, scores = self._probabilities(E, s)
+        return apply_threshold(P, s.labels, s.threshold, scores=scores, reject_threshold=s.reject_threshold,
+                               top_k=top_k)
+
+    def _probabilities(self, E: np.ndarray, s: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
+        if E.shape[-1] != self.backbone.embedding_dim:
+            raise InputError(f"embeddings must be (N, {self.backbone.embedding_dim}), found shape {E.shape}")
+        if self._graphs is not None:
+            return self._graphs.classify(E, s.W, s.b, s.means)
+        return head.predict_proba(E, s.W, s.b), open_set_scores(E, s.means)
 
     def open_set_scores(self, images: ImageInput) -> np.ndarray:
         """Each image's open-set score (N,): cosine similarity to the nearest enrolled class mean."""
@@ -201,8 +217,15 @@ class FewShotClassifier:
                 raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
             if self._head is None:
                 E, y = self.support_set()
-                W, b = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
-                self._head = (W, b, class_means(E, y, len(self._support)))
+                if self._graphs is not None:
+                    if self.adaptation != self.backbone.metadata.adaptation:
+                        raise InputError("engine='onnx' runs the adaptation baked into the exported head graph "
+                                         f"({self.backbone.metadata.adaptation}); this classifier is set to "
+                                         f"{self.adaptation}: use engine='numpy' for other settings")
+                    self._head = self._graphs.adapt(E, y)
+                else:
+                    W, b = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
+                    self._head = (W, b, class_means(E, y, len(self._support)))
             return _Snapshot(list(self._support), *self._head, self.threshold, self._reject_threshold)
 
     def _rejection_threshold(self, reject: Any) -> float | None:

@@ -50,7 +50,14 @@ def exported(trained, tmp_path_factory):
 
 def test_files_and_every_check(exported):
     assert exported.onnx.is_file() and exported.int8.is_file() and exported.torchscript.is_file()
-    assert sorted(os.listdir(exported.onnx.parent)) == ["model.int8.onnx", "model.onnx", "model.ts"]
+    assert sorted(os.listdir(exported.onnx.parent)) == [
+        "model.head_adapt.onnx", "model.head_classify.onnx", "model.int8.onnx", "model.json", "model.onnx",
+        "model.pixels.onnx", "model.ts"]
+    sidecar = __import__("json").loads((exported.onnx.parent / "model.json").read_text())
+    for kind, entry in sidecar["files"].items():  # the sidecar names every file with its hash
+        data = (exported.onnx.parent / entry["path"]).read_bytes()
+        assert __import__("hashlib").sha256(data).hexdigest() == entry["sha256"], kind
+    assert sidecar["metadata"]["backbone_sha256"] == Backbone(exported.onnx).sha256
     whats = [c.what for c in exported.report.comparisons]
     for runner in ("onnxruntime", "torchscript"):
         for kind in ("random", "real"):

@@ -1,0 +1,121 @@
+"""The files beside ``model.onnx`` that let any onnxruntime binding enroll and classify:
+
+- ``model.head_adapt.onnx`` and ``model.head_classify.onnx`` (:mod:`.head_graphs`);
+- ``model.pixels.onnx``: the backbone taking raw uint8 pixels (:mod:`.pixel_input`);
+- ``model.json``: the sidecar — the model's metadata document (some bindings, such as
+  onnxruntime-web, cannot read custom metadata), every file's SHA-256 and its inputs and outputs.
+
+Each graph is checked against the numpy runtime before it is written; any mismatch beyond the
+tolerance fails the export with every mismatch listed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..atomic import atomic_write
+from ..errors import ModelError, raise_if_problems, require
+from ..runtime.backbone import Backbone
+from ..runtime.episodes import class_means, fit_head
+from ..runtime.head import predict_proba
+from ..runtime.head_graphs import beside
+from ..runtime.metadata import ModelMetadata
+from ..runtime.metadata_props import metadata_document
+from ..runtime.open_set import open_set_scores
+from .head_graphs import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_OUTPUTS, build_adapt_graph, build_classify_graph
+from .onnx_export import write_onnx
+from .pixel_input import PIXELS, with_pixel_input
+
+HEAD_RTOL = 1e-5  # ONNX head graphs vs the numpy runtime, relative to the largest value
+PIXELS_ATOL = 1e-4  # pixel-input backbone vs the float backbone + numpy preprocessing
+SIDECAR_FORMAT = "anil-edge-sidecar"
+
+
+def suffixed(model: Path, suffix: str) -> Path:
+    """``model.onnx`` → ``model.<suffix>`` (the runtime's naming: :func:`anil_edge.runtime.head_graphs.beside`)."""
+    return beside(model, suffix)
+
+
+def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixels: bool) -> dict[str, Path]:
+    """Build, check and write the head graphs (and the pixel model) for the staged ``model_path``;
+    returns {kind: staged path}. ``stage(name)`` gives the staging path of an output file."""
+    backbone = Backbone(model_path, device="cpu")
+    meta = backbone.metadata
+    files = {"head_adapt": stage("head_adapt.onnx"), "head_classify": stage("head_classify.onnx")}
+    write_onnx(build_adapt_graph(meta.adaptation, meta.learned_head, meta.embedding_dim), files["head_adapt"])
+    write_onnx(build_classify_graph(meta.embedding_dim), files["head_classify"])
+    check_head_graphs(files["head_adapt"], files["head_classify"], meta)
+    if pixels:
+        onnx = require("onnx", "train")
+        files["backbone_pixels"] = stage("pixels.onnx")
+        write_onnx(with_pixel_input(onnx.load(str(model_path)), meta.preprocessing), files["backbone_pixels"])
+        check_pixel_model(files["backbone_pixels"], backbone)
+    return files
+
+
+def check_head_graphs(adapt: Path, classify: Path, meta: ModelMetadata, seed: int = 0) -> None:
+    """The graphs agree with the numpy runtime on random tasks (C = 1, a few, more than the ways)."""
+    ort = require("onnxruntime", "cpu")
+    a, c = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (adapt, classify))
+    rng = np.random.default_rng(seed)
+    problems = []
+    for n_classes, shots in ((1, 1), (3, 2), (meta.training.ways + 3, 1)):
+        E = rng.normal(0, 1, (n_classes * shots, meta.embedding_dim)).astype(np.float32)
+        y = np.repeat(np.arange(n_classes), shots)
+        Q = rng.normal(0, 1, (7, meta.embedding_dim)).astype(np.float32)
+        W, b, means = a.run(None, {"embeddings": E, "labels": y.astype(np.int64)})
+        logits, P, score = c.run(None, {"queries": Q, "weight": W, "bias": b, "class_means": means})
+        Wn, bn = fit_head(E, y, n_classes, meta.adaptation, meta.learned_head)
+        Mn = class_means(E, y, n_classes)
+        for name, got, want in (("weight", W, Wn), ("bias", b, bn), ("class_means", means, Mn),
+                                ("probabilities", P, predict_proba(Q, Wn, bn)),
+                                ("open_set_score", score, open_set_scores(Q, Mn))):
+            err = float(np.abs(got - want).max() / max(1.0, float(np.abs(want).max())))
+            if not err <= HEAD_RTOL:
+                problems.append(f"{name} with C={n_classes}: relative error {err:.2e} > {HEAD_RTOL:g}")
+    raise_if_problems(problems, ModelError, "the ONNX head graphs disagree with the numpy runtime")
+
+
+def check_pixel_model(path: Path, backbone: Backbone, seed: int = 0) -> None:
+    ort = require("onnxruntime", "cpu")
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    p = backbone.metadata.preprocessing
+    x = np.random.default_rng(seed).integers(0, 256, (5, *p.input_size, p.channels), dtype=np.uint8)
+    err = float(np.abs(session.run(None, {PIXELS: x})[0] - backbone.embed(x)).max())
+    if not err <= PIXELS_ATOL:
+        raise ModelError(f"the pixel-input backbone disagrees with the float backbone: max |Δ| {err:.2e} > "
+                         f"{PIXELS_ATOL:g}")
+
+
+def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names: dict[str, str]) -> None:
+    """``model.json``: the metadata document, and each file's name, SHA-256 and inputs/outputs."""
+    p = meta.preprocessing
+    io_of = {
+        "backbone": ({"images": ["float32", ["N", p.channels, *p.input_size]]},
+                     {"embeddings": ["float32", ["N", meta.embedding_dim]]}),
+        "backbone_pixels": ({PIXELS: ["uint8", ["N", *p.input_size, p.channels]]},
+                            {"embeddings": ["float32", ["N", meta.embedding_dim]]}),
+        "head_adapt": (dict(zip(ADAPT_INPUTS, (["float32", ["N", meta.embedding_dim]], ["int64", ["N"]]))),
+                       dict(zip(ADAPT_OUTPUTS, (["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
+                                                ["float32", ["C", meta.embedding_dim]])))),
+        "head_classify": (dict(zip(CLASSIFY_INPUTS, (["float32", ["Q", meta.embedding_dim]],
+                                                     ["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
+                                                     ["float32", ["C", meta.embedding_dim]]))),
+                          dict(zip(CLASSIFY_OUTPUTS, (["float32", ["Q", "C"]], ["float32", ["Q", "C"]],
+                                                      ["float32", ["Q"]])))),
+    }
+    doc: dict[str, Any] = {
+        "format": SIDECAR_FORMAT, "version": 1, "metadata": metadata_document(meta),
+        "labels": "head_adapt takes class indices 0..C-1 (C = max(labels) + 1, every class with at least one "
+                  "example); column c of probabilities is class c",
+        "files": {kind: {"path": names[kind], "sha256": hashlib.sha256(staged.read_bytes()).hexdigest(),
+                         "inputs": io_of[kind][0], "outputs": io_of[kind][1]} for kind, staged in files.items()},
+    }
+    with atomic_write(path) as handle:
+        handle.write(json.dumps(doc, indent=1, sort_keys=True).encode())

@@ -1,0 +1,164 @@
+"""ANIL's inner loop as ONNX graphs, so that any onnxruntime binding (Kotlin, Swift, C++, C#,
+JavaScript) can enroll classes with a plain inference session — no numpy, no training build.
+
+Two graphs, built from the pieces below (each written once):
+
+- **adapt** — ``embeddings`` (N, D) float32 and ``labels`` (N,) int64 in 0..C-1 → the adapted
+  head ``weight`` (C, D), ``bias`` (C,) and the ``class_means`` (C, D). C is ``max(labels) + 1``
+  and every class 0..C-1 needs at least one example. The model's own rule, learning rate and
+  step count (its :class:`~anil_edge.runtime.adaptation.Adaptation`) are baked in; the steps
+  are unrolled (``steps`` copies of one step's nodes).
+- **classify** — ``queries`` (Q, D) with ``weight``, ``bias``, ``class_means`` →
+  ``logits`` (Q, C), ``probabilities`` (Q, C) and ``open_set_score`` (Q,), the cosine
+  similarity to the nearest class mean (:mod:`anil_edge.runtime.open_set`).
+
+Two graphs rather than one because an app runs them at different times: adapt once when the
+enrolled set changes (keeping W, b and the means), classify for every query.
+The numpy runtime (:mod:`anil_edge.runtime.episodes`) is the reference; the export checks
+these graphs against it before writing them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import require
+from ..runtime.adaptation import Adaptation
+from ..runtime.metadata import LearnedHead
+
+ADAPT_INPUTS, ADAPT_OUTPUTS = ("embeddings", "labels"), ("weight", "bias", "class_means")
+CLASSIFY_INPUTS = ("queries", "weight", "bias", "class_means")
+CLASSIFY_OUTPUTS = ("logits", "probabilities", "open_set_score")
+
+
+class _Graph:
+    """A tiny ONNX graph builder: each method adds one node and returns its output's name."""
+
+    def __init__(self, onnx: Any) -> None:
+        self.onnx, self._n = onnx, 0
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+
+    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
+        self._n += 1
+        out = f"{kind.lower()}_{self._n}"
+        self.nodes.append(self.onnx.helper.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def const(self, value: Any, dtype: Any = np.float32) -> str:
+        self._n += 1
+        name = f"const_{self._n}"
+        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        return name
+
+    def rename(self, source: str, target: str) -> None:
+        self.nodes.append(self.onnx.helper.make_node("Identity", [source], [target]))
+
+
+# -- the inner loop, once ---------------------------------------------------------------------
+
+
+def _logits(g: _Graph, E: str, W: str, b: str) -> str:
+    """E Wᵀ + b: (N, C)."""
+    return g.op("Add", g.op("MatMul", E, g.op("Transpose", W, perm=[1, 0])), b)
+
+
+def _onehot(g: _Graph, labels: str) -> tuple[str, str]:
+    """onehot(labels) (N, C) float and C = max(labels) + 1 as a (1,) int64."""
+    C = g.op("Add", g.op("ReduceMax", labels, keepdims=1), g.const([1], np.int64))
+    return g.op("OneHot", labels, C, g.const([0.0, 1.0]), axis=-1), C
+
+
+def _class_means(g: _Graph, E: str, Y: str) -> str:
+    """Mean embedding per class: (Yᵀ E) / counts, (C, D)."""
+    counts = g.op("ReduceSum", Y, g.const([0], np.int64), keepdims=1)  # (1, C)
+    return g.op("Div", g.op("MatMul", g.op("Transpose", Y, perm=[1, 0]), E), g.op("Transpose", counts, perm=[1, 0]))
+
+
+def _initial_head(g: _Graph, adaptation: Adaptation, learned: LearnedHead, means: str, C: str) -> tuple[str, str]:
+    """The starting head by the rule: prototype (2μ, −‖μ‖²), zeros, or the mean learned row."""
+    rule = adaptation.head_init
+    if rule == "prototype":
+        norms = g.op("ReduceSum", g.op("Mul", means, means), g.const([1], np.int64), keepdims=0)
+        return g.op("Mul", means, g.const(2.0)), g.op("Neg", norms)
+    if rule == "zeros":
+        return g.op("Mul", means, g.const(0.0)), g.op("ConstantOfShape", C, value=_zero_tensor(g))
+    shape = g.op("Shape", means)
+    row = g.const(learned.weight.mean(axis=0, dtype=np.float32))
+    return g.op("Expand", row, shape), g.op("Expand", g.const([learned.bias.mean(dtype=np.float32)]), C)
+
+
+def _step(g: _Graph, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
+    """One SGD step of the mean softmax cross-entropy: G = (softmax(E Wᵀ + b) − Y) / N."""
+    G = g.op("Mul", g.op("Sub", g.op("Softmax", _logits(g, E, W, b), axis=-1), Y), inv_n)
+    dW = g.op("MatMul", g.op("Transpose", G, perm=[1, 0]), E)
+    db = g.op("ReduceSum", G, g.const([0], np.int64), keepdims=0)
+    return g.op("Sub", W, g.op("Mul", dW, lr)), g.op("Sub", b, g.op("Mul", db, lr))
+
+
+def _cosine_to_nearest(g: _Graph, Q: str, means: str) -> str:
+    """max over classes of cos(q, μ_c): (Q,)."""
+    def unit(x: str) -> str:
+        norm = g.op("ReduceL2", x, g.const([1], np.int64), keepdims=1)
+        return g.op("Div", x, g.op("Max", norm, g.const(1e-12)))
+    cosines = g.op("MatMul", unit(Q), g.op("Transpose", unit(means), perm=[1, 0]))
+    return g.op("ReduceMax", cosines, g.const([1], np.int64), keepdims=0)
+
+
+def _zero_tensor(g: _Graph) -> Any:
+    return g.onnx.helper.make_tensor("zero", g.onnx.TensorProto.FLOAT, [1], [0.0])
+
+
+# -- the two graphs ---------------------------------------------------------------------------
+
+
+def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, opset: int = 18) -> Any:
+    """The adapt graph for ``dim``-d embeddings (see the module doc)."""
+    onnx = require("onnx", "train")
+    g = _Graph(onnx)
+    Y, C = _onehot(g, "labels")
+    means = _class_means(g, "embeddings", Y)
+    W, b = _initial_head(g, adaptation, learned, means, C)
+    n = g.op("Cast", g.op("Shape", "labels"), to=onnx.TensorProto.FLOAT)
+    inv_n, lr = g.op("Reciprocal", n), g.const(adaptation.adaptation_lr)
+    for _ in range(adaptation.adaptation_steps):
+        W, b = _step(g, "embeddings", Y, inv_n, lr, W, b)
+    for source, target in zip((W, b, means), ADAPT_OUTPUTS):
+        g.rename(source, target)
+    inputs = [_value(onnx, "embeddings", onnx.TensorProto.FLOAT, ["N", dim]),
+              _value(onnx, "labels", onnx.TensorProto.INT64, ["N"])]
+    outputs = [_value(onnx, "weight", onnx.TensorProto.FLOAT, ["C", dim]),
+               _value(onnx, "bias", onnx.TensorProto.FLOAT, ["C"]),
+               _value(onnx, "class_means", onnx.TensorProto.FLOAT, ["C", dim])]
+    return _model(onnx, g, "anil_edge_head_adapt", inputs, outputs, opset)
+
+
+def build_classify_graph(dim: int, opset: int = 18) -> Any:
+    """The classify graph for ``dim``-d embeddings (see the module doc)."""
+    onnx = require("onnx", "train")
+    g = _Graph(onnx)
+    logits = _logits(g, "queries", "weight", "bias")
+    for source, target in zip((logits, g.op("Softmax", logits, axis=-1), _cosine_to_nearest(g, "queries", "class_means")),
+                              CLASSIFY_OUTPUTS):
+        g.rename(source, target)
+    f = onnx.TensorProto.FLOAT
+    inputs = [_value(onnx, "queries", f, ["Q", dim]), _value(onnx, "weight", f, ["C", dim]),
+              _value(onnx, "bias", f, ["C"]), _value(onnx, "class_means", f, ["C", dim])]
+    outputs = [_value(onnx, "logits", f, ["Q", "C"]), _value(onnx, "probabilities", f, ["Q", "C"]),
+               _value(onnx, "open_set_score", f, ["Q"])]
+    return _model(onnx, g, "anil_edge_head_classify", inputs, outputs, opset)
+
+
+def _value(onnx: Any, name: str, kind: int, shape: list) -> Any:
+    return onnx.helper.make_tensor_value_info(name, kind, shape)
+
+
+def _model(onnx: Any, g: _Graph, name: str, inputs: list, outputs: list, opset: int) -> Any:
+    graph = onnx.helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.initializers)
+    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
+                                   producer_name="anil-edge")
+    model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime 1.17+ (and its web/mobile builds)
+    onnx.checker.check_model(model, full_check=True)
+    return model

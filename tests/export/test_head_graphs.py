@@ -1,0 +1,117 @@
+"""The exported head graphs against the numpy runtime and against torch autograd (≤ 1e-5
+relative): random sizes, class counts from 1 to more than the training ways, every rule, step
+counts and learning rates; and the classifier's ONNX engine against its numpy engine."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+ort = pytest.importorskip("onnxruntime")
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from anil_edge.errors import InputError, ModelError
+from anil_edge.export.head_graphs import build_adapt_graph, build_classify_graph
+from anil_edge.runtime import Backbone, FewShotClassifier
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.episodes import class_means, fit_head
+from anil_edge.runtime.head import predict_proba
+from anil_edge.runtime.metadata import LearnedHead
+from anil_edge.runtime.open_set import open_set_scores
+from tests.conftest import glyphs
+
+TOL = 1e-5
+
+
+def rel(got, want) -> float:
+    return float(np.abs(np.asarray(got) - want).max() / max(1.0, float(np.abs(want).max())))
+
+
+def torch_reference(E, y, C, a: Adaptation, learned: LearnedHead):
+    """The head by autograd: the rule's start, then steps of SGD on F.cross_entropy."""
+    Et, yt = torch.from_numpy(E).double(), torch.from_numpy(y)
+    onehot = torch.nn.functional.one_hot(yt, C).double()
+    means = onehot.T @ Et / onehot.sum(0)[:, None]
+    if a.head_init == "prototype":
+        W, b = 2 * means, -(means * means).sum(1)
+    elif a.head_init == "zeros":
+        W, b = torch.zeros_like(means), torch.zeros(C, dtype=torch.float64)
+    else:
+        W = torch.from_numpy(learned.weight).double().mean(0).expand(C, -1).clone()
+        b = torch.full((C,), float(learned.bias.astype(np.float64).mean()), dtype=torch.float64)
+    W, b = W.clone().requires_grad_(), b.clone().requires_grad_()
+    for _ in range(a.adaptation_steps):
+        gW, gb = torch.autograd.grad(torch.nn.functional.cross_entropy(Et @ W.T + b, yt), (W, b))
+        W, b = (W - a.adaptation_lr * gW).detach().requires_grad_(), (b - a.adaptation_lr * gb).detach().requires_grad_()
+    return W.detach().numpy(), b.detach().numpy()
+
+
+@settings(max_examples=40, deadline=None)
+@given(dim=st.integers(1, 40), n_classes=st.integers(1, 9), shots=st.integers(1, 3), queries=st.integers(1, 6),
+       rule=st.sampled_from(["prototype", "zeros", "learned"]), steps=st.integers(0, 8),
+       lr=st.floats(0.01, 1.0), seed=st.integers(0, 2**16))
+def test_graphs_equal_numpy_and_torch(dim, n_classes, shots, queries, rule, steps, lr, seed):
+    rng = np.random.default_rng(seed)
+    learned = LearnedHead(rng.normal(0, 0.3, (5, dim)).astype(np.float32), rng.normal(0, 0.3, 5).astype(np.float32))
+    a = Adaptation(lr, steps, rule)
+    E = rng.normal(0, 1, (n_classes * shots, dim)).astype(np.float32)
+    y = rng.permutation(np.repeat(np.arange(n_classes), shots))
+    Q = rng.normal(0, 1, (queries, dim)).astype(np.float32)
+    adapt = ort.InferenceSession(build_adapt_graph(a, learned, dim).SerializeToString())
+    classify = ort.InferenceSession(build_classify_graph(dim).SerializeToString())
+    W, b, means = adapt.run(None, {"embeddings": E, "labels": y.astype(np.int64)})
+    _, P, score = classify.run(None, {"queries": Q, "weight": W, "bias": b, "class_means": means})
+    Wn, bn = fit_head(E, y, n_classes, a, learned)
+    Wt, bt = torch_reference(E, y, n_classes, a, learned)
+    assert rel(W, Wn) <= TOL and rel(b, bn) <= TOL
+    assert rel(W, Wt) <= TOL and rel(b, bt) <= TOL
+    assert rel(P, predict_proba(Q, Wn, bn)) <= TOL
+    assert rel(score, open_set_scores(Q, class_means(E, y, n_classes))) <= TOL
+
+
+@pytest.fixture(scope="module")
+def exported_with_graphs(model_path, tmp_path_factory):
+    """The tiny model with its head graphs beside it, as anil-edge export writes them."""
+    from anil_edge.export.deployment_files import write_deployment_files
+
+    folder = tmp_path_factory.mktemp("graphs")
+    path = folder / "model.onnx"
+    path.write_bytes(model_path.read_bytes())
+    files = write_deployment_files(path, lambda suffix: folder / f"model.{suffix}", pixels=True)
+    return path, files
+
+
+def test_the_classifier_onnx_engine_equals_the_numpy_engine(exported_with_graphs):
+    path, _ = exported_with_graphs
+    backbone = Backbone(path)
+    images, labels = glyphs(4, 3, seed=12)
+    results = {}
+    for engine in ("numpy", "onnx"):
+        clf = FewShotClassifier(backbone, engine=engine)
+        clf.enroll_many(images[::3], labels[::3])
+        results[engine] = clf.predict_proba(images), [p.score for p in clf.predict(images)]
+    assert rel(results["onnx"][0], results["numpy"][0]) <= TOL
+    assert rel(results["onnx"][1], np.array(results["numpy"][1])) <= TOL
+
+
+def test_the_onnx_engine_refuses_settings_it_cannot_run(exported_with_graphs, model_path):
+    path, _ = exported_with_graphs
+    clf = FewShotClassifier(Backbone(path), engine="onnx", adaptation_steps=2)
+    clf.enroll("a", np.zeros((28, 28), np.uint8))
+    with pytest.raises(InputError, match="baked into the exported head graph"):
+        clf.predict(np.zeros((28, 28), np.uint8))
+    with pytest.raises(ModelError, match="needs the head graphs"):
+        FewShotClassifier(Backbone(model_path), engine="onnx")
+    with pytest.raises(InputError, match="engine must be one of"):
+        FewShotClassifier(Backbone(model_path), engine="torch")
+
+
+def test_the_pixel_model_embeds_raw_uint8_like_the_runtime(exported_with_graphs):
+    path, files = exported_with_graphs
+    session = ort.InferenceSession(str(files["backbone_pixels"]))
+    images, _ = glyphs(3, 2, seed=2)
+    np.testing.assert_allclose(session.run(None, {"pixels": images[..., None]})[0], Backbone(path).embed(images),
+                               atol=1e-4)
