@@ -1,0 +1,28 @@
+// Drives index.html in headless Chromium (the distribution's /usr/bin/chromium; nothing is
+// downloaded): enrolls the given PNGs, predicts the queries, prints the results as JSON and
+// saves a screenshot.   node drive.js URL CASE.json SCREENSHOT.png
+'use strict';
+const fs = require('fs');
+const { chromium } = require('playwright-core');
+
+(async () => {
+  const [url, casePath, screenshot] = process.argv.slice(2);
+  const data = JSON.parse(fs.readFileSync(casePath, 'utf8'));
+  const browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+  try {
+    const page = await browser.newPage({ viewport: { width: 860, height: 520 } });
+    const errors = [];
+    page.on('pageerror', (e) => errors.push(String(e)));
+    await page.goto(url);
+    await page.evaluate(() => window.anilEdge.ready);
+    const results = await page.evaluate(({ classes, queries }) => window.anilEdge.enrollAndPredict(classes, queries), data);
+    if (screenshot) await page.screenshot({ path: screenshot });
+    process.stdout.write(JSON.stringify({ results, errors }) + '\n');
+  } finally {
+    await browser.close();
+  }
+})().catch((err) => { process.stderr.write(`drive: ${err.stack || err}\n`); process.exit(1); });

@@ -1,0 +1,71 @@
+"""examples/web: the browser page enrolls and predicts with onnxruntime-web in headless Chromium
+(Debian's package; nothing downloaded at run time) and agrees with the Python runtime."""
+
+from __future__ import annotations
+
+import base64
+import functools
+import http.server
+import json
+import shutil
+import subprocess
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from .conftest import EXAMPLES, npm_install
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """examples/web at /, the export directory at /model/."""
+
+    model_dir: Path
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?")[0]
+        if path.startswith("/model/"):
+            return str(self.model_dir / path[len("/model/"):])
+        return super().translate_path(path)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server(export_dir):
+    handler = type("Handler", (_Handler,), {"model_dir": export_dir})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(EXAMPLES / "web")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    httpd.shutdown()
+
+
+def _url(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_browser_page_agrees_with_the_python_runtime(server, glyph_files, reference, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
+    folder = EXAMPLES / "web"
+    npm_install(folder)
+    classes = {d.name: [_url(p) for p in sorted(d.glob("*.png"))] for d in sorted((glyph_files / "classes").iterdir())}
+    queries, predictions, probabilities = reference
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"classes": classes, "queries": [_url(q) for q in queries]}))
+    result = subprocess.run(["node", "drive.js", server, str(case), str(tmp_path / "page.png")], cwd=folder,
+                            capture_output=True, text=True, timeout=180, env={**__import__("os").environ,
+                                                                               "CHROMIUM": CHROMIUM})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["errors"] == []
+    rows = out["results"]
+    assert [r["label"] for r in rows] == [p.label for p in predictions]
+    np.testing.assert_allclose([r["probabilities"] for r in rows], probabilities, atol=1e-4)
+    assert (tmp_path / "page.png").stat().st_size > 1000  # the page rendered
