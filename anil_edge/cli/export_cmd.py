@@ -22,6 +22,11 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--calibration-method", default=CALIBRATION_METHODS[0], choices=CALIBRATION_METHODS,
                    help=f"INT8 activation-range calibration (default: {CALIBRATION_METHODS[0]})")
     p.add_argument("--data", nargs="+", help="training data sources, if not where the checkpoint's config says")
+    p.add_argument("--fixed-batch", type=int, metavar="N",
+                   help="give OUT.pixels.onnx a fixed batch of N images (NNAPI and Core ML need static shapes)")
+    p.add_argument("--ort", action="store_true",
+                   help="also write .ort files (onnxruntime's mobile format) of the pixel model and head graphs, "
+                        "with required_operators.config for a reduced onnxruntime build")
     p.add_argument("--no-pixel-input", dest="pixel_input", action="store_false",
                    help="do not write OUT.pixels.onnx (the backbone taking raw uint8 pixels, for apps in other "
                         "languages)")
@@ -41,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
     result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
                                torchscript=args.torchscript, opset=args.opset,
                                calibration_method=args.calibration_method, open_set_data=split.validation,
-                               pixel_input=args.pixel_input)
+                               pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort)
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g})")

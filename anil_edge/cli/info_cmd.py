@@ -10,6 +10,8 @@ def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="show a model's metadata", description=__doc__)
     p.add_argument("model", help="an .onnx model (or a .ts TorchScript archive) written by anil-edge export")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
+    p.add_argument("--mobile", action="store_true",
+                   help="also report onnxruntime's mobile usability check (NNAPI, Core ML) of the model")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -18,9 +20,9 @@ def run(args: argparse.Namespace) -> int:
 
         _, meta = read_torchscript_metadata(args.model)
     else:
-        from ..runtime.backbone import Backbone
+        from ..runtime.backbone import read_metadata
 
-        meta = Backbone(args.model, device="cpu").metadata
+        meta = read_metadata(args.model)  # any anil-edge model file: float, INT8 or raw-pixel input
     from ..runtime.metadata_props import FORMAT_VERSION, metadata_document
 
     doc = metadata_document(meta)
@@ -42,4 +44,10 @@ def run(args: argparse.Namespace) -> int:
     ]
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+    if args.mobile:
+        from pathlib import Path
+
+        from ..export.mobile import usability_report
+
+        print("\n" + usability_report(Path(args.model)))
     return 0

@@ -98,6 +98,28 @@ def _step(g: _Graph, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tup
     return g.op("Sub", W, g.op("Mul", dW, lr)), g.op("Sub", b, g.op("Mul", db, lr))
 
 
+def _loop(g: _Graph, steps: int, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
+    """The same step as the body of an ONNX Loop run ``steps`` times (outer values captured)."""
+    onnx = g.onnx
+    body = _Graph(onnx)
+    body._n = 10_000  # names distinct from the outer graph's
+    W_out, b_out = _step(body, E, Y, inv_n, lr, "W_in", "b_in")
+    body.rename("cond_in", "cond_out")
+    body.rename(W_out, "W_out")
+    body.rename(b_out, "b_out")
+    f = onnx.TensorProto.FLOAT
+    graph = onnx.helper.make_graph(
+        body.nodes, "step", [_value(onnx, "i", onnx.TensorProto.INT64, []), _value(onnx, "cond_in", onnx.TensorProto.BOOL, []),
+                             _value(onnx, "W_in", f, None), _value(onnx, "b_in", f, None)],
+        [_value(onnx, "cond_out", onnx.TensorProto.BOOL, []), _value(onnx, "W_out", f, None), _value(onnx, "b_out", f, None)],
+        initializer=body.initializers)
+    g._n += 1
+    outs = [f"loop_W_{g._n}", f"loop_b_{g._n}"]
+    g.nodes.append(onnx.helper.make_node("Loop", [g.const(steps, np.int64), g.const(True, np.bool_), W, b], outs,
+                                         body=graph))
+    return outs[0], outs[1]
+
+
 def _cosine_to_nearest(g: _Graph, Q: str, means: str) -> str:
     """max over classes of cos(q, μ_c): (Q,)."""
     def unit(x: str) -> str:
@@ -114,8 +136,10 @@ def _zero_tensor(g: _Graph) -> Any:
 # -- the two graphs ---------------------------------------------------------------------------
 
 
-def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, opset: int = 18) -> Any:
-    """The adapt graph for ``dim``-d embeddings (see the module doc)."""
+def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, opset: int = 18,
+                      loop: bool = False) -> Any:
+    """The adapt graph for ``dim``-d embeddings (see the module doc). ``loop=True`` runs the
+    steps in an ONNX ``Loop`` instead of unrolling them (``anil-edge bench head`` compares them)."""
     onnx = require("onnx", "train")
     g = _Graph(onnx)
     Y, C = _onehot(g, "labels")
@@ -123,8 +147,11 @@ def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, op
     W, b = _initial_head(g, adaptation, learned, means, C)
     n = g.op("Cast", g.op("Shape", "labels"), to=onnx.TensorProto.FLOAT)
     inv_n, lr = g.op("Reciprocal", n), g.const(adaptation.adaptation_lr)
-    for _ in range(adaptation.adaptation_steps):
-        W, b = _step(g, "embeddings", Y, inv_n, lr, W, b)
+    if loop:
+        W, b = _loop(g, adaptation.adaptation_steps, "embeddings", Y, inv_n, lr, W, b)
+    else:
+        for _ in range(adaptation.adaptation_steps):
+            W, b = _step(g, "embeddings", Y, inv_n, lr, W, b)
     for source, target in zip((W, b, means), ADAPT_OUTPUTS):
         g.rename(source, target)
     inputs = [_value(onnx, "embeddings", onnx.TensorProto.FLOAT, ["N", dim]),
@@ -151,7 +178,7 @@ def build_classify_graph(dim: int, opset: int = 18) -> Any:
     return _model(onnx, g, "anil_edge_head_classify", inputs, outputs, opset)
 
 
-def _value(onnx: Any, name: str, kind: int, shape: list) -> Any:
+def _value(onnx: Any, name: str, kind: int, shape: list | None) -> Any:
     return onnx.helper.make_tensor_value_info(name, kind, shape)
 
 

@@ -21,6 +21,7 @@ from ..errors import CheckpointError, ModelError
 from ..runtime.open_set import OpenSetCalibration
 from ..train.data.image_set import ImageSet
 from .deployment_files import suffixed, write_deployment_files, write_sidecar
+from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .open_set_calibration import add_calibration
 from .trained import TrainedModel, load_trained
@@ -59,7 +60,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                       real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
                       calibration_method: str = "minmax", open_set_data: ImageSet | None = None,
-                      pixel_input: bool = True) -> ExportResult:
+                      pixel_input: bool = True, fixed_batch: int | None = None,
+                      ort_format: bool = False) -> ExportResult:
     """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
     (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
 
@@ -69,6 +71,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         open_set_data: validation classes (never trained on) to calibrate the open-set rejection
             thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`).
         pixel_input: also write ``.pixels.onnx``, the backbone taking uint8 (N, H, W, C) pixels.
+        fixed_batch: give ``.pixels.onnx`` this fixed batch size (static shapes for NNAPI, Core ML).
+        ort_format: also write ``.ort`` files of the pixel model and head graphs (:mod:`.mobile`).
 
     Beside ``out`` it always writes the head graphs (``.head_adapt.onnx``, ``.head_classify.onnx``)
     and the sidecar (``.json``) of :mod:`.deployment_files`, checked against the numpy runtime.
@@ -102,15 +106,22 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
         deployment = write_deployment_files(stage["onnx"], lambda suffix: suffixed(stage["onnx"], suffix),
-                                            pixels=pixel_input)
+                                            pixels=pixel_input or fixed_batch is not None)
+        if fixed_batch is not None:
+            fix_batch(deployment["backbone_pixels"], fixed_batch)
         final = {kind: suffixed(out, staged.name[len("model."):]) for kind, staged in deployment.items()}
         write_sidecar(suffixed(stage["onnx"], "json"), replace(meta, open_set=open_set),
                       {"backbone": stage["onnx"], **deployment}, {"backbone": out.name, **{k: v.name for k, v in final.items()}})
+        ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if ort_format else []
         for key, target in targets.items():
             if target is not None:
                 os.replace(stage[key], target)
         for kind, staged in deployment.items():
             os.replace(staged, final[kind])
+        for staged in ort_files:  # model.pixels.ort, ..., required_operators.config
+            name = staged.name if not staged.name.startswith("model.") else suffixed(out, staged.name[6:]).name
+            final[f"ort {staged.name}"] = out.parent / name
+            os.replace(staged, out.parent / name)
         os.replace(suffixed(stage["onnx"], "json"), suffixed(out, "json"))
     return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set,
                         {**final, "sidecar": suffixed(out, "json")})

@@ -114,6 +114,17 @@ class Backbone:
         )
 
 
+def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
+    """The anil-edge metadata of any exported model file (also ``.pixels.onnx`` and INT8)."""
+    ort = require("onnxruntime", "cpu")
+    data = _read(Path(path))
+    try:
+        session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's own error types
+        raise ModelError(f"cannot load {path} as an ONNX model: {_first_line(exc)}") from None
+    return metadata_from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
+
+
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
@@ -167,6 +178,9 @@ def _check_io(session, meta: ModelMetadata, path: Path) -> str:
     p = meta.preprocessing
     expected_in = [p.channels, *p.input_size]
     problems = []
+    if len(inputs) == 1 and inputs[0].type == "tensor(uint8)":
+        raise ModelError(f"{path} takes raw uint8 pixels (the export's model for apps in other languages); "
+                         "the Python runtime reads the float model beside it (model.onnx)")
     if len(inputs) != 1 or len(outputs) < 1:
         problems.append(f"expected 1 input and an embedding output, found {len(inputs)} input(s), {len(outputs)} output(s)")
     else:

@@ -47,9 +47,14 @@ class OpenSetCalibration:
 
 def cosine_to_means(E: np.ndarray, means: np.ndarray) -> np.ndarray:
     """Cosine similarity of each query (Q, D) to each class mean (C, D): (Q, C)."""
-    En = E / np.maximum(np.linalg.norm(E, axis=-1, keepdims=True), np.float32(1e-12))
-    Mn = means / np.maximum(np.linalg.norm(means, axis=-1, keepdims=True), np.float32(1e-12))
-    return (En @ np.swapaxes(Mn, -1, -2)).astype(np.float32, copy=False)
+    return (_unit(E) @ np.swapaxes(_unit(means), -1, -2)).astype(np.float32, copy=False)
+
+
+def _unit(X: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length; the largest entry is divided out first, so that no square
+    overflows float32 (embeddings of any finite size have a cosine)."""
+    X = X / np.maximum(np.abs(X).max(axis=-1, keepdims=True), np.float32(1e-30))
+    return X / np.maximum(np.linalg.norm(X, axis=-1, keepdims=True), np.float32(1e-12))
 
 
 def open_set_scores(E: np.ndarray, means: np.ndarray) -> np.ndarray:

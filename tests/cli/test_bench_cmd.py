@@ -14,7 +14,7 @@ def test_bench_head_prints_its_table():
     result = anil_edge("bench", "head", "--repeats", "2")
     assert result.returncode == 0, result.stderr
     rows = [line for line in result.stdout.splitlines() if line.startswith("| ") and line[2].isdigit()]
-    assert len(rows) == 12 and "numpy µs" in result.stdout
+    assert len(rows) == 24 and "numpy µs" in result.stdout and "ONNX unrolled µs" in result.stdout
 
 
 @pytest.mark.parametrize("args,message", [

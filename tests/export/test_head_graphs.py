@@ -52,15 +52,15 @@ def torch_reference(E, y, C, a: Adaptation, learned: LearnedHead):
 @settings(max_examples=40, deadline=None)
 @given(dim=st.integers(1, 40), n_classes=st.integers(1, 9), shots=st.integers(1, 3), queries=st.integers(1, 6),
        rule=st.sampled_from(["prototype", "zeros", "learned"]), steps=st.integers(0, 8),
-       lr=st.floats(0.01, 1.0), seed=st.integers(0, 2**16))
-def test_graphs_equal_numpy_and_torch(dim, n_classes, shots, queries, rule, steps, lr, seed):
+       lr=st.floats(0.01, 1.0), seed=st.integers(0, 2**16), loop=st.booleans())
+def test_graphs_equal_numpy_and_torch(dim, n_classes, shots, queries, rule, steps, lr, seed, loop):
     rng = np.random.default_rng(seed)
     learned = LearnedHead(rng.normal(0, 0.3, (5, dim)).astype(np.float32), rng.normal(0, 0.3, 5).astype(np.float32))
     a = Adaptation(lr, steps, rule)
     E = rng.normal(0, 1, (n_classes * shots, dim)).astype(np.float32)
     y = rng.permutation(np.repeat(np.arange(n_classes), shots))
     Q = rng.normal(0, 1, (queries, dim)).astype(np.float32)
-    adapt = ort.InferenceSession(build_adapt_graph(a, learned, dim).SerializeToString())
+    adapt = ort.InferenceSession(build_adapt_graph(a, learned, dim, loop=loop).SerializeToString())
     classify = ort.InferenceSession(build_classify_graph(dim).SerializeToString())
     W, b, means = adapt.run(None, {"embeddings": E, "labels": y.astype(np.int64)})
     _, P, score = classify.run(None, {"queries": Q, "weight": W, "bias": b, "class_means": means})
