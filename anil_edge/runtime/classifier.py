@@ -29,11 +29,11 @@ from .head_graphs import HeadGraphs
 from .labels import ImageInput, Label, check_label
 from .open_set import open_set_scores
 from .state import EnrollmentState, file_fingerprint, load_state, save_state
+from .support_set import SupportSet
 from .validation import as_float32
 
 SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold", "reject")
 ENGINES = ("numpy", "onnx")
-DUPLICATE_ATOL = 1e-5  # embeddings this close (relative to their scale) are the same example
 
 
 class FewShotClassifier:
@@ -76,7 +76,7 @@ class FewShotClassifier:
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
         self.threshold = float(threshold)
         self.reject, self._reject_threshold = reject, self._rejection_threshold(reject)
-        self._support: dict[Label, np.ndarray] = {}
+        self._support = SupportSet(backbone.embedding_dim)
         self._head: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # W (C, D), b (C,), class means (C, D)
         self._lock = threading.RLock()
         self._origin: tuple[Path, tuple[int, ...] | None] | None = None  # the state file last read or written
@@ -87,20 +87,17 @@ class FewShotClassifier:
     def labels(self) -> list[Label]:
         """Enrolled labels, in enrollment order (the columns of :meth:`predict_proba`)."""
         with self._lock:
-            return list(self._support)
+            return self._support.labels
 
     def support_counts(self) -> dict[Label, int]:
         """Number of cached support examples per enrolled label."""
         with self._lock:
-            return {label: len(e) for label, e in self._support.items()}
+            return self._support.counts()
 
     def support_set(self) -> tuple[np.ndarray, np.ndarray]:
         """Every cached support embedding (M, D) float32 and its class index into :attr:`labels` (M,) int32."""
         with self._lock:
-            D = self.backbone.embedding_dim
-            parts = list(self._support.values())
-            embeddings = np.concatenate(parts) if parts else np.zeros((0, D), np.float32)
-            return embeddings, np.repeat(np.arange(len(parts), dtype=np.int32), [len(e) for e in parts])
+            return self._support.arrays()
 
     def enroll(self, label: Label, images: ImageInput, *, deduplicate: bool = False) -> int:
         """Embed ``images`` and add them to class ``label`` (created if new); returns how many
@@ -137,22 +134,15 @@ class FewShotClassifier:
         if E.shape[0] == 0:
             raise InputError(f"class {label!r}: the support set is empty; expected at least one example")
         with self._lock:
-            label = check_label(label, self._support)
-            old = self._support.get(label)
-            if deduplicate:
-                E = _new_rows(E, old)
-                if E.shape[0] == 0:
-                    return 0
-            self._support[label] = E if old is None else np.concatenate([old, E])
-            self._head = None
-        return E.shape[0]
+            added = self._support.add(label, E, deduplicate=deduplicate)
+            if added:
+                self._head = None
+        return added
 
     def remove(self, label: Label) -> None:
         """Forget class ``label`` and its cached examples."""
         with self._lock:
-            if label not in self._support:
-                raise InputError(f"cannot remove {label!r}: not enrolled; enrolled labels are {self.labels}")
-            del self._support[label]
+            self._support.remove(label)
             self._head = None
 
     def configure(self, **changes: Any) -> None:
@@ -226,7 +216,7 @@ class FewShotClassifier:
                 else:
                     W, b = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
                     self._head = (W, b, class_means(E, y, len(self._support)))
-            return _Snapshot(list(self._support), *self._head, self.threshold, self._reject_threshold)
+            return _Snapshot(self._support.labels, *self._head, self.threshold, self._reject_threshold)
 
     def _rejection_threshold(self, reject: Any) -> float | None:
         if reject is None:
@@ -336,18 +326,6 @@ class _Snapshot(NamedTuple):
     means: np.ndarray  # (C, D) class means, for the open-set score
     threshold: float
     reject_threshold: float | None
-
-
-def _new_rows(E: np.ndarray, old: np.ndarray | None) -> np.ndarray:
-    """The rows of ``E`` (n, D) that are not (within DUPLICATE_ATOL) in ``old`` nor earlier in ``E``."""
-    keep: list[np.ndarray] = []
-    seen = [] if old is None else list(old)
-    for row in E:
-        scale = 1.0 + float(np.abs(row).max())
-        if not any(np.abs(row - other).max() <= DUPLICATE_ATOL * scale for other in seen):
-            keep.append(row)
-            seen.append(row)
-    return np.stack(keep) if keep else E[:0]
 
 
 def _changed(adaptation: Adaptation, **changes: Any) -> Adaptation:
