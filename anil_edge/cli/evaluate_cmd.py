@@ -23,6 +23,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--queries", type=int, default=15, help="query images per class (default: 15)")
     p.add_argument("--tasks", type=int, default=600, help="tasks (default: 600)")
     p.add_argument("--seed", type=int, default=1234, help="task sampling seed (default: 1234)")
+    p.add_argument("--within-group", action="store_true",
+                   help="all classes of a task from one group (alphabet, script, folder parent), as in Lake et al. "
+                        "(2015); default: classes from anywhere in the split")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with every task's accuracy)")
 
 
@@ -36,13 +39,15 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.tasks}, {args.ways}, {args.shots}, {args.queries}")
     embeddings, data, predict = _onnx(args) if args.model.lower().endswith(".onnx") else _checkpoint(args)
     tasks = fixed_tasks(data, ways=args.ways, shots=args.shots, queries=args.queries, tasks=args.tasks,
-                        seed=args.seed, name=f"{args.split} set")
+                        seed=args.seed, name=f"{args.split} set", within_group=args.within_group)
     result = score(predict(embeddings, tasks), tasks)
     if args.json:
         print(json.dumps({"model": args.model, "ways": args.ways, "shots": args.shots, "tasks": result.tasks,
+                          "within_group": args.within_group,
                           "accuracy": result.accuracy, "ci95": result.ci95, "per_task": result.per_task.tolist()}))
     else:
-        print(f"{args.ways}-way {args.shots}-shot on {args.split} classes: {result}")
+        mode = " (within groups)" if args.within_group else ""
+        print(f"{args.ways}-way {args.shots}-shot on {args.split} classes{mode}: {result}")
     return 0
 
 

@@ -17,12 +17,12 @@ from .bn_stats import recalibrate_batchnorm
 from .config import TrainConfig
 from .data.splits import Split
 from .data.task_sampler import TaskSampler
-from .data.tasks import fixed_tasks
+from .data.tasks import TaskIndices, fixed_tasks
 from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks, wrap_ddp
 from .engines import ENGINES, MetaLoss
-from .evaluate import evaluate
+from .evaluate import embed_images, predict_tasks
 from .model import AnilModel
-from .scoring import EvalResult
+from .scoring import EvalResult, score
 from .streams import TaskStreams
 
 
@@ -45,6 +45,8 @@ class MetaLoop:
         self.val_tasks = fixed_tasks(split.validation, ways=self.val_ways, shots=config.shots,
                                      queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1,
                                      name="validation set")
+        self.val_group_tasks = _within_group_tasks(split.validation, self.val_ways, config)
+        self.within_group: EvalResult | None = None  # the last validation's within-group score
         self.adaptation = config.adaptation()
         meta_loss = MetaLoss(model, ENGINES[config.engine], self.adaptation)
         self.ddp = ctx.world > 1 and config.engine == "fast"
@@ -77,4 +79,17 @@ class MetaLoop:
         """Per-image accuracy on the fixed validation tasks (every rank computes the same)."""
         if self.config.recalibrate_bn:
             recalibrate_batchnorm(self.model, self.train_maker, seed=self.config.seed)
-        return evaluate(self.model, self.val_maker, self.val_tasks, self.adaptation, self.val_ways)
+        E = embed_images(self.model, self.val_maker)
+        if self.val_group_tasks is not None:
+            self.within_group = score(predict_tasks(self.model, E, self.val_group_tasks, self.adaptation,
+                                                    self.val_ways), self.val_group_tasks)
+        return score(predict_tasks(self.model, E, self.val_tasks, self.adaptation, self.val_ways), self.val_tasks)
+
+
+def _within_group_tasks(data, ways: int, config: TrainConfig) -> TaskIndices | None:
+    """Validation tasks whose classes share a group, when some group has ``ways`` classes."""
+    try:
+        return fixed_tasks(data, ways=ways, shots=config.shots, queries=config.queries, tasks=config.eval_tasks,
+                           seed=config.seed + 2, name="validation set", within_group=True)
+    except InputError:
+        return None

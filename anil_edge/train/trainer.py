@@ -124,6 +124,9 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
         if done % config.eval_every == 0 or done == config.iterations:
             result = loop.validate()
             records.append({"split": "validation", "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95})
+            if loop.within_group is not None:
+                records[-1].update(within_group_accuracy=loop.within_group.accuracy,
+                                   within_group_ci95=loop.within_group.ci95)
             if result.accuracy > best:
                 best = result.accuracy
                 writer.save("best.pt", done, best)

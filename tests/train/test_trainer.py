@@ -37,6 +37,8 @@ def test_training_writes_checkpoints_metrics_and_plot(split, tmp_path):
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in records if r["split"] == "train"] == list(range(6))
     assert [r["iteration"] for r in records if r["split"] == "validation"] == [2, 5]
+    # the validation groups have 4 classes each: within-group 3-way tasks are scored beside mixed ones
+    assert all(0 <= r["within_group_accuracy"] <= 1 for r in records if r["split"] == "validation")
     assert all(np.isfinite(r["loss"]) for r in records if r["split"] == "train")
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["iteration"] == 6 and TrainConfig.from_dict(last["config"]) == tiny_config(tmp_path)

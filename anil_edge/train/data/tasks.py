@@ -30,22 +30,43 @@ class TaskIndices:
 
 
 def fixed_tasks(data: ImageSet, *, ways: int, shots: int, queries: int, tasks: int, seed: int,
-                name: str = "evaluation set") -> TaskIndices:
-    """The same ``tasks`` tasks for a given seed, on any machine, with numpy alone."""
+                name: str = "evaluation set", within_group: bool = False) -> TaskIndices:
+    """The same ``tasks`` tasks for a given seed, on any machine, with numpy alone.
+
+    ``within_group``: all classes of a task come from one group (an Omniglot alphabet, a Unicode
+    script, a folder's parent) — the harder test of Lake et al. (2015), where a character must
+    be told from its own alphabet's look-alikes. Each task picks one of the groups that have at
+    least ``ways`` classes, uniformly, then ``ways`` of its classes.
+    """
     check_task_shape(data, ways, shots, queries, name)
     if tasks < 1:
         raise InputError(f"{name}: expected at least 1 task, found {tasks}")
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
+    pools = _group_pools(data, ways, name) if within_group else [np.arange(data.n_classes)]
     per_class = shots + queries
     idx = np.empty((tasks, ways, per_class), np.int64)
     for t in range(tasks):
-        for k, c in enumerate(rng.choice(data.n_classes, ways, replace=False)):
+        pool = pools[rng.integers(len(pools))]
+        for k, c in enumerate(rng.choice(pool, ways, replace=False)):
             idx[t, k] = rng.choice(members[c], per_class, replace=False)
     lab = np.broadcast_to(np.arange(ways)[None, :, None], idx.shape)
     flat = lambda a: np.ascontiguousarray(a).reshape(tasks, -1).astype(np.int64)  # noqa: E731
     return TaskIndices(flat(idx[:, :, :shots]), flat(lab[:, :, :shots]), flat(idx[:, :, shots:]),
                        flat(lab[:, :, shots:]))
+
+
+def _group_pools(data: ImageSet, ways: int, name: str) -> list[np.ndarray]:
+    """The classes of each group that has at least ``ways`` of them."""
+    groups: dict[str, list[int]] = {}
+    for c, group in enumerate(data.groups):
+        groups.setdefault(group, []).append(c)
+    pools = [np.array(classes) for _, classes in sorted(groups.items()) if len(classes) >= ways]
+    if not pools:
+        largest = max(len(c) for c in groups.values())
+        raise InputError(f"{name}: within-group {ways}-way tasks need a group with {ways} classes; the largest of "
+                         f"its {len(groups)} groups has {largest}")
+    return pools
 
 
 def check_task_shape(data: ImageSet, ways: int, shots: int, queries: int, name: str) -> None:

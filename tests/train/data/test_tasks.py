@@ -104,3 +104,22 @@ def test_sampler_errors_say_what_is_missing(draw):
         draw(data, ways=5, shots=1, queries=1)
     with pytest.raises(InputError, match="fewer than shots \\+ queries = 4"):
         draw(data, ways=2, shots=1, queries=3)
+
+
+def test_within_group_tasks_take_every_class_from_one_group():
+    data = glyph_set(n_classes=24, per_class=4, n_groups=6)  # 4 classes per group
+    tasks = fixed_tasks(data, ways=3, shots=1, queries=1, tasks=200, seed=0, within_group=True)
+    groups_used = set()
+    for t in range(200):
+        groups = {data.groups[data.labels[i]] for i in tasks.support[t]}
+        assert len(groups) == 1
+        groups_used |= groups
+    assert groups_used == set(data.groups)  # every eligible group is drawn
+    mixed = fixed_tasks(data, ways=3, shots=1, queries=1, tasks=200, seed=0)
+    assert any(len({data.groups[data.labels[i]] for i in mixed.support[t]}) > 1 for t in range(200))
+
+
+def test_within_group_tasks_need_a_large_enough_group():
+    data = glyph_set(n_classes=12, per_class=4, n_groups=6)  # 2 classes per group
+    with pytest.raises(InputError, match="need a group with 3 classes; the largest of its 6 groups has 2"):
+        fixed_tasks(data, ways=3, shots=1, queries=1, tasks=5, seed=0, within_group=True)
