@@ -3,7 +3,6 @@ field, for every field of the document (generated from the document itself)."""
 
 from __future__ import annotations
 
-import copy
 import json
 
 import onnx
@@ -12,6 +11,8 @@ import pytest
 from anil_edge.errors import ModelError
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.metadata_props import METADATA_KEY, VERSION_KEY
+from tests.bad_inputs.helpers import edit
+from tests.runtime.test_backbone import rewrite
 
 
 def _leaves(doc, prefix=()):
@@ -29,14 +30,8 @@ def _props(path):
 
 
 def _write(model_path, tmp_path, props):
-    model = onnx.load(str(model_path))
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    out = tmp_path / "edited.onnx"
-    onnx.save(model, str(out))
-    return out
+    """A copy of the model whose metadata_props are exactly ``props``."""
+    return rewrite(model_path, tmp_path, lambda p: (p.clear(), p.update(props)))
 
 
 @pytest.fixture(scope="module")
@@ -59,26 +54,13 @@ PATHS = _paths()
 WRONG = {"text": "x", "number": 3.5, "list": [1, "a"], "null": None, "object": {"a": 1}, "bool": True}
 
 
-def _edit(doc, path, value=None, delete=False):
-    doc = copy.deepcopy(doc)
-    *parents, leaf = path.split(".")
-    node = doc
-    for part in parents:
-        node = node[part]
-    if delete:
-        del node[leaf]
-    else:
-        node[leaf] = value
-    return doc
-
-
 def test_the_paths_cover_every_field(document):
     assert sorted(".".join(p) for p in _leaves(document)) == sorted(PATHS)
 
 
 @pytest.mark.parametrize("path", PATHS)
 def test_a_missing_field_is_named(model_path, tmp_path, document, path):
-    props = {**_props(model_path), METADATA_KEY: json.dumps(_edit(document, path, delete=True))}
+    props = {**_props(model_path), METADATA_KEY: json.dumps(edit(document, path, delete=True))}
     with pytest.raises(ModelError, match=f"missing field '{path}'"):
         Backbone(_write(model_path, tmp_path, props))
 
@@ -92,7 +74,7 @@ CASES = [(p, k) for p in PATHS for k in WRONG if (p, k) not in VALID]
 @pytest.mark.parametrize("path, kind", CASES, ids=[f"{p}={k}" for p, k in CASES])
 def test_a_field_of_the_wrong_type_is_refused(model_path, tmp_path, document, path, kind):
     value = WRONG[kind]
-    edited = _edit(document, path, value)
+    edited = edit(document, path, value)
     props = {**_props(model_path), METADATA_KEY: json.dumps(edited)}
     try:
         Backbone(_write(model_path, tmp_path, props))
@@ -132,6 +114,6 @@ INCONSISTENT = {
 @pytest.mark.parametrize("name", INCONSISTENT)
 def test_values_that_contradict_the_model_or_each_other(model_path, tmp_path, document, name):
     path, value = INCONSISTENT[name]
-    props = {**_props(model_path), METADATA_KEY: json.dumps(_edit(document, path, value))}
+    props = {**_props(model_path), METADATA_KEY: json.dumps(edit(document, path, value))}
     with pytest.raises(ModelError):
         Backbone(_write(model_path, tmp_path, props)).embed(__import__("numpy").zeros((28, 28), "uint8"))

@@ -3,7 +3,6 @@ for every field of the header and every member of the archive."""
 
 from __future__ import annotations
 
-import copy
 import io
 import json
 import zipfile
@@ -14,6 +13,7 @@ import pytest
 from anil_edge.errors import StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
+from tests.bad_inputs.helpers import edit
 from tests.conftest import glyphs
 
 
@@ -48,24 +48,11 @@ WRONG = {"text": "x", "number": 3.5, "negative": -2, "list": [1, "a"], "null": N
 VALID = {("adaptation.head_init", "text"), ("adaptation.adaptation_lr", "number")}
 
 
-def _edit(header, path, value=None, delete=False):
-    header = copy.deepcopy(header)
-    *parents, leaf = path.split(".")
-    node = header
-    for part in parents:
-        node = node[part]
-    if delete:
-        del node[leaf]
-    else:
-        node[leaf] = value
-    return header
-
-
 @pytest.mark.parametrize("path", READ_FIELDS)
 def test_a_missing_header_field(saved, tmp_path, backbone, path):
     header, members = saved
     with pytest.raises(StateError):
-        _load(_npz(tmp_path / "s.npz", _edit(header, path, delete=True), members), backbone)
+        _load(_npz(tmp_path / "s.npz", edit(header, path, delete=True), members), backbone)
 
 
 CASES = [(p, k) for p in READ_FIELDS for k in WRONG if (p, k) not in VALID]
@@ -75,7 +62,7 @@ CASES = [(p, k) for p in READ_FIELDS for k in WRONG if (p, k) not in VALID]
 def test_a_header_field_of_the_wrong_type(saved, tmp_path, backbone, path, kind):
     header, members = saved
     with pytest.raises(StateError):
-        _load(_npz(tmp_path / "s.npz", _edit(header, path, WRONG[kind]), members), backbone)
+        _load(_npz(tmp_path / "s.npz", edit(header, path, WRONG[kind]), members), backbone)
 
 
 ARRAYS = {
