@@ -6,5 +6,6 @@ BENCHMARKS = {
     "export": "export_speed",  # embedding speed: eager, TorchScript, ORT FP32, ORT INT8
     "deployed": "deployed_accuracy",  # a checkpoint's accuracy: PyTorch vs ONNX FP32 vs INT8
     "recipes": "omniglot_recipe",  # the Omniglot recipe table (minutes of training per recipe)
+    "deploytime": "deploy_time",  # deploy-time steps/lr and support augmentation (issue 12's study)
     "openset": "open_set",  # open-set rejection: AUROC, false-accept rates, blank/noise/OOD images
 }

@@ -39,6 +39,8 @@ def recipe(name: str) -> dict[str, Any]:
         "group-norm": dict(norm="group", precision="fp32", channels_last=False),
         "zeros-init": dict(head_init="zeros"),
         "learned-init": dict(head_init="learned"),
+        "input-56": dict(input_size=56),  # 56 px keeps more stroke detail (issue 12's study)
+        "wide-96": dict(hidden=96),
     }
     if name in variants:
         return {**merged, **variants[name]}
