@@ -18,7 +18,6 @@ from pathlib import Path
 
 import torch
 
-from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.sources import load_split
@@ -26,9 +25,7 @@ from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import evaluate, evaluate_transductive
 from anil_edge.train.loop import MetaLoop
 from anil_edge.train.recipes import recipe
-from anil_edge.train.trainer import preprocessing_for, resolve_device, train, training_model
-
-DECODE = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
+from anil_edge.train.trainer import decode_preprocessing, preprocessing_for, resolve_device, train, training_model
 
 
 def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5) -> float:
@@ -71,10 +68,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", default="runs/study")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     args = parser.parse_args(argv)
-    split = load_split("omniglot", tuple(args.data), DECODE, validation=0.15, test=0.25, seed=0)
+    splits: dict = {}  # decoded once per input size: each recipe sees images at its own size
     for name in args.recipes:
         probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
                             out_dir="/tmp/unused", device=args.device)
+        decode = decode_preprocessing(probe)
+        if decode not in splits:
+            splits[decode] = load_split("omniglot", tuple(args.data), decode, validation=0.15, test=0.25, seed=0)
+        split = splits[decode]
         per_it = calibrate(probe, split)
         iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
         config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations,

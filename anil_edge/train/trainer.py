@@ -87,6 +87,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     run can be resumed later), as an interruption would. Under torchrun every rank calls this;
     only rank 0 writes checkpoints, metrics and the plot.
     """
+    _check_images(config, split)
     out = Path(config.out_dir)
     if out.exists() and not out.is_dir():
         raise InputError(f"out_dir {out} is a file; expected a folder (it is created if missing)")
@@ -189,6 +190,17 @@ def _schedule(config: TrainConfig):
     if config.schedule == "constant":
         return lambda it: 1.0
     return lambda it: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
+
+
+def _check_images(config: TrainConfig, split: Split) -> None:
+    """The split's images must be what the config's backbone takes (a silent mismatch would train
+    one model and export another)."""
+    want = (config.input_size, config.input_size, config.channels)
+    problems = [f"{name} images are {data.images.shape[1:]} (H, W, C)" for name, data in
+                (("training", split.train), ("validation", split.validation)) if data.images.shape[1:] != want]
+    if problems:
+        raise InputError(f"{'; '.join(problems)}, but the configuration takes {want}: decode the data with "
+                         "decode_preprocessing(config)")
 
 
 def _last_good(out: Path) -> str:

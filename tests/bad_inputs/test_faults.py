@@ -361,3 +361,16 @@ def test_the_learn2learn_hint_names_the_build_script():
 
     with pytest.raises(MissingDependencyError, match="build_learn2learn.sh"):
         require("learn2learn.not_a_module", "train")  # a missing learn2learn module: the same hint
+
+
+def test_images_of_another_size_than_the_config_are_refused(tiny_data, tmp_path):
+    """A split decoded at 28 px cannot train a 32-px configuration (it would train one model and
+    export another)."""
+    pytest.importorskip("torch")
+    from anil_edge.train.data.sources import load_split
+    from anil_edge.train.trainer import decode_preprocessing, train
+
+    at_28 = _tiny_config(tmp_path, tiny_data)
+    split = load_split("folder", at_28.data, decode_preprocessing(at_28), validation=0.15, test=0.25, seed=0)
+    with pytest.raises(InputError, match=r"training images are \(28, 28, 1\).*takes \(32, 32, 1\)"):
+        train(_tiny_config(tmp_path, tiny_data, input_size=32), split)
