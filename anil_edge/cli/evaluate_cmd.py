@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import argparse
 import json
-from collections.abc import Callable
-
-import numpy as np
 
 
 def add_parser(sub, name: str) -> None:
@@ -49,9 +46,6 @@ def run(args: argparse.Namespace) -> int:
         mode = " (within groups)" if args.within_group else ""
         print(f"{args.ways}-way {args.shots}-shot on {args.split} classes{mode}: {result}")
     return 0
-
-
-Predictor = Callable[[np.ndarray, "object"], np.ndarray]
 
 
 def _checkpoint(args):

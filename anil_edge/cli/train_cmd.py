@@ -19,16 +19,14 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..errors import InputError
     from ..train.config import TrainConfig
     from ..train.data.sources import load_split
     from ..train.distributed import shutdown
-    from ..train.trainer import decode_preprocessing, train
+    from ..train.trainer import check_out_dir, decode_preprocessing, train
     from .config_options import config_from_args
 
     config = config_from_args(TrainConfig, args, args.config)
-    if os.path.exists(config.out_dir) and not os.path.isdir(config.out_dir):  # before the (slow) data loading
-        raise InputError(f"--out-dir {config.out_dir} is a file; expected a folder (it is created if missing)")
+    check_out_dir(config)  # before the (slow) data loading
     split = load_split(config.dataset, config.data, decode_preprocessing(config),
                        validation=config.validation_fraction, test=config.test_fraction, seed=config.split_seed)
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job

@@ -24,7 +24,6 @@ from ..errors import ModelError, raise_if_problems, require
 from ..runtime.backbone import Backbone
 from ..runtime.episodes import class_means, fit_head
 from ..runtime.head import predict_proba
-from ..runtime.head_graphs import beside
 from ..runtime.metadata import ModelMetadata
 from ..runtime.metadata_props import metadata_document
 from ..runtime.open_set import open_set_scores
@@ -35,11 +34,6 @@ from .pixel_input import PIXELS, with_pixel_input
 HEAD_RTOL = 1e-5  # ONNX head graphs vs the numpy runtime, relative to the largest value
 PIXELS_ATOL = 1e-4  # pixel-input backbone vs the float backbone + numpy preprocessing
 SIDECAR_FORMAT = "anil-edge-sidecar"
-
-
-def suffixed(model: Path, suffix: str) -> Path:
-    """``model.onnx`` → ``model.<suffix>`` (the runtime's naming: :func:`anil_edge.runtime.head_graphs.beside`)."""
-    return beside(model, suffix)
 
 
 def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixels: bool) -> dict[str, Path]:

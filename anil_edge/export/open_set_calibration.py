@@ -24,16 +24,16 @@ from .onnx_export import set_metadata, write_onnx
 EPISODES, WAYS, SHOTS, QUERIES = 300, 5, 1, 5
 
 
-def calibrate_open_set(model_path: str | os.PathLike[str], data: ImageSet, *, episodes: int = EPISODES,
+def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EPISODES,
                        ways: int = WAYS, shots: int = SHOTS, queries: int = QUERIES,
                        seed: int = 0) -> OpenSetCalibration | None:
-    """Thresholds for ``model_path`` from ``data`` (validation classes); None when ``data`` is too
+    """Thresholds for ``backbone`` from ``data`` (validation classes); None when ``data`` is too
     small (fewer than ways + 1 classes with shots + queries images)."""
     members = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
     usable = [c for c, m in enumerate(members) if m.size >= shots + queries]
     if len(usable) < ways + 1:
         return None
-    E = Backbone(model_path, device="cpu", batch_size=256).embed(data.images)
+    E = backbone.embed(data.images)
     rng = np.random.default_rng(seed)
     known, unknown = [], []
     for _ in range(episodes):
@@ -49,10 +49,11 @@ def calibrate_open_set(model_path: str | os.PathLike[str], data: ImageSet, *, ep
 
 def add_calibration(model_path: str | os.PathLike[str], data: ImageSet) -> OpenSetCalibration | None:
     """Calibrate ``model_path`` on ``data`` and record the result in its metadata (in place)."""
-    calibration = calibrate_open_set(model_path, data)
+    backbone = Backbone(model_path, device="cpu", batch_size=256)
+    calibration = calibrate_open_set(backbone, data)
     if calibration is not None:
         onnx = require("onnx", "train")
         model = onnx.load(str(model_path))
-        set_metadata(model, replace(Backbone(model_path, device="cpu").metadata, open_set=calibration))
+        set_metadata(model, replace(backbone.metadata, open_set=calibration))
         write_onnx(model, model_path)
     return calibration

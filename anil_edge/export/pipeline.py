@@ -18,9 +18,10 @@ import numpy as np
 
 from ..atomic import refuse_to_overwrite
 from ..errors import CheckpointError, ModelError
+from ..runtime.head_graphs import beside
 from ..runtime.open_set import OpenSetCalibration
 from ..train.data.image_set import ImageSet
-from .deployment_files import suffixed, write_deployment_files, write_sidecar
+from .deployment_files import write_deployment_files, write_sidecar
 from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .open_set_calibration import add_calibration
@@ -105,26 +106,30 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
             quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method)
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
-        deployment = write_deployment_files(stage["onnx"], lambda suffix: suffixed(stage["onnx"], suffix),
+        deployment = write_deployment_files(stage["onnx"], lambda suffix: beside(stage["onnx"], suffix),
                                             pixels=pixel_input or fixed_batch is not None)
         if fixed_batch is not None:
             fix_batch(deployment["backbone_pixels"], fixed_batch)
-        final = {kind: suffixed(out, staged.name[len("model."):]) for kind, staged in deployment.items()}
-        write_sidecar(suffixed(stage["onnx"], "json"), replace(meta, open_set=open_set),
-                      {"backbone": stage["onnx"], **deployment}, {"backbone": out.name, **{k: v.name for k, v in final.items()}})
+        final = {kind: _final_path(out, staged) for kind, staged in deployment.items()}
+        sidecar = beside(stage["onnx"], "json")
+        write_sidecar(sidecar, replace(meta, open_set=open_set), {"backbone": stage["onnx"], **deployment},
+                      {"backbone": out.name, **{kind: path.name for kind, path in final.items()}})
         ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if ort_format else []
-        for key, target in targets.items():
-            if target is not None:
-                os.replace(stage[key], target)
-        for kind, staged in deployment.items():
-            os.replace(staged, final[kind])
-        for staged in ort_files:  # model.pixels.ort, ..., required_operators.config
-            name = staged.name if not staged.name.startswith("model.") else suffixed(out, staged.name[6:]).name
-            final[f"ort {staged.name}"] = out.parent / name
-            os.replace(staged, out.parent / name)
-        os.replace(suffixed(stage["onnx"], "json"), suffixed(out, "json"))
-    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set,
-                        {**final, "sidecar": suffixed(out, "json")})
+        final.update({f"ort {staged.name}": _final_path(out, staged) for staged in ort_files})
+        final["sidecar"] = beside(out, "json")
+        moves = [(stage[key], target) for key, target in targets.items() if target is not None]
+        moves += [(deployment[kind], final[kind]) for kind in deployment]
+        moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
+        for staged, target in moves:
+            os.replace(staged, target)
+    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final)
+
+
+def _final_path(out: Path, staged: Path) -> Path:
+    """Where a staged file goes: ``model.<suffix>`` beside ``out`` with the same suffix; other
+    names (``required_operators.config``) unchanged, in ``out``'s folder."""
+    prefix = "model."
+    return beside(out, staged.name[len(prefix):]) if staged.name.startswith(prefix) else out.parent / staged.name
 
 
 @contextlib.contextmanager

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
@@ -62,7 +61,6 @@ class Backbone:
         self.path = Path(path)
         self.batch_size = batch_size
         model_bytes = _read(self.path)
-        self.file_sha256 = hashlib.sha256(model_bytes).hexdigest()
         options = _session_options(ort, session_options, intra_op_threads, inter_op_threads)
         self.providers = _providers(ort, device) if providers is None else _checked_providers(ort, providers)
         try:
@@ -72,7 +70,8 @@ class Backbone:
         props = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = metadata_from_props(props, source=str(self.path))
         self._input_name = _check_io(self._session, self.metadata, self.path)
-        self.sha256 = model_sha256(model_bytes)  # what this session runs; binds enrollment states
+        # sha256: the graph and weights this session runs (binds enrollment states); file_sha256: the file
+        self.sha256, self.file_sha256 = model_sha256(model_bytes)
 
     @property
     def embedding_dim(self) -> int:

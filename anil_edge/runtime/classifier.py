@@ -112,13 +112,14 @@ class FewShotClassifier:
         """Enroll a labelled batch at once (easyfsl's ``process_support_set(images, labels)``):
         ``labels[i]`` is the class of image ``i``. Returns the examples added per class."""
         labels = list(labels.tolist() if isinstance(labels, np.ndarray) else labels)
-        checked = [check_label(label, [*self.labels, *labels[:1]]) for label in labels]
+        reference = [*self.labels[:1], *labels[:1]]  # every label must have the type of these
+        checked = [check_label(label, reference) for label in labels]
         E = self.backbone.embed(images)
         if E.shape[0] != len(checked):
             raise InputError(f"{E.shape[0]} images but {len(checked)} labels; expected one label per image")
         added: dict[Label, int] = {}
-        for label in dict.fromkeys(checked):  # first-appearance order
-            rows = np.array([lab == label and type(lab) is type(label) for lab in checked])
+        for label in dict.fromkeys(checked):  # first-appearance order; all of one type, checked above
+            rows = np.array([lab == label for lab in checked])
             added[label] = self.enroll_embeddings(label, E[rows], deduplicate=deduplicate)
         return added
 

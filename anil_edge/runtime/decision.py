@@ -39,7 +39,7 @@ def threshold_problems(value: Any, name: str = "threshold") -> list[str]:
     return []
 
 
-def top_k_problems(value: Any, n_classes: int) -> list[str]:
+def top_k_problems(value: Any) -> list[str]:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         return [f"top_k must be an integer >= 1, found {value!r:.40}"]
     return []
@@ -56,7 +56,7 @@ def apply_threshold(probabilities: np.ndarray, labels: Sequence[Label], threshol
                         f"found shape {P.shape}")
     elif P.dtype.kind != "f" or not np.isfinite(P).all() or P.min() < 0 or P.max() > 1:
         problems.append("probabilities must be finite numbers in [0, 1]")
-    raise_if_problems(problems + threshold_problems(threshold) + top_k_problems(top_k, len(labels)), InputError,
+    raise_if_problems(problems + threshold_problems(threshold) + top_k_problems(top_k), InputError,
                       "cannot decide")
     S = np.full(P.shape[0], np.nan) if scores is None else np.asarray(scores, dtype=np.float64)
     order = np.argsort(-P, axis=1, kind="stable")[:, :top_k]

@@ -17,9 +17,10 @@ from ..errors import ModelError
 METADATA_PROPS_FIELD = 14  # onnx.proto: ModelProto.metadata_props
 
 
-def model_sha256(data: bytes) -> str:
-    """SHA-256 of the serialised ``ModelProto`` ``data`` without its ``metadata_props``."""
-    digest = hashlib.sha256()
+def model_sha256(data: bytes) -> tuple[str, str]:
+    """SHA-256 of the serialised ``ModelProto`` ``data`` without its ``metadata_props``, and of the
+    whole file, in one pass over the bytes."""
+    digest, whole = hashlib.sha256(), hashlib.sha256(data)
     view, pos, end = memoryview(data), 0, len(data)
     while pos < end:
         start = pos
@@ -38,7 +39,7 @@ def model_sha256(data: bytes) -> str:
             raise ModelError(f"not an ONNX model: a field at byte {start} runs past the end of the file")
         if field != METADATA_PROPS_FIELD:
             digest.update(view[start:pos])
-    return digest.hexdigest()
+    return digest.hexdigest(), whole.hexdigest()
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:

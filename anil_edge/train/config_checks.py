@@ -28,17 +28,22 @@ GROUPS = 8  # GroupNorm groups (BackboneConfig.groups)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
+_IS_TYPE = {  # the declared type (as written in TrainConfig) -> whether a value has it, strictly
+    "bool": lambda v: isinstance(v, bool),
+    "bool | None": lambda v: v is None or isinstance(v, bool),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
+}
+
+
 def type_problems(config: Any) -> list[str]:
     """Fields whose value is not of the declared type."""
     problems = []
     for f in fields(config):
         value, kind = getattr(config, f.name), str(f.type)
-        ok = {"bool": lambda v: isinstance(v, bool), "bool | None": lambda v: v is None or isinstance(v, bool),
-              "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-              "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-              "str": lambda v: isinstance(v, str),
-              "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v)}[kind](value)
-        if not ok:
+        if not _IS_TYPE[kind](value):
             expected = {"tuple[str, ...]": "a list of strings", "float": "a number", "int": "an integer",
                         "bool": "a bool (true or false)", "str": "a string",
                         "bool | None": "a bool (true or false), or unset"}[kind]

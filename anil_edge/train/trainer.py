@@ -88,9 +88,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     only rank 0 writes checkpoints, metrics and the plot.
     """
     _check_images(config, split)
-    out = Path(config.out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"out_dir {out} is a file; expected a folder (it is created if missing)")
+    out = check_out_dir(config)
     if resume and not (out / "last.pt").is_file():
         raise CheckpointError(f"cannot resume: checkpoint not found: {out / 'last.pt'}")
     ctx, device = init_distributed(config.device, config.dist_timeout) if launched_by_torchrun() else (
@@ -190,6 +188,14 @@ def _schedule(config: TrainConfig):
     if config.schedule == "constant":
         return lambda it: 1.0
     return lambda it: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
+
+
+def check_out_dir(config: TrainConfig) -> Path:
+    """``out_dir`` as a Path; InputError when it names a file (it is created if missing)."""
+    out = Path(config.out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"out_dir {out} is a file; expected a folder (it is created if missing)")
+    return out
 
 
 def _check_images(config: TrainConfig, split: Split) -> None:

@@ -21,6 +21,7 @@ from anil_edge.errors import InputError, StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
 from tests.conftest import DIM, glyphs
+from tests.runtime.test_state import atomic_write_with
 from tests.train.helpers import write_folder
 
 CLI = [sys.executable, "-m", "anil_edge"]
@@ -149,26 +150,13 @@ def test_a_failing_disk_leaves_the_previous_state(backbone, tmp_path, code):
     clf.save(path)
     before = path.read_bytes()
     clf.enroll_embeddings("more", np.ones((1, DIM), np.float32))
-    real = state_module.atomic_write
+    def full_disk(_real_write):
+        def write(data):
+            raise OSError(code, os.strerror(code))
 
-    def failing(p):
-        cm = real(p)
+        return write
 
-        class Wrapper:
-            def __enter__(self):
-                handle = cm.__enter__()
-
-                def write(data):
-                    raise OSError(code, os.strerror(code))
-
-                handle.write = write
-                return handle
-
-            def __exit__(self, *exc):
-                return cm.__exit__(*exc)
-
-        return Wrapper()
-
+    failing = atomic_write_with(full_disk)
     with mock.patch.object(state_module, "atomic_write", failing), pytest.raises(StateError, match="cannot write"):
         clf.save(path)
     assert path.read_bytes() == before

@@ -48,6 +48,28 @@ def test_state_is_plain_npz_without_pickle(enrolled, tmp_path):
     assert header["backbone_sha256"] == clf.backbone.metadata.backbone_sha256
 
 
+def atomic_write_with(replace_write):
+    """``state.atomic_write`` whose handle's ``write`` is ``replace_write(real_write)``: a fault
+    injected inside the atomic writer (a crash or a failing disk mid-write)."""
+    real = state_module.atomic_write
+
+    def patched(path):
+        cm = real(path)
+
+        class Wrapper:
+            def __enter__(self):
+                handle = cm.__enter__()
+                handle.write = replace_write(handle.write)
+                return handle
+
+            def __exit__(self, *exc):
+                return cm.__exit__(*exc)
+
+        return Wrapper()
+
+    return patched
+
+
 def test_interrupted_save_leaves_the_previous_state_intact(enrolled, tmp_path):
     clf, images = enrolled
     path = tmp_path / "s.npz"
@@ -62,21 +84,7 @@ def test_interrupted_save_leaves_the_previous_state_intact(enrolled, tmp_path):
 
         return write
 
-    real_atomic = state_module.atomic_write
-
-    def crashing_atomic(p):
-        cm = real_atomic(p)
-
-        class Wrapper:
-            def __enter__(self):
-                handle = cm.__enter__()
-                handle.write = crash_midway(handle.write)
-                return handle
-
-            def __exit__(self, *exc):
-                return cm.__exit__(*exc)
-
-        return Wrapper()
+    crashing_atomic = atomic_write_with(crash_midway)
 
     with mock.patch.object(state_module, "atomic_write", crashing_atomic), pytest.raises(KeyboardInterrupt):
         clf.save(path)
