@@ -40,12 +40,9 @@ def scores(E_query: np.ndarray, E_support: np.ndarray, y_support: np.ndarray, wa
 
 def auroc(known: np.ndarray, unknown: np.ndarray) -> float:
     """P(score of a known query > score of an unknown one), ties counted half (Mann-Whitney U)."""
-    both = np.concatenate([known, unknown])
-    ranks = np.empty(both.size)
-    order = np.argsort(both, kind="stable")
-    ranks[order] = np.arange(1, both.size + 1)
-    for value in np.unique(both[np.r_[False, np.diff(both[order]) == 0]] if both.size else []):
-        ranks[both == value] = ranks[both == value].mean()
+    values, where, counts = np.unique(np.concatenate([known, unknown]), return_inverse=True, return_counts=True)
+    last = np.cumsum(counts)
+    ranks = ((last - counts + 1 + last) / 2)[where]  # 1-based, tied values share their mean rank
     return float((ranks[: known.size].sum() - known.size * (known.size + 1) / 2) / (known.size * unknown.size))
 
 
