@@ -23,6 +23,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--within-group", action="store_true",
                    help="all classes of a task from one group (alphabet, script, folder parent), as in Lake et al. "
                         "(2015); default: classes from anywhere in the split")
+    p.add_argument("--distinct-drawers", action="store_true",
+                   help="support and query images drawn by different people, as in Lake et al.'s one-shot runs "
+                        "(data that records drawers: Omniglot's <character>_<drawer>.png)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with every task's accuracy)")
 
 
@@ -36,14 +39,16 @@ def run(args: argparse.Namespace) -> int:
                          f"{args.tasks}, {args.ways}, {args.shots}, {args.queries}")
     embeddings, data, predict = _onnx(args) if args.model.lower().endswith(".onnx") else _checkpoint(args)
     tasks = fixed_tasks(data, ways=args.ways, shots=args.shots, queries=args.queries, tasks=args.tasks,
-                        seed=args.seed, name=f"{args.split} set", within_group=args.within_group)
+                        seed=args.seed, name=f"{args.split} set", within_group=args.within_group,
+                        distinct_drawers=args.distinct_drawers)
     result = score(predict(embeddings, tasks), tasks)
     if args.json:
         print(json.dumps({"model": args.model, "ways": args.ways, "shots": args.shots, "tasks": result.tasks,
-                          "within_group": args.within_group,
+                          "within_group": args.within_group, "distinct_drawers": args.distinct_drawers,
                           "accuracy": result.accuracy, "ci95": result.ci95, "per_task": result.per_task.tolist()}))
     else:
-        mode = " (within groups)" if args.within_group else ""
+        modes = [m for m, on in (("within groups", args.within_group), ("distinct drawers", args.distinct_drawers)) if on]
+        mode = f" ({', '.join(modes)})" if modes else ""
         print(f"{args.ways}-way {args.shots}-shot on {args.split} classes{mode}: {result}")
     return 0
 

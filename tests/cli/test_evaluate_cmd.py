@@ -69,3 +69,27 @@ def test_an_upper_case_suffix_is_still_an_onnx_model(folder_model, tmp_path, cap
     upper.write_bytes(path.read_bytes())
     assert main(["evaluate", str(upper), "--ways", "3", "--shots", "2", "--queries", "2", "--tasks", "4"]) == 0
     assert "3-way 2-shot on test classes" in capsys.readouterr().out
+
+
+def test_distinct_drawers_on_omniglot_data_and_a_clear_error_elsewhere(torch_backbone, folder_model, tmp_path, capsys):
+    from anil_edge.cli.main import main
+    from anil_edge.export.onnx_export import export_onnx
+    from tests.train.helpers import write_omniglot_zip
+
+    zipped = write_omniglot_zip(tmp_path / "omni.zip", "images_background",
+                                {f"Alphabet{a}": 3 for a in range(8)}, drawers=5)
+    provenance = DataProvenance("omniglot", (str(zipped),), validation_fraction=0.25, test_fraction=0.25, split_seed=0)
+    path = tmp_path / "omni.onnx"
+    export_onnx(torch_backbone, path, preprocessing=GRAY, adaptation=TINY_ADAPTATION, learned_head=tiny_head(),
+                training=TrainingInfo(WAYS, 1, provenance))
+    args = ["evaluate", str(path), "--ways", "3", "--queries", "3", "--tasks", "6", "--within-group",
+            "--distinct-drawers"]
+    assert main(args + ["--json"]) == 0
+    reported = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert reported["distinct_drawers"] and reported["within_group"] and len(reported["per_task"]) == 6
+    assert main(args) == 0
+    assert "(within groups, distinct drawers)" in capsys.readouterr().out
+    folder_path, _ = folder_model
+    assert main(["evaluate", str(folder_path), "--ways", "3", "--tasks", "4", "--queries", "2",
+                 "--distinct-drawers"]) == 2
+    assert "records none" in capsys.readouterr().err

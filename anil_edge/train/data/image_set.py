@@ -14,13 +14,16 @@ class ImageSet:
     """Images of ``n_classes`` classes, decoded once and kept in memory.
 
     ``groups`` names a larger unit per class (an Omniglot alphabet, a Unicode script, a
-    folder's parent) so that splits can hold out whole groups.
+    folder's parent) so that splits can hold out whole groups. ``drawers``, where the data
+    records it (Omniglot's ``<character>_<drawer>.png``), says who drew each image, so that
+    evaluation can take a task's support and query images from different people.
     """
 
     images: np.ndarray  # (M, H, W, C) uint8, at the backbone's input size, not inverted
     labels: np.ndarray  # (M,) int64 class index in [0, n_classes)
     class_names: tuple[str, ...]  # (n_classes,) a readable name per class
     groups: tuple[str, ...]  # (n_classes,) the group each class belongs to
+    drawers: np.ndarray | None = None  # (M,) int64 who drew each image (numbered within its group), or None
 
     def __post_init__(self) -> None:
         problems = []
@@ -32,6 +35,8 @@ class ImageSet:
             problems.append(f"{len(self.groups)} groups for {len(self.class_names)} classes")
         if self.labels.size and (self.labels.min() < 0 or self.labels.max() >= len(self.class_names)):
             problems.append(f"labels must lie in [0, {len(self.class_names)}), found [{self.labels.min()}, {self.labels.max()}]")
+        if self.drawers is not None and (self.drawers.dtype != np.int64 or self.drawers.shape != self.labels.shape):
+            problems.append(f"drawers must be int64 {self.labels.shape}, found {self.drawers.dtype} {self.drawers.shape}")
         if problems:
             raise InputError("invalid image set: " + "; ".join(problems))
 
@@ -59,6 +64,7 @@ class ImageSet:
             labels=remap[self.labels[keep]],
             class_names=tuple(self.class_names[c] for c in classes),
             groups=tuple(self.groups[c] for c in classes),
+            drawers=None if self.drawers is None else self.drawers[keep],
         )
 
     def with_rotations(self, angles: tuple[int, ...] = (90, 180, 270)) -> ImageSet:
@@ -74,4 +80,6 @@ class ImageSet:
             labels.append(self.labels + (j + 1) * self.n_classes)
             names += [f"{n}@{angle}" for n in self.class_names]
             groups += list(self.groups)
-        return ImageSet(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), tuple(names), tuple(groups))
+        drawers = None if self.drawers is None else np.tile(self.drawers, len(angles) + 1)
+        return ImageSet(np.ascontiguousarray(np.concatenate(images)), np.concatenate(labels), tuple(names),
+                        tuple(groups), drawers)

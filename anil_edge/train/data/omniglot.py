@@ -1,15 +1,18 @@
 """Omniglot in its original distribution layout (Lake et al., 2015), zipped or extracted.
 
-``images_background*/<Alphabet>/characterNN/<drawer>_<nn>.png``: 105×105 black strokes on
-white. Decoded to the model's input size (28×28 by convention) with the runtime's own resize;
-the model's preprocessing inverts them so that strokes are 1. Characters found in several
-sources (the two "minimal" background splits share Greek and Latin) are merged: one class per
-(alphabet, character), one image per drawer file.
+``images_background*/<Alphabet>/characterNN/<character id>_<drawer>.png``: 105×105 black
+strokes on white, each character drawn once by each of 20 people (``_01`` … ``_20``, numbered
+within an alphabet); the drawer is kept when every file name has that form. Decoded to the
+model's input size (28×28 by convention) with the runtime's own resize; the model's
+preprocessing inverts them so that strokes are 1. Characters found in several sources (the two
+"minimal" background splits share Greek and Latin) are merged: one class per (alphabet,
+character), one image per drawer file.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path, PurePosixPath
@@ -41,19 +44,25 @@ def load_omniglot(sources: Sequence[str | os.PathLike[str]], prep: Preprocessing
     return _decode_all(files, prep)
 
 
+_DRAWN_BY = re.compile(r"^\d+_(\d+)\.[A-Za-z]+$")  # 0108_07.png: character 0108, drawer 07
+
+
 def _decode_all(files: dict, prep: Preprocessing) -> ImageSet:
     keys = sorted(files)
-    pixels, labels = [], []
+    pixels, labels, drawers = [], [], []
     for label, key in enumerate(keys):
         for name in sorted(files[key]):
             where, read = files[key][name]
             pixels.append(decode(read(), prep, where))
             labels.append(label)
+            match = _DRAWN_BY.match(name)
+            drawers.append(int(match.group(1)) if match else -1)
     return ImageSet(
         images=stack(pixels, prep),
         labels=np.asarray(labels, np.int64),
         class_names=tuple(f"{a}/{c}" for a, c in keys),
         groups=tuple(a for a, _ in keys),
+        drawers=None if -1 in drawers else np.asarray(drawers, np.int64),
     )
 
 

@@ -30,17 +30,26 @@ class TaskIndices:
 
 
 def fixed_tasks(data: ImageSet, *, ways: int, shots: int, queries: int, tasks: int, seed: int,
-                name: str = "evaluation set", within_group: bool = False) -> TaskIndices:
+                name: str = "evaluation set", within_group: bool = False,
+                distinct_drawers: bool = False) -> TaskIndices:
     """The same ``tasks`` tasks for a given seed, on any machine, with numpy alone.
 
     ``within_group``: all classes of a task come from one group (an Omniglot alphabet, a Unicode
     script, a folder's parent) — the harder test of Lake et al. (2015), where a character must
     be told from its own alphabet's look-alikes. Each task picks one of the groups that have at
     least ``ways`` classes, uniformly, then ``ways`` of its classes.
+
+    ``distinct_drawers`` (data that records drawers): as in Lake et al.'s one-shot runs, a task
+    picks ``shots`` drawers; every class's support images are theirs (one each) and its queries
+    come from the other drawers, so no query was drawn by a person whose support image it sees.
     """
     check_task_shape(data, ways, shots, queries, name)
     if tasks < 1:
         raise InputError(f"{name}: expected at least 1 task, found {tasks}")
+    drawers = data.drawers
+    if distinct_drawers and drawers is None:
+        raise InputError(f"{name}: support and query from different drawers needs data that records who drew each "
+                         "image (Omniglot file names <character>_<drawer>.png); this data records none")
     rng = np.random.default_rng(seed)
     members = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
     pools = _group_pools(data, ways, name) if within_group else [np.arange(data.n_classes)]
@@ -48,12 +57,37 @@ def fixed_tasks(data: ImageSet, *, ways: int, shots: int, queries: int, tasks: i
     idx = np.empty((tasks, ways, per_class), np.int64)
     for t in range(tasks):
         pool = pools[rng.integers(len(pools))]
-        for k, c in enumerate(rng.choice(pool, ways, replace=False)):
+        classes = rng.choice(pool, ways, replace=False)
+        if distinct_drawers and drawers is not None:
+            idx[t] = _by_drawers(data, drawers, members, classes, shots, queries, rng, name)
+            continue
+        for k, c in enumerate(classes):
             idx[t, k] = rng.choice(members[c], per_class, replace=False)
     lab = np.broadcast_to(np.arange(ways)[None, :, None], idx.shape)
     flat = lambda a: np.ascontiguousarray(a).reshape(tasks, -1).astype(np.int64)  # noqa: E731
     return TaskIndices(flat(idx[:, :, :shots]), flat(lab[:, :, :shots]), flat(idx[:, :, shots:]),
                        flat(lab[:, :, shots:]))
+
+
+def _by_drawers(data: ImageSet, drawers: np.ndarray, members: list[np.ndarray], classes: np.ndarray, shots: int,
+                queries: int, rng: np.random.Generator, name: str) -> np.ndarray:
+    """(ways, shots + queries) indices: support from ``shots`` drawers common to ``classes``,
+    queries from each class's other drawers."""
+    drawn = [drawers[members[c]] for c in classes]
+    common = np.array(sorted(set.intersection(*(set(d.tolist()) for d in drawn))), np.int64)
+    if common.size < shots:
+        raise InputError(f"{name}: {shots}-shot tasks with distinct drawers need {shots} drawers who drew every class "
+                         f"of the task; classes {[data.class_names[c] for c in classes[:3]]}... share {common.size}")
+    support_drawers = rng.choice(common, shots, replace=False)
+    rows = []
+    for c, d in zip(classes, drawn):
+        support = [rng.choice(members[c][d == s]) for s in support_drawers]
+        others = members[c][~np.isin(d, support_drawers)]
+        if others.size < queries:
+            raise InputError(f"{name}: class {data.class_names[c]} has {others.size} images by drawers other than "
+                             f"its support's; expected at least {queries} queries")
+        rows.append(np.concatenate([support, rng.choice(others, queries, replace=False)]))
+    return np.stack(rows)
 
 
 def _group_pools(data: ImageSet, ways: int, name: str) -> list[np.ndarray]:

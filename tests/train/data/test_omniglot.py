@@ -15,7 +15,7 @@ from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.data.omniglot import load_omniglot
 from anil_edge.train.data.splits import split_by_group
 
-from ..helpers import OMNI_PREP, shared_omniglot, write_omniglot_zip
+from ..helpers import OMNI_PREP, big_glyph, png_bytes, shared_omniglot, write_omniglot_zip
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +84,8 @@ def test_real_minimal_splits():
     data = load_omniglot(zips, OMNI_PREP)
     assert data.n_classes == 242 and data.images.shape == (4840, 28, 28, 1)
     assert np.array_equal(data.class_sizes(), np.full(242, 20))
+    for c in (0, 100, 241):  # each character drawn once by each of 20 people
+        assert sorted(data.drawers[data.labels == c].tolist()) == list(range(1, 21))
     split = split_by_group(data, validation=0.15, test=0.25, seed=0)
     groups = [set(s.groups) for s in (split.train, split.validation, split.test)]
     assert not (groups[0] & groups[1] or groups[0] & groups[2] or groups[1] & groups[2])
@@ -91,3 +93,21 @@ def test_real_minimal_splits():
     assert split.train.n_classes + split.validation.n_classes + split.test.n_classes == 242
     # Strokes are ink (dark): after the model's inversion the mean pixel is small.
     assert to_input(data.images[:50], OMNI_PREP).mean() < 0.2
+
+
+def test_drawers_come_from_the_file_names_and_survive_splits_and_rotations(two_zips):
+    data = load_omniglot(two_zips, OMNI_PREP)
+    assert data.drawers is not None and data.drawers.dtype == np.int64
+    assert sorted(set(data.drawers.tolist())) == [1, 2, 3]
+    sub = data.subset([2, 0])
+    np.testing.assert_array_equal(sub.drawers, np.concatenate([data.drawers[data.labels == c] for c in (2, 0)]))
+    rotated = sub.with_rotations()
+    np.testing.assert_array_equal(rotated.drawers, np.tile(sub.drawers, 4))
+
+
+def test_other_file_names_record_no_drawers(tmp_path):
+    path = tmp_path / "odd.zip"
+    with zipfile.ZipFile(path, "w") as archive:
+        for i, name in enumerate(["0001_01.png", "first.png"]):
+            archive.writestr(f"top/Greek/character01/{name}", png_bytes(big_glyph(i)))
+    assert load_omniglot([path], OMNI_PREP).drawers is None

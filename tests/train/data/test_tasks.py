@@ -10,6 +10,7 @@ import pytest
 pytest.importorskip("torch")
 
 from anil_edge.errors import InputError
+from anil_edge.train.data.image_set import ImageSet
 from anil_edge.train.data.splits import split_by_group
 from anil_edge.train.data.task_sampler import TaskSampler
 from anil_edge.train.data.tasks import fixed_tasks
@@ -123,3 +124,57 @@ def test_within_group_tasks_need_a_large_enough_group():
     data = glyph_set(n_classes=12, per_class=4, n_groups=6)  # 2 classes per group
     with pytest.raises(InputError, match="need a group with 3 classes; the largest of its 6 groups has 2"):
         fixed_tasks(data, ways=3, shots=1, queries=1, tasks=5, seed=0, within_group=True)
+
+
+def _drawn_set(n_classes: int = 12, per_class: int = 6):
+    """glyph_set with each class drawn once by each of drawers 1..per_class."""
+    data = glyph_set(n_classes=n_classes, per_class=per_class, n_groups=3)
+    drawers = np.zeros_like(data.labels)
+    for c in range(n_classes):
+        drawers[data.labels == c] = np.arange(1, per_class + 1)
+    return ImageSet(data.images, data.labels, data.class_names, data.groups, drawers)
+
+
+@pytest.mark.parametrize("shots", [1, 2])
+def test_distinct_drawers_keep_support_and_query_people_apart(shots):
+    data = _drawn_set()
+    tasks = fixed_tasks(data, ways=4, shots=shots, queries=3, tasks=300, seed=0, within_group=True,
+                        distinct_drawers=True)
+    support_sets = set()
+    for t in range(300):
+        support_drawers = data.drawers[tasks.support[t]].reshape(4, shots)
+        query_drawers = data.drawers[tasks.query[t]].reshape(4, 3)
+        assert all(set(row) == set(support_drawers[0]) for row in support_drawers)  # one set per task (Lake)
+        assert not set(query_drawers.ravel()) & set(support_drawers[0])
+        assert len({data.groups[data.labels[i]] for i in tasks.support[t]}) == 1
+        assert (data.labels[tasks.support[t]].reshape(4, shots) == data.labels[tasks.support[t]][::shots, None]).all()
+        support_sets.add(tuple(sorted(support_drawers[0])))
+    # Every drawer (set) is used, roughly uniformly.
+    assert len(support_sets) == (6 if shots == 1 else 15)
+    again = fixed_tasks(data, ways=4, shots=shots, queries=3, tasks=300, seed=0, within_group=True,
+                        distinct_drawers=True)
+    np.testing.assert_array_equal(again.query, tasks.query)
+
+
+def test_distinct_drawers_errors_say_what_is_missing():
+    with pytest.raises(InputError, match="records none"):
+        fixed_tasks(glyph_set(), ways=3, shots=1, queries=1, tasks=2, seed=0, distinct_drawers=True)
+    data = _drawn_set()
+    twice = ImageSet(data.images, data.labels, data.class_names, data.groups, (data.drawers + 1) // 2)  # 3 people
+    with pytest.raises(InputError, match="has 4 images by drawers other than its support's; expected at least 5"):
+        fixed_tasks(twice, ways=3, shots=1, queries=5, tasks=2, seed=0, distinct_drawers=True)
+    with pytest.raises(InputError, match="share 0"):
+        fixed_tasks(_no_common(), ways=2, shots=1, queries=1, tasks=1, seed=0, distinct_drawers=True)
+
+
+def _no_common():
+    data = _drawn_set(n_classes=2, per_class=3)
+    drawers = data.drawers.copy()
+    drawers[data.labels == 1] += 10  # class 1's people drew nothing of class 0
+    return ImageSet(data.images, data.labels, data.class_names, data.groups, drawers)
+
+
+def test_image_set_checks_drawers():
+    data = glyph_set(n_classes=3, per_class=2)
+    with pytest.raises(InputError, match="drawers must be int64"):
+        ImageSet(data.images, data.labels, data.class_names, data.groups, np.zeros(2, np.int64))
