@@ -7,5 +7,6 @@ BENCHMARKS = {
     "deployed": "deployed_accuracy",  # a checkpoint's accuracy: PyTorch vs ONNX FP32 vs INT8
     "recipes": "omniglot_recipe",  # the Omniglot recipe table (minutes of training per recipe)
     "deploytime": "deploy_time",  # deploy-time steps/lr and support augmentation (issue 12's study)
+    "trainloop": "train_loop",  # train()'s whole loop vs its bare meta-step, GPU utilisation (issue 12)
     "openset": "open_set",  # open-set rejection: AUROC, false-accept rates, blank/noise/OOD images
 }

@@ -1,9 +1,13 @@
 """Accuracy study: Omniglot minimal background, meta-trained on this CPU for a fixed wall time
 per recipe, scored on held-out alphabets with per-image (deployed) embeddings.
 
-For each recipe (anil_edge/train/recipes.py) it times a few iterations to set the iteration
-count that fits ``--minutes``, trains, and evaluates 600 test tasks 20-way 1-shot and 5-way
-1-shot (and transductively, for BatchNorm, the number learn2learn's examples report).
+For each recipe (anil_edge/train/recipes.py) it first times a few iterations of every recipe
+(before any training, so that later load on the machine cannot change the budgets) to set the
+iteration count that fits ``--minutes``, then trains each and evaluates 600 test tasks, 20-way
+and 5-way 1-shot, with classes from anywhere in the test split ("mixed") and, where the data
+records groups and drawers, within one alphabet with support and query by different people
+(Lake et al., 2015). ``--transductive`` adds BatchNorm's transductive score (what learn2learn's
+examples report).
 
     anil-edge bench recipes --minutes 15 seed +augment-cosine
 """
@@ -47,14 +51,18 @@ def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5)
     return timed[len(timed) // 2]
 
 
-def score(result, split, config: TrainConfig) -> dict:
+def score(result, split, config: TrainConfig, transductive: bool = False) -> dict:
     maker = BatchMaker(split.test, result.preprocessing, resolve_device(config.device))
     inner = config.adaptation()
     out = {}
     for ways in (20, 5):
         tasks = fixed_tasks(split.test, ways=ways, shots=1, queries=15, tasks=600, seed=1234)
         out[f"test_{ways}w1s"] = evaluate(result.model, maker, tasks, inner, ways)
-        if config.norm == "batch":
+        if split.test.drawers is not None:
+            lake = fixed_tasks(split.test, ways=ways, shots=1, queries=15, tasks=600, seed=1234, within_group=True,
+                               distinct_drawers=True)
+            out[f"test_{ways}w1s_within_group"] = evaluate(result.model, maker, lake, inner, ways)
+        if transductive and config.norm == "batch":
             out[f"test_{ways}w1s_transductive"] = evaluate_transductive(result.model, maker, tasks, inner, ways)
     return out
 
@@ -67,16 +75,20 @@ def main(argv: list[str] | None = None) -> None:
                                                       "../shared/data/omniglot/images_background_small2.zip"])
     parser.add_argument("--out", default="runs/study")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
+    parser.add_argument("--transductive", action="store_true", help="also score BatchNorm transductively")
     args = parser.parse_args(argv)
     splits: dict = {}  # decoded once per input size: each recipe sees images at its own size
-    for name in args.recipes:
+    budgets = {}
+    for name in args.recipes:  # every budget first: later load on the machine cannot change them
         probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
                             out_dir="/tmp/unused", device=args.device)
         decode = decode_preprocessing(probe)
         if decode not in splits:
             splits[decode] = load_split("omniglot", tuple(args.data), decode, validation=0.15, test=0.25, seed=0)
-        split = splits[decode]
-        per_it = calibrate(probe, split)
+        budgets[name] = (splits[decode], calibrate(probe, splits[decode]))
+        print(f"# {name}: {budgets[name][1]:.4f} s per iteration", flush=True)
+    for name in args.recipes:
+        split, per_it = budgets[name]
         iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
         config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations,
                                 "eval_every": max(1, iterations // 6),
@@ -85,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
         start = time.perf_counter()
         result = train(config, split)
         minutes = (time.perf_counter() - start) / 60
-        scores = score(result, split, config)
+        scores = score(result, split, config, args.transductive)
         device = torch.cuda.get_device_name() if config.device != "cpu" else "cpu"
         row = {"recipe": name, "calibrated_s_per_it": round(per_it, 4), "device": device, "iterations": iterations,
                "train_minutes": round(minutes, 2),

@@ -11,6 +11,7 @@ from ..errors import InputError, raise_if_problems
 
 NORMS = ("batch", "group")
 ARCHS = ("conv4", "conv4-stride", "resnet12")
+EMBEDDINGS = ("raw", "cosine")
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class BackboneConfig:
     norm: str = "batch"  # "batch": BatchNorm (learn2learn's); "group": GroupNorm, per image
     groups: int = 8  # GroupNorm groups (norm="group"); must divide every layer's width
     arch: str = "conv4"  # "conv4", "conv4-stride" or "resnet12"
+    embedding: str = "raw"  # "raw" features, or "cosine": L2-normalised times a learned scale
 
     def __post_init__(self) -> None:
         problems = []
@@ -31,6 +33,8 @@ class BackboneConfig:
             problems.append(f"norm must be one of {NORMS}, found {self.norm!r}")
         if self.arch not in ARCHS:
             problems.append(f"arch must be one of {ARCHS}, found {self.arch!r}")
+        if self.embedding not in EMBEDDINGS:
+            problems.append(f"embedding must be one of {EMBEDDINGS}, found {self.embedding!r}")
         if self.norm == "group" and self.arch != "resnet12" and self.hidden % self.groups:
             problems.append(f"groups={self.groups} must divide hidden={self.hidden}")
         raise_if_problems(problems, InputError, "invalid backbone")

@@ -7,6 +7,11 @@
   convolutions instead of pooling, then the spatial mean (64-d).
 - ``resnet12``: learn2learn's ``ResNet12Backbone`` (:mod:`.resnet12`), the large option.
 
+``embedding="cosine"`` ends any of them with an L2 normalisation and a learned scale
+(:class:`ScaledNormalized`; the cosine classifiers of Chen et al., 2019, and Gidaris &
+Komodakis, 2018): part of the backbone, so the exported model computes it and the runtime's
+head sees the scaled unit vectors.
+
 Module names follow learn2learn's (``conv``, ``normalize``, ``max_pool``), so its weights load
 directly; these declarations script, trace and export cleanly where learn2learn's lambdas do not.
 
@@ -17,14 +22,16 @@ With ``norm="batch"`` the deployed model uses BatchNorm's running statistics (ev
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
-from .backbone_config import ARCHS, NORMS, BackboneConfig, make_norm, probe_dim
+from .backbone_config import ARCHS, EMBEDDINGS, NORMS, BackboneConfig, make_norm, probe_dim
 from .resnet12 import ResNet12Backbone
 
-__all__ = ["ARCHS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock", "ResNet12Backbone",
-           "build_backbone"]
+__all__ = ["ARCHS", "EMBEDDINGS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock",
+           "ResNet12Backbone", "ScaledNormalized", "build_backbone"]
 
 
 class ConvBlock(nn.Module):
@@ -60,11 +67,26 @@ class CNN4Backbone(nn.Module):
         return x.flatten(1) if self.flatten else x.mean(dim=(2, 3))
 
 
-BackboneModule = CNN4Backbone | ResNet12Backbone  # every backbone: ``config``, ``embedding_dim``, forward
+class ScaledNormalized(nn.Module):
+    """``features`` (N, C, H, W) -> (N, D) embeddings of norm ``exp(log_scale)``, the scale learned
+    (it sets the sharpness of the head's softmax); starts at sqrt(D)."""
+
+    def __init__(self, features: CNN4Backbone | ResNet12Backbone) -> None:
+        super().__init__()
+        self.features = features
+        self.config = features.config
+        self.embedding_dim = features.embedding_dim
+        self.log_scale = nn.Parameter(torch.tensor(0.5 * math.log(self.embedding_dim)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.features(x).float()
+        return z * (self.log_scale.exp() * z.square().sum(dim=1, keepdim=True).clamp_min(1e-12).rsqrt())
+
+
+BackboneModule = CNN4Backbone | ResNet12Backbone | ScaledNormalized  # every one: ``config``, ``embedding_dim``
 
 
 def build_backbone(config: BackboneConfig) -> BackboneModule:
     """The backbone an architecture name stands for; every one has ``embedding_dim``."""
-    if config.arch == "resnet12":
-        return ResNet12Backbone(config)
-    return CNN4Backbone(config)
+    features = ResNet12Backbone(config) if config.arch == "resnet12" else CNN4Backbone(config)
+    return ScaledNormalized(features) if config.embedding == "cosine" else features

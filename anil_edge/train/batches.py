@@ -7,14 +7,13 @@ so that training sees exactly what a device will feed the exported backbone.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from ..runtime.metadata import Preprocessing
+from .augment import random_affine, random_strokes
 from .data.image_set import ImageSet
 from .data.tasks import TaskIndices
 
@@ -53,42 +52,27 @@ class BatchMaker:
         self.std = torch.tensor(prep.std, device=device).view(1, -1, 1, 1)
         self.device = device
 
-    def images(self, indices: np.ndarray, augment: bool = False, generator: torch.Generator | None = None) -> torch.Tensor:
-        """Normalised float32 images, shape ``indices.shape + (C, H, W)``."""
-        idx = torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.device)
+    def images(self, indices: np.ndarray | torch.Tensor, augment: bool = False,
+               generator: torch.Generator | None = None, strokes: bool = False) -> torch.Tensor:
+        """Normalised float32 images, shape ``indices.shape + (C, H, W)``; ``augment`` distorts
+        each with a random affine map, ``strokes`` also varies its stroke width and warps it
+        elastically (:mod:`.augment`)."""
+        if isinstance(indices, torch.Tensor):  # already on the device (the device sampler's)
+            idx = indices.reshape(-1)
+        else:
+            idx = torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.device)
         x = self.pixels[idx].float() / 255.0
         if self.invert:
             x = 1.0 - x
         if augment:
-            x = random_affine(x, generator=generator)
+            x = random_strokes(x, generator=generator) if strokes else random_affine(x, generator=generator)
         x = (x - self.mean) / self.std
         return x.view(*indices.shape, *x.shape[1:])
 
-    def tasks(self, tasks: TaskIndices, augment: bool = False, generator: torch.Generator | None = None) -> TaskBatch:
+    def tasks(self, tasks: TaskIndices, augment: bool = False, generator: torch.Generator | None = None,
+              strokes: bool = False) -> TaskBatch:
         lab = lambda a: torch.from_numpy(a).to(self.device)  # noqa: E731
         return TaskBatch(
-            support=self.images(tasks.support, augment, generator), support_labels=lab(tasks.support_labels),
-            query=self.images(tasks.query, augment, generator), query_labels=lab(tasks.query_labels),
+            support=self.images(tasks.support, augment, generator, strokes), support_labels=lab(tasks.support_labels),
+            query=self.images(tasks.query, augment, generator, strokes), query_labels=lab(tasks.query_labels),
         )
-
-
-def random_affine(
-    x: torch.Tensor, *, degrees: float = 10.0, scale: float = 0.1, shear: float = 0.15, translate: float = 0.08,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """Each image (N, C, H, W) under its own small random affine map (rotation, scale, shear,
-    shift as fractions of the image), edges extended. Parameters come from ``generator`` (a CPU
-    generator; torch's global RNG if None), so a seeded run (and its resume) repeats them on
-    any device."""
-    n = x.shape[0]
-    u = torch.rand(n, 5, generator=generator) * 2 - 1  # uniform in [-1, 1]
-    angle = u[:, 0] * math.radians(degrees)
-    s = 1 + u[:, 1] * scale
-    sh = u[:, 2] * shear
-    cos, sin = torch.cos(angle), torch.sin(angle)
-    theta = torch.zeros(n, 2, 3)
-    theta[:, 0, 0], theta[:, 0, 1] = cos / s, (-sin + sh * cos) / s
-    theta[:, 1, 0], theta[:, 1, 1] = sin / s, (cos + sh * sin) / s
-    theta[:, :, 2] = u[:, 3:5] * 2 * translate
-    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
-    return F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)

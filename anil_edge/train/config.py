@@ -34,11 +34,13 @@ class TrainConfig:
     ways: int = 20  # classes per training task (and rows of the meta-learned head)
     shots: int = 1  # support images per class
     queries: int = 5  # query images per class, scored by the outer loss
+    sampler: str = "device"  # training tasks: "device" (vectorised on the training device) or "learn2learn" (Taskset)
     # --- backbone ---
     backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN) or "resnet12"
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
     norm: str = "batch"  # "batch" (BatchNorm; deployed with recalibrated statistics) or "group" (GroupNorm, per image)
+    embedding: str = "raw"  # "raw" features, or "cosine": L2-normalised times a learned scale (in the exported model)
     recalibrate_bn: bool = True  # norm="batch": re-estimate BN statistics over training images before validating
     # --- inner loop (ANIL: the head only) ---
     engine: str = "fast"  # "fast": batched closed-form steps; "l2l": learn2learn MAML clone/adapt per task
@@ -51,6 +53,7 @@ class TrainConfig:
     iterations: int = 2000  # meta-iterations
     schedule: str = "cosine"  # meta-learning-rate schedule: "constant" or "cosine" decay to 5%
     augment: bool = True  # small random affine distortions of every training image
+    stroke_augment: bool = False  # with augment: also random stroke width and smooth elastic warps (ink images)
     precision: str = "auto"  # "bf16" autocasts the backbone; "auto": bf16 on CPUs (AMX), fp32 on GPUs
     channels_last: bool = True  # NHWC memory format for the backbone's convolutions
     chunk: int = -1  # images per backbone call; -1: auto (128 on CPU, all on GPU), 0: all at once
@@ -58,6 +61,7 @@ class TrainConfig:
     dist_timeout: int = 600  # torchrun: seconds a collective waits for the other ranks before the job fails
     # --- evaluation, checkpoints, logging ---
     eval_every: int = 100  # iterations between validation runs (and best-checkpoint updates)
+    log_every: int = 10  # iterations per training record (their mean loss/accuracy); the only waits for a GPU
     eval_tasks: int = 200  # validation tasks per run (fixed seed: the same tasks each time)
     checkpoint_every: int = 100  # iterations between saves of last.pt
     seed: int = 0  # seeds Python, numpy and torch; tasks and augmentations follow from it

@@ -20,8 +20,10 @@ CHOICES = {
     "backbone": ("conv4", "conv4-stride", "resnet12"),
     "crop": ("auto", "squash", "center"),
     "normalization": ("dataset", "imagenet"),
+    "embedding": ("raw", "cosine"),
+    "sampler": ("device", "learn2learn"),
 }
-POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations", "eval_every", "eval_tasks",
+POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations", "eval_every", "log_every", "eval_tasks",
             "checkpoint_every", "input_size", "task_streams", "dist_timeout")
 MAX_META_LR = 10.0  # Adam steps beyond this only diverge
 GROUPS = 8  # GroupNorm groups (BackboneConfig.groups)

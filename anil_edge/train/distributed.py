@@ -72,10 +72,11 @@ def average_gradients(model: nn.Module, world: int) -> None:
         p.grad /= world
 
 
-def mean_over_ranks(value: float, device: torch.device) -> float:
-    t = torch.tensor([value], dtype=torch.float64, device=device)
-    dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return float(t.item()) / dist.get_world_size()
+def mean_over_ranks(values: torch.Tensor) -> torch.Tensor:
+    """The element-wise mean of ``values`` over every rank (each rank passes its own)."""
+    total = values.clone()
+    dist.all_reduce(total, op=dist.ReduceOp.SUM)
+    return total / dist.get_world_size()
 
 
 def gather_to_main(obj: Any, ctx: DistContext) -> list[Any] | None:

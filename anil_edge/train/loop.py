@@ -15,6 +15,7 @@ from ..runtime.metadata import Preprocessing
 from .batches import BatchMaker, TaskBatch
 from .bn_stats import recalibrate_batchnorm
 from .config import TrainConfig
+from .data.device_sampler import DeviceTaskSampler, task_labels
 from .data.splits import Split
 from .data.task_sampler import TaskSampler
 from .data.tasks import TaskIndices, fixed_tasks
@@ -35,10 +36,15 @@ class MetaLoop:
             raise InputError(f"meta_batch {config.meta_batch} must be divisible by the {self.n_streams} task "
                              "streams (one per rank under torchrun)")
         self.per_stream = config.meta_batch // self.n_streams
-        self.streams = TaskStreams(config.seed, [ctx.rank] if ctx.world > 1 else list(range(self.n_streams)))
+        self.streams = TaskStreams(config.seed, [ctx.rank] if ctx.world > 1 else list(range(self.n_streams)),
+                                   device)
         train_set = split.train.with_rotations() if config.rotations else split.train
-        self.sampler = TaskSampler(train_set, ways=config.ways, shots=config.shots, queries=config.queries,
-                                   name="training set")
+        c = config
+        self.sampler: TaskSampler | DeviceTaskSampler = (
+            TaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, name="training set")
+            if c.sampler == "learn2learn" else
+            DeviceTaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, device=device,
+                              name="training set"))
         self.train_maker = BatchMaker(train_set, prep, device)
         self.val_maker = BatchMaker(split.validation, prep, device)
         self.val_ways = min(config.ways, split.validation.n_classes)
@@ -54,15 +60,25 @@ class MetaLoop:
         self.device = device
 
     def batch(self) -> TaskBatch:
-        parts = [self.train_maker.tasks(self.streams.sample(self.sampler, s, self.per_stream), self.config.augment,
-                                        self.streams.torch[s]) for s in self.streams.owned]
+        parts = [self._stream_batch(s) for s in self.streams.owned]
         if len(parts) == 1:
             return parts[0]
         return TaskBatch(*(torch.cat([getattr(p, f) for p in parts])
                            for f in ("support", "support_labels", "query", "query_labels")))
 
-    def step(self, optimizer: torch.optim.Optimizer) -> tuple[float, float]:
-        """One meta-iteration; the loss and accuracy returned are means over every rank's tasks."""
+    def _stream_batch(self, stream: int) -> TaskBatch:
+        c, generator = self.config, self.streams.torch[stream]
+        if isinstance(self.sampler, TaskSampler):
+            tasks = self.streams.sample(self.sampler, stream, self.per_stream)
+            return self.train_maker.tasks(tasks, c.augment, generator, c.stroke_augment)
+        support, query = self.sampler.sample(self.per_stream, generator)
+        images = lambda idx: self.train_maker.images(idx, c.augment, generator, c.stroke_augment)  # noqa: E731
+        return TaskBatch(images(support), task_labels(self.per_stream, c.ways, c.shots, self.device),
+                         images(query), task_labels(self.per_stream, c.ways, c.queries, self.device))
+
+    def step(self, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
+        """One meta-iteration: this rank's loss and accuracy, detached tensors on the device (no
+        wait for the device here; :meth:`rank_means` reads them when they are logged)."""
         self.model.train()
         loss, acc = self.forward(self.batch())
         optimizer.zero_grad(set_to_none=True)
@@ -70,10 +86,14 @@ class MetaLoop:
         if self.ctx.world > 1 and not self.ddp:
             average_gradients(self.model, self.ctx.world)
         optimizer.step()
-        loss, acc = float(loss.detach()), float(acc)
+        return loss.detach(), acc.detach()
+
+    def rank_means(self, values: torch.Tensor) -> list[float]:
+        """``values`` (k,) as floats, averaged over every rank (one wait for the device)."""
+        values = values.double()
         if self.ctx.world > 1:
-            loss, acc = mean_over_ranks(loss, self.device), mean_over_ranks(acc, self.device)
-        return loss, acc
+            values = mean_over_ranks(values)
+        return [float(v) for v in values.cpu()]
 
     def validate(self) -> EvalResult:
         """Per-image accuracy on the fixed validation tasks (every rank computes the same)."""

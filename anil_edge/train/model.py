@@ -63,5 +63,5 @@ class AnilModel(nn.Module):
 def build_model(config: TrainConfig) -> AnilModel:
     """The model a training config describes (CPU, float32, initial weights)."""
     backbone = BackboneConfig(config.channels, config.input_size, config.hidden, config.blocks, norm=config.norm,
-                              arch=config.backbone)
+                              arch=config.backbone, embedding=config.embedding)
     return AnilModel(backbone, config.ways)

@@ -41,6 +41,9 @@ def recipe(name: str) -> dict[str, Any]:
         "learned-init": dict(head_init="learned"),
         "input-56": dict(input_size=56),  # 56 px keeps more stroke detail (issue 12's study)
         "wide-96": dict(hidden=96),
+        "strokes": dict(stroke_augment=True),  # stroke width + elastic warps on top of the affine ones
+        "cosine-embedding": dict(embedding="cosine"),  # L2-normalised embeddings, learned scale
+        "strokes-cosine": dict(stroke_augment=True, embedding="cosine"),
     }
     if name in variants:
         return {**merged, **variants[name]}

@@ -6,8 +6,8 @@ rank owns one stream (its rank), so ranks sample different tasks; a single proce
 is how the distributed run is tested against a single-process one.
 
 learn2learn's task transforms draw from Python's global ``random`` module, so each stream keeps
-its own ``random`` state and swaps it in while it samples; augmentations draw from each
-stream's own ``torch.Generator``.
+its own ``random`` state and swaps it in while it samples; the device sampler and augmentations
+draw from each stream's own ``torch.Generator`` on the training device.
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from .data.tasks import TaskIndices
 class TaskStreams:
     """The streams a process owns, e.g. ``[rank]`` under torchrun, ``range(n)`` alone."""
 
-    def __init__(self, seed: int, owned: list[int]) -> None:
+    def __init__(self, seed: int, owned: list[int], device: torch.device | None = None) -> None:
         self.owned = list(owned)
         self.python = {s: random.Random(_mix(seed, s)).getstate() for s in self.owned}
-        self.torch = {s: torch.Generator().manual_seed(_mix(seed, s)) for s in self.owned}
+        self.torch = {s: torch.Generator(device=device or "cpu").manual_seed(_mix(seed, s)) for s in self.owned}
 
     def sample(self, sampler: TaskSampler, stream: int, n_tasks: int) -> TaskIndices:
         """``n_tasks`` tasks from ``stream``, leaving the global ``random`` state as it was."""
@@ -42,7 +42,7 @@ class TaskStreams:
     def state_dict(self) -> dict[str, Any]:
         """Plain lists and tensors (checkpoint-safe)."""
         return {str(s): {"python": [self.python[s][0], list(self.python[s][1]), self.python[s][2]],
-                         "torch": self.torch[s].get_state()} for s in self.owned}
+                         "torch": self.torch[s].get_state().cpu()} for s in self.owned}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         for s in self.owned:

@@ -2,7 +2,9 @@
 meta-batch of tasks, each adapted by head-only SGD steps (second order through the steps).
 
 Writes ``last.pt`` every ``checkpoint_every`` iterations, ``best.pt`` at each best validation
-score (per-image accuracy), ``metrics.jsonl`` every iteration and ``curves.png`` at the end.
+score (per-image accuracy), ``metrics.jsonl`` every ``log_every`` iterations (the window's mean
+loss and accuracy) and ``curves.png`` at the end. The loss stays on the device between records:
+on a GPU the host then queues iterations ahead instead of waiting for each one.
 """
 
 from __future__ import annotations
@@ -36,7 +38,9 @@ from .metrics import MetricsLog, plot_curves
 from .model import AnilModel, build_model
 
 # Fields that may differ between a run and its resumption (they do not change the optimisation).
-RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data")
+RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data", "log_every")
+# Fields newer than some checkpoints, and what a checkpoint without them was trained with.
+BEFORE_FIELD = {"sampler": "learn2learn"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -108,18 +112,24 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
+    window = _Window(start)
     for it in range(start, end):
-        tick = time.perf_counter()
-        loss, acc = loop.step(optimizer)
+        window.add(*loop.step(optimizer))
+        schedule.step()
+        done = it + 1
+        if bar is not None:
+            bar.update(1)
+        if not any(done % every == 0 for every in (config.log_every, config.eval_every, config.checkpoint_every)) \
+                and done not in (end, config.iterations):
+            continue
+        loss, acc, first, seconds = window.flush(loop)
         if not math.isfinite(loss):
             raise TrainingError(
-                f"the meta-loss became {loss} at iteration {it + 1}: training diverged; no checkpoint was written "
-                f"after it ({_last_good(out)}); lower --meta-lr or --adaptation-lr and train again")
-        schedule.step()
-        record = {"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
-                  "lr": optimizer.param_groups[0]["lr"], "it_per_s": 1.0 / (time.perf_counter() - tick)}
-        records = [record]
-        done = it + 1
+                f"the meta-loss became {loss} in iterations {first + 1}-{done}: training diverged; no checkpoint was "
+                f"written after it ({_last_good(out)}); lower --meta-lr or --adaptation-lr and train again")
+        records = [{"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
+                    "lr": optimizer.param_groups[0]["lr"], "iterations": done - first,
+                    "it_per_s": (done - first) / seconds}]
         if done % config.eval_every == 0 or done == config.iterations:
             result = loop.validate()
             records.append({"split": "validation", "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95})
@@ -129,6 +139,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
             if result.accuracy > best:
                 best = result.accuracy
                 writer.save("best.pt", done, best)
+            window.restart()  # validation time is not training speed
         if done % config.checkpoint_every == 0 or done == end:
             writer.save("last.pt", done, best)
         if log is not None:
@@ -136,13 +147,40 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
                 log.write(r)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{acc:.3f}", best_val=f"{best:.3f}", refresh=False)
-            bar.update(1)
     if bar is not None:
         bar.close()
     if end == config.iterations and ctx.main:
         _plot(out)
     barrier(ctx)
     return TrainResult(model.eval(), prep, best, loop.val_ways, out)
+
+
+class _Window:
+    """Sums of the loss and accuracy since the last record, kept on the device."""
+
+    def __init__(self, start: int) -> None:
+        self.first, self.count = start, 0
+        self.sums: torch.Tensor | None = None
+        self.tick = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, acc: torch.Tensor) -> None:
+        pair = torch.stack([loss.float(), acc.float()])
+        self.sums = pair if self.sums is None else self.sums + pair
+        self.count += 1
+
+    def flush(self, loop: MetaLoop) -> tuple[float, float, int, float]:
+        """Mean loss and accuracy over the window (averaged over ranks; a non-finite loss stays
+        non-finite), its first iteration and its seconds; starts the next window."""
+        if self.sums is None:
+            raise RuntimeError("flush() before any add()")
+        loss, acc = loop.rank_means(self.sums / self.count)  # the one wait for the device
+        first, seconds = self.first, time.perf_counter() - self.tick
+        self.first, self.count, self.sums = first + self.count, 0, None
+        self.tick = time.perf_counter()
+        return loss, acc, first, seconds
+
+    def restart(self) -> None:
+        self.tick = time.perf_counter()
 
 
 class CheckpointWriter:
@@ -216,7 +254,7 @@ def _last_good(out: Path) -> str:
 
 def _restore(path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedule) -> tuple[int, float]:
     payload = load_checkpoint(path)
-    saved = TrainConfig.from_dict(payload["config"]).to_dict()
+    saved = TrainConfig.from_dict({**BEFORE_FIELD, **payload["config"]}).to_dict()
     changed = [k for k, v in config.to_dict().items() if saved[k] != v and k not in RESUMABLE_CHANGES]
     if changed:
         diffs = "; ".join(f"{k}: checkpoint {saved[k]!r}, now {config.to_dict()[k]!r}" for k in changed)

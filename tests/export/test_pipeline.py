@@ -158,3 +158,19 @@ def test_loaded_model_is_the_trained_one(trained):
     for k, v in result.model.state_dict().items():
         torch.testing.assert_close(loaded.model.state_dict()[k], v, rtol=0, atol=0)
     assert not loaded.model.training
+
+
+def test_a_cosine_embedding_model_trained_with_stroke_augmentation_exports_and_agrees(tmp_path):
+    """The normalisation and its learned scale are part of the exported graph (ONNX and
+    TorchScript agree with PyTorch), so the runtime's head sees the scaled unit vectors."""
+    split = split_by_group(glyph_set(n_classes=30, per_class=6, n_groups=6), validation=0.2, test=0.2, seed=0)
+    config = tiny_config(tmp_path / "run", hidden=16, blocks=3, iterations=4, ways=4, embedding="cosine",
+                         stroke_augment=True)
+    result = train(config, split)
+    real = to_input(split.train.images[:40], result.preprocessing)
+    done = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.onnx", real_images=real,
+                             calibration=real, int8=False, torchscript=True)
+    assert not done.report.failures
+    scale = float(result.model.backbone.log_scale.exp())
+    E = Backbone(done.onnx).embed(split.test.images[:10])
+    np.testing.assert_allclose(np.linalg.norm(E, axis=1), scale, rtol=1e-5)

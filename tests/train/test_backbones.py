@@ -77,3 +77,33 @@ def test_backbones_script_and_trace(arch, norm):
     other = torch.randn(7, 1, size, size)  # another batch size than the trace's
     torch.testing.assert_close(scripted(other), model(other))
     torch.testing.assert_close(traced(other), model(other))
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")
+@pytest.mark.parametrize("arch", ["conv4", "conv4-stride"])
+def test_cosine_embeddings_have_the_learned_norm_and_learn_it(arch):
+    torch.manual_seed(0)
+    model = build_backbone(BackboneConfig(1, 28, hidden=8, arch=arch, embedding="cosine"))
+    x = torch.randn(5, 1, 28, 28)
+    E = model(x)
+    assert E.shape == (5, model.embedding_dim) and model.embedding_dim == model.features.embedding_dim
+    torch.testing.assert_close(E.norm(dim=1), torch.full((5,), model.embedding_dim ** 0.5))  # starts at sqrt(D)
+    E.sum().backward()
+    assert model.log_scale.grad is not None and model.log_scale.grad != 0
+    with torch.no_grad():
+        model.log_scale.fill_(1.5)
+    torch.testing.assert_close(model(x).norm(dim=1), torch.full((5,), float(torch.tensor(1.5).exp())))
+    raw = build_backbone(BackboneConfig(1, 28, hidden=8, arch=arch))
+    raw.load_state_dict(model.features.state_dict())
+    model.eval(), raw.eval()
+    expected = raw(x) / raw(x).norm(dim=1, keepdim=True) * float(torch.tensor(1.5).exp())
+    torch.testing.assert_close(model(x), expected)
+    scripted = torch.jit.script(model.eval())
+    torch.testing.assert_close(scripted(x), model(x))
+
+
+def test_unknown_embedding_is_an_error():
+    from anil_edge.errors import InputError
+
+    with pytest.raises(InputError, match="embedding must be one of"):
+        BackboneConfig(embedding="l2")

@@ -35,7 +35,10 @@ def test_training_writes_checkpoints_metrics_and_plot(split, tmp_path):
     result = train(tiny_config(tmp_path), split)
     assert {"last.pt", "best.pt", "metrics.jsonl", "curves.png"} <= {p.name for p in tmp_path.iterdir()}
     records = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [r["iteration"] for r in records if r["split"] == "train"] == list(range(6))
+    train_records = [r for r in records if r["split"] == "train"]
+    # one record per window ending at a log (10), validation (3) or checkpoint (2) boundary, or the end
+    assert [r["iteration"] for r in train_records] == [1, 2, 3, 5]
+    assert [r["iterations"] for r in train_records] == [2, 1, 1, 2]
     assert [r["iteration"] for r in records if r["split"] == "validation"] == [2, 5]
     # the validation groups have 4 classes each: within-group 3-way tasks are scored beside mixed ones
     assert all(0 <= r["within_group_accuracy"] <= 1 for r in records if r["split"] == "validation")
@@ -48,11 +51,12 @@ def test_training_writes_checkpoints_metrics_and_plot(split, tmp_path):
     assert len(last["preprocessing"]["mean"]) == 1 and last["preprocessing"]["invert"] is True
 
 
-@pytest.mark.parametrize("engine", ["fast", "l2l"])
-def test_kill_and_resume_equals_an_uninterrupted_run(split, tmp_path, engine):
-    straight = train(tiny_config(tmp_path / "a", engine=engine), split).model.state_dict()
-    train(tiny_config(tmp_path / "b", engine=engine), split, stop_after=4)
-    resumed = train(tiny_config(tmp_path / "b", engine=engine), split, resume=True).model.state_dict()
+@pytest.mark.parametrize("engine, sampler", [("fast", "device"), ("l2l", "device"), ("fast", "learn2learn")])
+def test_kill_and_resume_equals_an_uninterrupted_run(split, tmp_path, engine, sampler):
+    config = lambda d: tiny_config(tmp_path / d, engine=engine, sampler=sampler)  # noqa: E731
+    straight = train(config("a"), split).model.state_dict()
+    train(config("b"), split, stop_after=4)
+    resumed = train(config("b"), split, resume=True).model.state_dict()
     for name in straight:
         torch.testing.assert_close(resumed[name], straight[name], rtol=0, atol=0, msg=name)
     metrics = lambda d: [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
@@ -60,10 +64,36 @@ def test_kill_and_resume_equals_an_uninterrupted_run(split, tmp_path, engine):
     assert strip(metrics("b")) == strip(metrics("a"))
 
 
+def test_a_record_is_the_mean_of_its_window(split, tmp_path):
+    train(tiny_config(tmp_path / "every", log_every=1), split)
+    train(tiny_config(tmp_path / "windows", log_every=10), split)
+    read = lambda d: [json.loads(line) for line in (tmp_path / d / "metrics.jsonl").read_text().splitlines()  # noqa: E731
+                      if json.loads(line)["split"] == "train"]
+    every, windows = read("every"), read("windows")
+    assert [r["iteration"] for r in every] == list(range(6)) and all(r["iterations"] == 1 for r in every)
+    for record in windows:
+        inside = [r for r in every if record["iteration"] - record["iterations"] < r["iteration"] <= record["iteration"]]
+        assert len(inside) == record["iterations"]
+        for key in ("loss", "accuracy"):
+            assert record[key] == pytest.approx(np.mean([r[key] for r in inside]), rel=1e-6)
+
+
 def test_resume_refuses_another_configuration(split, tmp_path):
     train(tiny_config(tmp_path), split, stop_after=2)
     with pytest.raises(InputError, match="adaptation_lr: checkpoint 0.5, now 0.1"):
         train(tiny_config(tmp_path, adaptation_lr=0.1), split, resume=True)
+
+
+def test_a_checkpoint_from_before_the_device_sampler_resumes_with_learn2learns(split, tmp_path):
+    from anil_edge.train.checkpoint import save_checkpoint
+
+    train(tiny_config(tmp_path, sampler="learn2learn"), split, stop_after=2)
+    payload = load_checkpoint(tmp_path / "last.pt")
+    del payload["config"]["sampler"]  # as release 0.1 wrote it
+    save_checkpoint(tmp_path / "last.pt", payload)
+    with pytest.raises(InputError, match="sampler: checkpoint 'learn2learn', now 'device'"):
+        train(tiny_config(tmp_path), split, resume=True)
+    train(tiny_config(tmp_path, sampler="learn2learn"), split, resume=True)
 
 
 def test_checkpoint_errors(tmp_path):
