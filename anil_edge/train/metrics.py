@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from ..atomic import atomic_write
 from ..errors import require
@@ -26,6 +30,35 @@ class MetricsLog:
     def write(self, record: dict[str, Any]) -> None:
         with self.path.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
+
+
+class RecordWindow:
+    """Sums of the loss and accuracy since the last record, kept on the device."""
+
+    def __init__(self, start: int) -> None:
+        self.first, self.count = start, 0
+        self.sums: torch.Tensor | None = None
+        self.tick = time.perf_counter()
+
+    def add(self, loss: torch.Tensor, acc: torch.Tensor) -> None:
+        pair = torch.stack([loss.float(), acc.float()])
+        self.sums = pair if self.sums is None else self.sums + pair
+        self.count += 1
+
+    def flush(self, reduce: Callable[[torch.Tensor], list[float]]) -> tuple[float, float, int, float]:
+        """Mean loss and accuracy over the window as ``reduce`` reads them off the device (and
+        averages them over ranks; a non-finite loss stays non-finite), the window's first
+        iteration and its seconds; starts the next window."""
+        if self.sums is None:
+            raise RuntimeError("flush() before any add()")
+        loss, acc = reduce(self.sums / self.count)  # the one wait for the device
+        first, seconds = self.first, time.perf_counter() - self.tick
+        self.first, self.count, self.sums = first + self.count, 0, None
+        self.tick = time.perf_counter()
+        return loss, acc, first, seconds
+
+    def restart(self) -> None:
+        self.tick = time.perf_counter()
 
 
 def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:

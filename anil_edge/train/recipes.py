@@ -14,37 +14,48 @@ from typing import Any
 SEED: dict[str, Any] = dict(
     engine="l2l", norm="batch", recalibrate_bn=False, ways=20, shots=1, queries=1, meta_batch=32,
     adaptation_lr=0.5, adaptation_steps=1, head_init="learned", meta_lr=0.003, schedule="constant",
-    augment=False, rotations=True, precision="fp32", channels_last=False,
+    augment=False, rotations=True, precision="fp32", channels_last=False, sampler="learn2learn",
 )
 
 # Cumulative: each step keeps the previous ones.
 STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("seed", {}),
     ("+bn-recalibrated", dict(recalibrate_bn=True)),
-    ("+fast-bf16", dict(engine="fast", precision="bf16", channels_last=True)),
+    ("+fast-bf16", dict(engine="fast", precision="bf16", channels_last=True, sampler="device")),
     ("+5-steps-5-queries-mb8", dict(adaptation_steps=5, queries=5, meta_batch=8)),
     ("+prototype-init", dict(head_init="prototype")),
     ("+augment-cosine", dict(augment=True, schedule="cosine")),
 )
 
 
+# Single changes to the default (the last step), for the study of issue 12.
+_VARIANTS: dict[str, dict[str, Any]] = {
+    "group-norm": dict(norm="group", precision="fp32", channels_last=False),
+    "zeros-init": dict(head_init="zeros"),
+    "learned-init": dict(head_init="learned"),
+    "input-56": dict(input_size=56),  # 56 px keeps more stroke detail (issue 12's study)
+    "wide-96": dict(hidden=96),
+    "strokes": dict(stroke_augment=True),  # stroke width + elastic warps on top of the affine ones
+    "cosine-embedding": dict(embedding="cosine"),  # L2-normalised embeddings, learned scale
+    "strokes-cosine": dict(stroke_augment=True, embedding="cosine"),
+    # More ways in training than at test (Snell et al., 2017), the same 960 images per iteration
+    "ways-40": dict(ways=40, queries=2),
+    "ways-60": dict(ways=60, queries=1),
+}
+
+
+def variants() -> tuple[str, ...]:
+    """The names :func:`recipe` accepts besides the cumulative steps."""
+    return tuple(_VARIANTS)
+
+
 def recipe(name: str) -> dict[str, Any]:
-    """The TrainConfig overrides of a named cumulative step (or ``variant:...`` of the last)."""
+    """The TrainConfig overrides of a named cumulative step, or of a variant of the last."""
     merged: dict[str, Any] = dict(SEED)
     for step, changes in STEPS:
         merged.update(changes)
         if step == name:
             return merged
-    variants: dict[str, dict[str, Any]] = {
-        "group-norm": dict(norm="group", precision="fp32", channels_last=False),
-        "zeros-init": dict(head_init="zeros"),
-        "learned-init": dict(head_init="learned"),
-        "input-56": dict(input_size=56),  # 56 px keeps more stroke detail (issue 12's study)
-        "wide-96": dict(hidden=96),
-        "strokes": dict(stroke_augment=True),  # stroke width + elastic warps on top of the affine ones
-        "cosine-embedding": dict(embedding="cosine"),  # L2-normalised embeddings, learned scale
-        "strokes-cosine": dict(stroke_augment=True, embedding="cosine"),
-    }
-    if name in variants:
-        return {**merged, **variants[name]}
-    raise KeyError(f"unknown recipe {name!r}: expected one of {[s for s, _ in STEPS] + list(variants)}")
+    if name in _VARIANTS:
+        return {**merged, **_VARIANTS[name]}
+    raise KeyError(f"unknown recipe {name!r}: expected one of {[s for s, _ in STEPS] + list(_VARIANTS)}")

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 import warnings
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -34,7 +33,7 @@ from .config import TrainConfig
 from .data.splits import Split
 from .distributed import SINGLE, DistContext, barrier, gather_to_main, init_distributed, launched_by_torchrun
 from .loop import MetaLoop
-from .metrics import MetricsLog, plot_curves
+from .metrics import MetricsLog, RecordWindow, plot_curves
 from .model import AnilModel, build_model
 
 # Fields that may differ between a run and its resumption (they do not change the optimisation).
@@ -112,7 +111,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
-    window = _Window(start)
+    window = RecordWindow(start)
     for it in range(start, end):
         window.add(*loop.step(optimizer))
         schedule.step()
@@ -122,7 +121,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
         if not any(done % every == 0 for every in (config.log_every, config.eval_every, config.checkpoint_every)) \
                 and done not in (end, config.iterations):
             continue
-        loss, acc, first, seconds = window.flush(loop)
+        loss, acc, first, seconds = window.flush(loop.rank_means)
         if not math.isfinite(loss):
             raise TrainingError(
                 f"the meta-loss became {loss} in iterations {first + 1}-{done}: training diverged; no checkpoint was "
@@ -153,34 +152,6 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
         _plot(out)
     barrier(ctx)
     return TrainResult(model.eval(), prep, best, loop.val_ways, out)
-
-
-class _Window:
-    """Sums of the loss and accuracy since the last record, kept on the device."""
-
-    def __init__(self, start: int) -> None:
-        self.first, self.count = start, 0
-        self.sums: torch.Tensor | None = None
-        self.tick = time.perf_counter()
-
-    def add(self, loss: torch.Tensor, acc: torch.Tensor) -> None:
-        pair = torch.stack([loss.float(), acc.float()])
-        self.sums = pair if self.sums is None else self.sums + pair
-        self.count += 1
-
-    def flush(self, loop: MetaLoop) -> tuple[float, float, int, float]:
-        """Mean loss and accuracy over the window (averaged over ranks; a non-finite loss stays
-        non-finite), its first iteration and its seconds; starts the next window."""
-        if self.sums is None:
-            raise RuntimeError("flush() before any add()")
-        loss, acc = loop.rank_means(self.sums / self.count)  # the one wait for the device
-        first, seconds = self.first, time.perf_counter() - self.tick
-        self.first, self.count, self.sums = first + self.count, 0, None
-        self.tick = time.perf_counter()
-        return loss, acc, first, seconds
-
-    def restart(self) -> None:
-        self.tick = time.perf_counter()
 
 
 class CheckpointWriter:

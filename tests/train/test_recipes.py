@@ -5,7 +5,9 @@ from __future__ import annotations
 from dataclasses import fields
 
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.recipes import SEED, STEPS, recipe
+import pytest
+
+from anil_edge.train.recipes import SEED, STEPS, recipe, variants
 
 
 def test_default_config_is_the_final_recipe():
@@ -18,5 +20,18 @@ def test_default_config_is_the_final_recipe():
 def test_seed_recipe_is_the_tutorials():
     assert SEED["engine"] == "l2l" and SEED["adaptation_steps"] == 1 and SEED["meta_batch"] == 32
     assert SEED["queries"] == SEED["shots"] and SEED["head_init"] == "learned" and not SEED["augment"]
+    assert SEED["sampler"] == "learn2learn"  # its Taskset
     names = {f.name for f in fields(TrainConfig)}
     assert all(set(changes) <= names for _, changes in STEPS) and set(SEED) <= names
+
+
+@pytest.mark.parametrize("name", variants())
+def test_every_variant_is_a_valid_configuration_one_change_from_the_default(name):
+    config = TrainConfig(**recipe(name))
+    default = TrainConfig(**recipe(STEPS[-1][0]))
+    assert config != default
+
+
+def test_an_unknown_recipe_names_the_known_ones():
+    with pytest.raises(KeyError, match="strokes-cosine"):
+        recipe("nope")
