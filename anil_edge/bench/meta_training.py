@@ -128,6 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--iterations", type=int, default=15, help="timed meta-iterations per row (default 15)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed iterations first (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda (default cpu)")
+    parser.add_argument("--setups", nargs="+", default=[s.name.split()[0] for s in SETUPS],
+                        choices=[s.name.split()[0] for s in SETUPS], help="which setups (default: all)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
@@ -135,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; medians of {args.iterations}")
     print("| setup | engine / norm / options | chunk | ms per iteration | it/s | vs l2l batch fp32 | backbone fwd+bwd ms |")
     print("|---|---|---|---|---|---|---|")
-    for setup in SETUPS:
+    for setup in (s for s in SETUPS if s.name.split()[0] in args.setups):
         base = None
         for row in ROWS:
             it, bb = time_row(setup, row, device, args.iterations, args.warmup)

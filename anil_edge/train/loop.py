@@ -107,9 +107,11 @@ class MetaLoop:
 
 
 def _within_group_tasks(data, ways: int, config: TrainConfig) -> TaskIndices | None:
-    """Validation tasks whose classes share a group, when some group has ``ways`` classes."""
+    """Validation tasks whose classes share a group, when some group has ``ways`` classes — with
+    support and query by different people where the data records drawers (Lake et al.'s test)."""
     try:
         return fixed_tasks(data, ways=ways, shots=config.shots, queries=config.queries, tasks=config.eval_tasks,
-                           seed=config.seed + 2, name="validation set", within_group=True)
+                           seed=config.seed + 2, name="validation set", within_group=True,
+                           distinct_drawers=data.drawers is not None)
     except InputError:
         return None

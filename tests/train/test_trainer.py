@@ -132,3 +132,21 @@ def test_bad_configuration_lists_every_problem():
         TrainConfig(engine="jax", ways=1, head_init="random")
     message = str(info.value)
     assert "engine must be one of" in message and "head_init must be one of" in message and "ways" in message
+
+
+def test_validation_within_groups_keeps_drawers_apart_where_recorded(tmp_path):
+    from anil_edge.train.data.image_set import ImageSet
+    from anil_edge.train.loop import _within_group_tasks
+
+    base = glyph_set(n_classes=24, per_class=5, n_groups=6)
+    drawers = np.tile(np.arange(1, 6), 24).astype(np.int64)  # glyph_set stores each class's images together
+    assert all((base.labels[i * 5:(i + 1) * 5] == i).all() for i in range(24))
+    split = split_by_group(ImageSet(base.images, base.labels, base.class_names, base.groups, drawers),
+                           validation=0.2, test=0.2, seed=0)
+    config = tiny_config(tmp_path, queries=2)
+    tasks = _within_group_tasks(split.validation, 3, config)
+    for t in range(tasks.support.shape[0]):
+        support = set(split.validation.drawers[tasks.support[t]])
+        assert len(support) == 1 and not support & set(split.validation.drawers[tasks.query[t]])
+    records = [json.loads(line) for line in (train(config, split).out_dir / "metrics.jsonl").read_text().splitlines()]
+    assert all(0 <= r["within_group_accuracy"] <= 1 for r in records if r["split"] == "validation")
