@@ -2,8 +2,9 @@
 per recipe, scored on held-out alphabets with per-image (deployed) embeddings.
 
 For each recipe (anil_edge/train/recipes.py) it first times a few iterations of every recipe
-(before any training, so that later load on the machine cannot change the budgets) to set the
-iteration count that fits ``--minutes``, then trains each and evaluates 600 test tasks, 20-way
+(before any training, so that later load on the machine cannot change the budgets; in three
+interleaved rounds, taking each recipe's median, so that a drift in the machine's speed does
+not favour one recipe) to set the iteration count that fits ``--minutes``, then trains each and evaluates 600 test tasks, 20-way
 and 5-way 1-shot, with classes from anywhere in the test split ("mixed") and, where the data
 records groups and drawers, within one alphabet with support and query by different people
 (Lake et al., 2015). ``--transductive`` adds BatchNorm's transductive score (what learn2learn's
@@ -78,17 +79,21 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transductive", action="store_true", help="also score BatchNorm transductively")
     args = parser.parse_args(argv)
     splits: dict = {}  # decoded once per input size: each recipe sees images at its own size
-    budgets = {}
-    for name in args.recipes:  # every budget first: later load on the machine cannot change them
-        probe = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
-                            out_dir="/tmp/unused", device=args.device)
-        decode = decode_preprocessing(probe)
+    probes, timings = {}, {name: [] for name in args.recipes}
+    for name in args.recipes:
+        probes[name] = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
+                                   out_dir="/tmp/unused", device=args.device)
+        decode = decode_preprocessing(probes[name])
         if decode not in splits:
             splits[decode] = load_split("omniglot", tuple(args.data), decode, validation=0.15, test=0.25, seed=0)
-        budgets[name] = (splits[decode], calibrate(probe, splits[decode]))
-        print(f"# {name}: {budgets[name][1]:.4f} s per iteration", flush=True)
+    for _ in range(3):  # every budget first, in interleaved rounds (see the module docstring)
+        for name in args.recipes:
+            timings[name].append(calibrate(probes[name], splits[decode_preprocessing(probes[name])], iterations=20))
     for name in args.recipes:
-        split, per_it = budgets[name]
+        print(f"# {name}: {sorted(timings[name])[1]:.4f} s per iteration (rounds: "
+              f"{', '.join(f'{t:.4f}' for t in timings[name])})", flush=True)
+    for name in args.recipes:
+        split, per_it = splits[decode_preprocessing(probes[name])], sorted(timings[name])[1]
         iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
         config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations,
                                 "eval_every": max(1, iterations // 6),

@@ -45,7 +45,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
 
     payload = load_checkpoint(path)
     try:
-        config = TrainConfig.from_dict(payload["config"])
+        config = TrainConfig.from_checkpoint(payload["config"])
         prep = payload["preprocessing"]
         preprocessing = Preprocessing(tuple(prep["input_size"]), prep["channels"], tuple(prep["mean"]),
                                       tuple(prep["std"]), prep["invert"], prep["resize"],

@@ -13,6 +13,8 @@ from .config_checks import CHOICES, type_problems, value_problems
 
 DATASETS = CHOICES["dataset"]
 RENAMED = {"fast_lr": "adaptation_lr"}  # old field name -> new (checkpoints, TOML files, flags)
+# Fields newer than release 0.1, and what a checkpoint written without them was trained with.
+BEFORE_FIELD = {"sampler": "learn2learn", "embedding": "raw"}
 
 
 @dataclass(frozen=True)
@@ -31,16 +33,16 @@ class TrainConfig:
     crop_pct: float = 1.0  # crop="center": the shorter side is resized to input_size / crop_pct, then cropped
     normalization: str = "dataset"  # per-channel mean/std: "dataset" (measured on the training images) or "imagenet"
     # --- tasks ---
-    ways: int = 20  # classes per training task (and rows of the meta-learned head)
+    ways: int = 60  # classes per training task (and rows of the meta-learned head); tests use any number
     shots: int = 1  # support images per class
-    queries: int = 5  # query images per class, scored by the outer loss
+    queries: int = 1  # query images per class, scored by the outer loss
     sampler: str = "device"  # training tasks: "device" (vectorised on the training device) or "learn2learn" (Taskset)
     # --- backbone ---
     backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN) or "resnet12"
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
     norm: str = "batch"  # "batch" (BatchNorm; deployed with recalibrated statistics) or "group" (GroupNorm, per image)
-    embedding: str = "raw"  # "raw" features, or "cosine": L2-normalised times a learned scale (in the exported model)
+    embedding: str = "cosine"  # "cosine": L2-normalised times a learned scale (in the exported model), or "raw"
     recalibrate_bn: bool = True  # norm="batch": re-estimate BN statistics over training images before validating
     # --- inner loop (ANIL: the head only) ---
     engine: str = "fast"  # "fast": batched closed-form steps; "l2l": learn2learn MAML clone/adapt per task
@@ -96,6 +98,11 @@ class TrainConfig:
     def provenance(self) -> DataProvenance:
         """The training data and its class split, as recorded in exported models."""
         return DataProvenance(self.dataset, self.data, self.validation_fraction, self.test_fraction, self.split_seed)
+
+    @classmethod
+    def from_checkpoint(cls, values: dict[str, Any]) -> TrainConfig:
+        """The config a checkpoint stores; fields it predates take what it was trained with."""
+        return cls.from_dict({**BEFORE_FIELD, **values})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:

@@ -14,7 +14,7 @@ from typing import Any
 SEED: dict[str, Any] = dict(
     engine="l2l", norm="batch", recalibrate_bn=False, ways=20, shots=1, queries=1, meta_batch=32,
     adaptation_lr=0.5, adaptation_steps=1, head_init="learned", meta_lr=0.003, schedule="constant",
-    augment=False, rotations=True, precision="fp32", channels_last=False, sampler="learn2learn",
+    augment=False, rotations=True, precision="fp32", channels_last=False, sampler="learn2learn", embedding="raw",
 )
 
 # Cumulative: each step keeps the previous ones.
@@ -25,10 +25,14 @@ STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("+5-steps-5-queries-mb8", dict(adaptation_steps=5, queries=5, meta_batch=8)),
     ("+prototype-init", dict(head_init="prototype")),
     ("+augment-cosine", dict(augment=True, schedule="cosine")),
+    # More ways in training than at test (Snell et al., 2017), the same 960 images per iteration
+    ("+ways-60", dict(ways=60, queries=1)),
+    ("+cosine-embedding", dict(embedding="cosine")),
 )
+VARIANT_BASE = "+augment-cosine"  # the study's variants each change one thing of this recipe
 
 
-# Single changes to the default (the last step), for the study of issue 12.
+# Single changes to VARIANT_BASE (the default before "+ways-60"), for the study of issue 12.
 _VARIANTS: dict[str, dict[str, Any]] = {
     "group-norm": dict(norm="group", precision="fp32", channels_last=False),
     "zeros-init": dict(head_init="zeros"),
@@ -38,9 +42,9 @@ _VARIANTS: dict[str, dict[str, Any]] = {
     "strokes": dict(stroke_augment=True),  # stroke width + elastic warps on top of the affine ones
     "cosine-embedding": dict(embedding="cosine"),  # L2-normalised embeddings, learned scale
     "strokes-cosine": dict(stroke_augment=True, embedding="cosine"),
-    # More ways in training than at test (Snell et al., 2017), the same 960 images per iteration
     "ways-40": dict(ways=40, queries=2),
     "ways-60": dict(ways=60, queries=1),
+    "ways-60-cosine": dict(ways=60, queries=1, embedding="cosine"),
 }
 
 
@@ -50,12 +54,12 @@ def variants() -> tuple[str, ...]:
 
 
 def recipe(name: str) -> dict[str, Any]:
-    """The TrainConfig overrides of a named cumulative step, or of a variant of the last."""
+    """The TrainConfig overrides of a named cumulative step, or of a variant of VARIANT_BASE."""
     merged: dict[str, Any] = dict(SEED)
     for step, changes in STEPS:
         merged.update(changes)
         if step == name:
             return merged
     if name in _VARIANTS:
-        return {**merged, **_VARIANTS[name]}
+        return {**recipe(VARIANT_BASE), **_VARIANTS[name]}
     raise KeyError(f"unknown recipe {name!r}: expected one of {[s for s, _ in STEPS] + list(_VARIANTS)}")

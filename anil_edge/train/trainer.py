@@ -38,8 +38,6 @@ from .model import AnilModel, build_model
 
 # Fields that may differ between a run and its resumption (they do not change the optimisation).
 RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data", "log_every")
-# Fields newer than some checkpoints, and what a checkpoint without them was trained with.
-BEFORE_FIELD = {"sampler": "learn2learn"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -225,7 +223,7 @@ def _last_good(out: Path) -> str:
 
 def _restore(path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedule) -> tuple[int, float]:
     payload = load_checkpoint(path)
-    saved = TrainConfig.from_dict({**BEFORE_FIELD, **payload["config"]}).to_dict()
+    saved = TrainConfig.from_checkpoint(payload["config"]).to_dict()
     changed = [k for k, v in config.to_dict().items() if saved[k] != v and k not in RESUMABLE_CHANGES]
     if changed:
         diffs = "; ".join(f"{k}: checkpoint {saved[k]!r}, now {config.to_dict()[k]!r}" for k in changed)

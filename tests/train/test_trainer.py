@@ -84,16 +84,23 @@ def test_resume_refuses_another_configuration(split, tmp_path):
         train(tiny_config(tmp_path, adaptation_lr=0.1), split, resume=True)
 
 
-def test_a_checkpoint_from_before_the_device_sampler_resumes_with_learn2learns(split, tmp_path):
+def test_a_checkpoint_from_release_0_1_loads_and_resumes_as_it_was_trained(split, tmp_path):
+    from anil_edge.export.trained import load_trained
     from anil_edge.train.checkpoint import save_checkpoint
 
-    train(tiny_config(tmp_path, sampler="learn2learn"), split, stop_after=2)
+    old = dict(sampler="learn2learn", embedding="raw")
+    trained = train(tiny_config(tmp_path, **old), split, stop_after=2).model
     payload = load_checkpoint(tmp_path / "last.pt")
-    del payload["config"]["sampler"]  # as release 0.1 wrote it
+    for key in ("sampler", "embedding", "log_every", "stroke_augment"):  # as release 0.1 wrote it
+        del payload["config"][key]
     save_checkpoint(tmp_path / "last.pt", payload)
+    loaded = load_trained(tmp_path / "last.pt")
+    assert loaded.config.embedding == "raw" and loaded.config.sampler == "learn2learn"
+    for name, value in trained.state_dict().items():
+        torch.testing.assert_close(loaded.model.state_dict()[name], value, rtol=0, atol=0)
     with pytest.raises(InputError, match="sampler: checkpoint 'learn2learn', now 'device'"):
-        train(tiny_config(tmp_path), split, resume=True)
-    train(tiny_config(tmp_path, sampler="learn2learn"), split, resume=True)
+        train(tiny_config(tmp_path, embedding="raw"), split, resume=True)
+    train(tiny_config(tmp_path, **old), split, resume=True)
 
 
 def test_checkpoint_errors(tmp_path):

@@ -109,7 +109,7 @@ def check_task_shape(data: ImageSet, ways: int, shots: int, queries: int, name: 
     if ways < 2 or shots < 1 or queries < 1:
         problems.append(f"expected ways >= 2, shots >= 1, queries >= 1, found {ways}, {shots}, {queries}")
     if data.n_classes < ways:
-        problems.append(f"{ways}-way tasks need {ways} classes, found {data.n_classes}")
+        problems.append(f"{ways}-way tasks need {ways} classes, found {data.n_classes} (set fewer ways: --ways)")
     sizes = data.class_sizes()
     small = np.flatnonzero(sizes < shots + queries)
     if small.size:
