@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--transductive", action="store_true", help="also score BatchNorm transductively")
     args = parser.parse_args(argv)
     splits: dict = {}  # decoded once per input size: each recipe sees images at its own size
-    probes, timings = {}, {name: [] for name in args.recipes}
+    probes: dict[str, TrainConfig] = {}
+    timings: dict[str, list[float]] = {name: [] for name in args.recipes}
     for name in args.recipes:
         probes[name] = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
                                    out_dir="/tmp/unused", device=args.device)
