@@ -171,6 +171,6 @@ def test_a_cosine_embedding_model_trained_with_stroke_augmentation_exports_and_a
     done = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.onnx", real_images=real,
                              calibration=real, int8=False, torchscript=True)
     assert not done.report.failures
-    scale = float(result.model.backbone.log_scale.exp())
+    scale = float(result.model.backbone.log_scale.detach().exp())
     E = Backbone(done.onnx).embed(split.test.images[:10])
     np.testing.assert_allclose(np.linalg.norm(E, axis=1), scale, rtol=1e-5)
