@@ -40,7 +40,7 @@ ENROLL_CLASSES, QUERIES_PER_CLASS = 10, 4
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--out", type=Path, default=Path("runs/demo"))
-    p.add_argument("--iterations", type=int, default=2500, help="meta-iterations (default 2500, ~7 min on 2 cores)")
+    p.add_argument("--iterations", type=int, default=2500, help="meta-iterations (default 2500, 9-14 min on 2 cores)")
     p.add_argument("--tasks", type=int, default=600, help="meta-test tasks per setting (default 600)")
     p.add_argument("--glyph-classes", type=int, default=0, help="use a subset of the glyph classes (0: all)")
     p.add_argument("--tiny", action="store_true", help="a seconds-long run for the tests (small model)")
