@@ -19,12 +19,12 @@ import argparse
 import os
 import platform
 import random
-import time
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from anil_edge.bench.timing import device_sync, median_seconds
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.backbones import BackboneConfig
@@ -106,21 +106,8 @@ def time_row(setup: Setup, row: Row, device: torch.device, iterations: int, warm
         x = torch.cat([batch.support.flatten(0, 1), batch.query.flatten(0, 1)])
         model.forward_features(x).square().mean().backward()
 
-    return median(iteration, device, iterations, warmup), median(backbone, device, iterations, warmup)
-
-
-def median(fn, device: torch.device, iterations: int, warmup: int) -> float:
-    times = []
-    for i in range(warmup + iterations):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        fn()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    sync = device_sync(device)
+    return (median_seconds(iteration, iterations, warmup, sync), median_seconds(backbone, iterations, warmup, sync))
 
 
 def main(argv: list[str] | None = None) -> None:

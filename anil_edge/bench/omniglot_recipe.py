@@ -4,8 +4,8 @@ per recipe, scored on held-out alphabets with per-image (deployed) embeddings.
 For each recipe (anil_edge/train/recipes.py) it first times a few iterations of every recipe
 (before any training, so that later load on the machine cannot change the budgets; in three
 interleaved rounds, taking each recipe's median, so that a drift in the machine's speed does
-not favour one recipe) to set the iteration count that fits ``--minutes``, then trains each and evaluates 600 test tasks, 20-way
-and 5-way 1-shot, with classes from anywhere in the test split ("mixed") and, where the data
+not favour one recipe) to set the iteration count that fits ``--minutes``, then trains each
+and evaluates 600 test tasks, 20-way and 5-way 1-shot, with classes from anywhere in the test split ("mixed") and, where the data
 records groups and drawers, within one alphabet with support and query by different people
 (Lake et al., 2015). ``--transductive`` adds BatchNorm's transductive score (what learn2learn's
 examples report).
@@ -23,9 +23,11 @@ from pathlib import Path
 
 import torch
 
+from anil_edge.bench.timing import device_sync, median_seconds
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.sources import load_split
+from anil_edge.train.data.splits import Split
 from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import evaluate, evaluate_transductive
 from anil_edge.train.loop import MetaLoop
@@ -41,15 +43,7 @@ def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5)
     model = training_model(config, device)
     loop = MetaLoop(config, split, preprocessing_for(config, split), model, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
-    times = []
-    for _ in range(warmup + iterations):
-        start = time.perf_counter()
-        loop.step(optimizer)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    timed = sorted(times[warmup:])
-    return timed[len(timed) // 2]
+    return median_seconds(lambda: loop.step(optimizer), iterations, warmup, device_sync(device))
 
 
 def score(result, split, config: TrainConfig, transductive: bool = False) -> dict:
@@ -78,23 +72,26 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--transductive", action="store_true", help="also score BatchNorm transductively")
     args = parser.parse_args(argv)
-    splits: dict = {}  # decoded once per input size: each recipe sees images at its own size
+    decoded: dict = {}  # one split per input size: each recipe sees images at its own size
     probes: dict[str, TrainConfig] = {}
+    split_of: dict[str, Split] = {}
     timings: dict[str, list[float]] = {name: [] for name in args.recipes}
     for name in args.recipes:
         probes[name] = TrainConfig(**recipe(name), dataset="omniglot", data=tuple(args.data), progress=False,
                                    out_dir="/tmp/unused", device=args.device)
         decode = decode_preprocessing(probes[name])
-        if decode not in splits:
-            splits[decode] = load_split("omniglot", tuple(args.data), decode, validation=0.15, test=0.25, seed=0)
+        if decode not in decoded:
+            decoded[decode] = load_split("omniglot", tuple(args.data), decode, validation=0.15, test=0.25, seed=0)
+        split_of[name] = decoded[decode]
     for _ in range(3):  # every budget first, in interleaved rounds (see the module docstring)
         for name in args.recipes:
-            timings[name].append(calibrate(probes[name], splits[decode_preprocessing(probes[name])], iterations=20))
+            timings[name].append(calibrate(probes[name], split_of[name], iterations=20))
+    per_iteration = {name: sorted(t)[1] for name, t in timings.items()}  # the median of the three rounds
     for name in args.recipes:
-        print(f"# {name}: {sorted(timings[name])[1]:.4f} s per iteration (rounds: "
+        print(f"# {name}: {per_iteration[name]:.4f} s per iteration (rounds: "
               f"{', '.join(f'{t:.4f}' for t in timings[name])})", flush=True)
     for name in args.recipes:
-        split, per_it = splits[decode_preprocessing(probes[name])], sorted(timings[name])[1]
+        split, per_it = split_of[name], per_iteration[name]
         iterations = max(10, int(args.minutes * 60 / per_it * 0.93))  # ~7% for validation passes
         config = TrainConfig(**{**recipe(name), "dataset": "omniglot", "iterations": iterations,
                                 "eval_every": max(1, iterations // 6),

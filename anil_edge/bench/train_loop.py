@@ -35,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from anil_edge.bench.timing import device_sync, median_seconds
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.image_set import ImageSet
 from anil_edge.train.data.splits import Split, split_by_group
@@ -56,23 +57,6 @@ def fake_split(classes: int = 240, per_class: int = 20, size: int = 28) -> Split
     return split_by_group(data, validation=0.15, test=0.25, seed=0)
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _median_it_s(fn, device: torch.device, repeats: int, warmup: int = 5) -> float:
-    times = []
-    for i in range(warmup + repeats):
-        _sync(device)
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        if i >= warmup:
-            times.append(time.perf_counter() - start)
-    return 1.0 / float(np.median(times))
-
-
 def step_speeds(config: TrainConfig, split: Split, device: torch.device, repeats: int) -> tuple[float, float]:
     """(bare step it/s, step + tasks it/s)."""
     torch.manual_seed(0)
@@ -87,7 +71,8 @@ def step_speeds(config: TrainConfig, split: Split, device: torch.device, repeats
         loss.backward()
         optimizer.step()
 
-    return _median_it_s(bare, device, repeats), _median_it_s(lambda: loop.step(optimizer), device, repeats)
+    sync = device_sync(device)
+    return (1 / median_seconds(bare, repeats, 5, sync), 1 / median_seconds(lambda: loop.step(optimizer), repeats, 5, sync))
 
 
 class Utilisation:
@@ -127,10 +112,12 @@ def loop_speeds(config: TrainConfig, split: Split, device: torch.device) -> tupl
     with tempfile.TemporaryDirectory() as out:
         train(replace(config, out_dir=str(Path(out) / "warm"), iterations=10, eval_every=10), split)  # warm-up
         config = replace(config, out_dir=str(Path(out) / "run"))
+        sync = device_sync(device)
         with Utilisation(device) as gpu:
             start = time.perf_counter()
             train(config, split)
-            _sync(device)
+            if sync is not None:
+                sync()
             overall = config.iterations / (time.perf_counter() - start)
         windows = [r for r in read_metrics(Path(config.out_dir) / "metrics.jsonl") if r["split"] == "train"]
     in_windows = sum(r.get("iterations", 1) for r in windows) / sum(r.get("iterations", 1) / r["it_per_s"] for r in windows)
