@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
+# Caches (the timed speed options, rendered glyphs) in a folder of this run: no test reads what an
+# earlier run, or the user, left in ~/.cache/anil-edge.
+if "ANIL_EDGE_CACHE" not in os.environ:
+    os.environ["ANIL_EDGE_CACHE"] = tempfile.mkdtemp(prefix="anil-edge-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["ANIL_EDGE_CACHE"], ignore_errors=True)
 
 import numpy as np
 import pytest

@@ -9,6 +9,8 @@ Each row times whole meta-iterations (task sampling through learn2learn, pixel g
 the engine's forward, backward and Adam step) on fabricated images — speed does not depend
 on their content — and prints the median. ``backbone`` is the median forward+backward of the
 same images through the backbone alone with the row's options: the floor of an iteration.
+The "default" rows resolve the speed options as training does (:mod:`anil_edge.train.speed`:
+timed on this machine, or read from its cache); the others fix them.
 
     anil-edge bench training [--iterations 15] [--device cpu|cuda]
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import random
 from dataclasses import dataclass
 
@@ -25,14 +26,14 @@ import numpy as np
 import torch
 
 from anil_edge.bench.timing import device_sync, median_seconds
-from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import Preprocessing
-from anil_edge.train.backbones import BackboneConfig
 from anil_edge.train.batches import BatchMaker
+from anil_edge.train.config import TrainConfig
 from anil_edge.train.data.image_set import ImageSet
 from anil_edge.train.data.task_sampler import TaskSampler
 from anil_edge.train.engines import ENGINES
-from anil_edge.train.model import AnilModel
+from anil_edge.train.model import AnilModel, build_model
+from anil_edge.train.speed import SpeedOptions, device_description, resolve_speed
 
 
 @dataclass(frozen=True)
@@ -49,20 +50,27 @@ class Setup:
 class Row:
     engine: str
     norm: str
-    bf16: bool = False
-    channels_last: bool = False
-    chunk: int = -1  # -1: auto (128 on CPU, all on GPU)
+    precision: str = "fp32"  # "auto": the default, resolved on this machine
+    channels_last: bool | None = False  # None: auto
+    chunk: int = 0  # images per backbone call, 0: all; -1: auto
 
-    def label(self) -> str:
-        opts = [o for o, on in (("bf16", self.bf16), ("channels-last", self.channels_last)) if on]
-        return f"{self.engine:4} {self.norm:5} {'+'.join(opts) or 'fp32'}"
+    @property
+    def auto(self) -> bool:
+        return self.precision == "auto"
+
+    def config(self, setup: Setup) -> TrainConfig:
+        return TrainConfig(ways=setup.ways, shots=setup.shots, queries=setup.shots, meta_batch=setup.meta_batch,
+                           input_size=setup.size, channels=setup.channels, norm=self.norm, engine=self.engine,
+                           head_init="learned", adaptation_steps=5, precision=self.precision,
+                           channels_last=self.channels_last, chunk=self.chunk)
 
 
 SETUPS = (Setup("omniglot 20w1s mb8", 20, 1, 8, 28, 1), Setup("rgb32 5w5s mb32", 5, 5, 32, 32, 3))
 ROWS = (
     Row("l2l", "batch"), Row("l2l", "group"),
-    Row("fast", "batch"), Row("fast", "batch", chunk=0), Row("fast", "batch", bf16=True, channels_last=True),
-    Row("fast", "group"), Row("fast", "group", bf16=True, channels_last=True),
+    Row("fast", "batch", "auto", None, -1), Row("fast", "batch"), Row("fast", "batch", chunk=128),
+    Row("fast", "batch", channels_last=True), Row("fast", "batch", "bf16", True, 128),
+    Row("fast", "group", "auto", None, -1), Row("fast", "group"), Row("fast", "group", "bf16", True, 128),
 )
 
 
@@ -73,25 +81,22 @@ def fake_set(setup: Setup, classes: int = 100, per_class: int = 12) -> ImageSet:
     return ImageSet(images, labels, tuple(map(str, range(classes))), tuple(map(str, range(classes))))
 
 
-def build(setup: Setup, row: Row, device: torch.device) -> AnilModel:
+def build(config: TrainConfig, options: SpeedOptions, device: torch.device) -> AnilModel:
     torch.manual_seed(0)
-    model = AnilModel(BackboneConfig(setup.channels, setup.size, 64, 4, norm=row.norm), setup.ways).to(device)
-    model.autocast = torch.bfloat16 if row.bf16 else None
-    if row.channels_last:
-        model.channels_last = True
-        model.to(memory_format=torch.channels_last)
-    model.chunk = row.chunk if row.chunk >= 0 else (128 if device.type == "cpu" else 0)
+    model = build_model(config).to(device)
+    options.apply(model)
     return model.train()
 
 
-def time_row(setup: Setup, row: Row, device: torch.device, iterations: int, warmup: int) -> tuple[float, float]:
+def time_row(setup: Setup, config: TrainConfig, options: SpeedOptions, device: torch.device, iterations: int,
+             warmup: int) -> tuple[float, float]:
     data = fake_set(setup)
     sampler = TaskSampler(data, ways=setup.ways, shots=setup.shots, queries=setup.shots)
     prep = Preprocessing((setup.size, setup.size), setup.channels, (0.5,) * setup.channels, (0.25,) * setup.channels)
     maker = BatchMaker(data, prep, device)
-    model = build(setup, row, device)
+    model = build(config, options, device)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    inner, engine = Adaptation(0.5, 5, "learned"), ENGINES[row.engine]
+    inner, engine = config.adaptation(), ENGINES[config.engine]
     random.seed(0)
 
     def iteration() -> None:
@@ -119,18 +124,21 @@ def main(argv: list[str] | None = None) -> None:
                         choices=[s.name.split()[0] for s in SETUPS], help="which setups (default: all)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    card = torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or platform.machine()
-    print(f"# meta-training speed on {device.type} ({card}), torch {torch.__version__}, "
+    print(f"# meta-training speed on {device_description(device)}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} threads, {os.cpu_count()} CPUs; medians of {args.iterations}")
-    print("| setup | engine / norm / options | chunk | ms per iteration | it/s | vs l2l batch fp32 | backbone fwd+bwd ms |")
+    print("| setup | engine / norm | options | ms per iteration | it/s | vs l2l batch fp32 | backbone fwd+bwd ms |")
     print("|---|---|---|---|---|---|---|")
     for setup in (s for s in SETUPS if s.name.split()[0] in args.setups):
         base = None
         for row in ROWS:
-            it, bb = time_row(setup, row, device, args.iterations, args.warmup)
+            config = row.config(setup)
+            choice = resolve_speed(config, device)
+            it, bb = time_row(setup, config, choice.options, device, args.iterations, args.warmup)
             base = base or it
-            chunk = "per task" if row.engine == "l2l" else ("auto" if row.chunk < 0 else "all")
-            print(f"| {setup.name} | {row.label()} | {chunk} | {1000 * it:.0f} | {1 / it:.2f} | "
+            label = ("default: " if row.auto else "") + choice.options.label()
+            if row.engine == "l2l":
+                label = label.replace("chunk all", "per task")
+            print(f"| {setup.name} | {row.engine} {row.norm} | {label} | {1000 * it:.0f} | {1 / it:.2f} | "
                   f"{base / it:.2f}× | {1000 * bb:.0f} |", flush=True)
 
 

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import os
+import sys
 
 
 def add_parser(sub, name: str) -> None:
@@ -34,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"classes: train {split.train.n_classes}, validation {split.validation.n_classes}, "
               f"test {split.test.n_classes}; writing to {config.out_dir}")
     try:
-        result = train(config, split, resume=args.resume, stop_after=args.stop_after)
+        with _info_lines_on_stdout():
+            result = train(config, split, resume=args.resume, stop_after=args.stop_after)
     except BaseException:
         shutdown(clean=False)
         raise
@@ -43,3 +47,20 @@ def run(args: argparse.Namespace) -> int:
         print(f"best validation accuracy (per-image, {result.validation_ways}-way {config.shots}-shot): "
               f"{100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")
     return 0
+
+
+@contextlib.contextmanager
+def _info_lines_on_stdout():
+    """The trainer's INFO lines (the speed options it chose) on stdout, beside this command's own,
+    for as long as the command runs."""
+    logger = logging.getLogger("anil_edge")
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(level)

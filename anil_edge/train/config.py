@@ -24,7 +24,7 @@ class TrainConfig:
     data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, a folder's or data set's root; glyphs: a cache folder
     rotations: bool = True  # add 90/180/270° rotations of the *training* classes as extra classes
     validation_fraction: float = 0.15  # share of classes (whole groups) held out for validation
-    test_fraction: float = 0.25  # share of classes (whole groups) held out for the final test
+    test_fraction: float = 0.25  # share of classes (whole groups) held out for the final test; 0: none (test on other data)
     split_seed: int = 0  # shuffles the groups before the split
     input_size: int = 28  # backbone input height = width
     channels: int = 1  # 1 grayscale, 3 RGB
@@ -56,9 +56,9 @@ class TrainConfig:
     schedule: str = "cosine"  # meta-learning-rate schedule: "constant" or "cosine" decay to 5%
     augment: bool = True  # small random affine distortions of every training image
     stroke_augment: bool = False  # with augment: also random stroke width and smooth elastic warps (ink images)
-    precision: str = "auto"  # "bf16" autocasts the backbone; "auto": bf16 on CPUs (AMX), fp32 on GPUs
-    channels_last: bool = True  # NHWC memory format for the backbone's convolutions
-    chunk: int = -1  # images per backbone call; -1: auto (128 on CPU, all on GPU), 0: all at once
+    precision: str = "auto"  # "fp32", "bf16" (autocasts the backbone); auto: timed at start, bf16 only if native
+    channels_last: bool | None = None  # NHWC memory format for the backbone's convolutions; unset: timed at start
+    chunk: int = -1  # images per backbone call, 0: all at once; -1: auto (timed at start: all, or 128 on CPUs)
     task_streams: int = 1  # independent task streams per meta-batch (torchrun: one per rank; set N alone to match N ranks)
     dist_timeout: int = 600  # torchrun: seconds a collective waits for the other ranks before the job fails
     # --- evaluation, checkpoints, logging ---

@@ -86,6 +86,15 @@ def gather_to_main(obj: Any, ctx: DistContext) -> list[Any] | None:
     return out
 
 
+def from_main(obj: Any, ctx: DistContext) -> Any:
+    """Rank 0's ``obj`` on every rank (``obj`` itself in a single process)."""
+    if ctx.world == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def barrier(ctx: DistContext) -> None:
     if ctx.world > 1:
         dist.barrier()

@@ -21,7 +21,9 @@ SEED: dict[str, Any] = dict(
 STEPS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("seed", {}),
     ("+bn-recalibrated", dict(recalibrate_bn=True)),
-    ("+fast-bf16", dict(engine="fast", precision="bf16", channels_last=True, sampler="device")),
+    # the batched engine, with its speed options timed on the machine (bf16 only where native);
+    # benchmarks/RESULTS.md's older tables name this step "+fast-bf16" (bf16 was then fixed)
+    ("+fast", dict(engine="fast", precision="auto", channels_last=None, chunk=-1, sampler="device")),
     ("+5-steps-5-queries-mb8", dict(adaptation_steps=5, queries=5, meta_batch=8)),
     ("+prototype-init", dict(head_init="prototype")),
     ("+augment-cosine", dict(augment=True, schedule="cosine")),
@@ -34,7 +36,7 @@ VARIANT_BASE = "+augment-cosine"  # the study's variants each change one thing o
 
 # Single changes to VARIANT_BASE (the default before "+ways-60"), for the study of issue 12.
 _VARIANTS: dict[str, dict[str, Any]] = {
-    "group-norm": dict(norm="group", precision="fp32", channels_last=False),
+    "group-norm": dict(norm="group"),
     "zeros-init": dict(head_init="zeros"),
     "learned-init": dict(head_init="learned"),
     "input-56": dict(input_size=56),  # 56 px keeps more stroke detail (issue 12's study)

@@ -9,6 +9,7 @@ on a GPU the host then queues iterations ahead instead of waiting for each one.
 
 from __future__ import annotations
 
+import logging
 import math
 import random
 import warnings
@@ -31,13 +32,16 @@ from .checkpoint import (
 )
 from .config import TrainConfig
 from .data.splits import Split
-from .distributed import SINGLE, DistContext, barrier, gather_to_main, init_distributed, launched_by_torchrun
+from .distributed import SINGLE, DistContext, barrier, from_main, gather_to_main, init_distributed, launched_by_torchrun
 from .loop import MetaLoop
 from .metrics import MetricsLog, RecordWindow, plot_curves
 from .model import AnilModel, build_model
+from .speed import SpeedChoice, SpeedOptions, resolve_speed
 
-# Fields that may differ between a run and its resumption (they do not change the optimisation).
-RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data", "log_every")
+LOG = logging.getLogger(__name__)  # the speed options chosen (``anil-edge train`` prints its INFO lines)
+# Fields that may differ between a run and its resumption (they do not change the optimisation;
+# the speed options a run resolved are kept from its checkpoint unless set explicitly).
+RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data", "log_every", "precision", "channels_last", "chunk")
 
 
 @dataclass(frozen=True, eq=False)
@@ -57,10 +61,11 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def training_model(config: TrainConfig, device: torch.device) -> AnilModel:
-    """The model on ``device`` with the config's speed options (chunking, bf16, channels-last)."""
+def training_model(config: TrainConfig, device: torch.device, options: SpeedOptions | None = None) -> AnilModel:
+    """The model on ``device`` with speed options (bf16, channels-last, chunk): ``options``, or
+    the config's resolved on this device (:func:`~anil_edge.train.speed.resolve_speed`)."""
     model = build_model(config).to(device)
-    _set_speed_options(model, config, device)
+    (options or resolve_speed(config, device).options).apply(model)
     return model
 
 
@@ -98,14 +103,16 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
         out.mkdir(parents=True, exist_ok=True)
     if config.threads:
         torch.set_num_threads(config.threads)
+    payload = load_checkpoint(out / "last.pt") if resume else None
+    speed = _speed(config, device, ctx, payload)
     _seed(config.seed)
     prep = preprocessing_for(config, split)
-    model = training_model(config, device)
+    model = training_model(config, device, speed.options)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     loop = MetaLoop(config, split, prep, model, device, ctx)
-    start, best = _restore(out / "last.pt", config, loop, optimizer, schedule) if resume else (0, -1.0)
-    writer = CheckpointWriter(config, loop, optimizer, schedule, prep, out, ctx)
+    start, best = _restore(payload, out / "last.pt", config, loop, optimizer, schedule) if payload else (0, -1.0)
+    writer = CheckpointWriter(config, loop, optimizer, schedule, prep, out, ctx, speed.options)
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
@@ -156,9 +163,9 @@ class CheckpointWriter:
     """Saves checkpoints: every rank hands its task-stream state to rank 0, which writes."""
 
     def __init__(self, config, loop: MetaLoop, optimizer, schedule, prep: Preprocessing, out: Path,
-                 ctx: DistContext) -> None:
+                 ctx: DistContext, speed: SpeedOptions) -> None:
         self.config, self.loop, self.optimizer, self.schedule = config, loop, optimizer, schedule
-        self.prep, self.out, self.ctx = prep, out, ctx
+        self.prep, self.out, self.ctx, self.speed = prep, out, ctx, speed
 
     def save(self, name: str, iteration: int, best: float) -> None:
         streams = self.loop.streams.state_dict()
@@ -172,7 +179,7 @@ class CheckpointWriter:
             "config": self.config.to_dict(), "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(), "iteration": iteration, "best_validation": best,
             "preprocessing": asdict(self.prep), "embedding_dim": model.embedding_dim, "rng": rng_state(),
-            "streams": streams, "n_streams": self.loop.n_streams,
+            "streams": streams, "n_streams": self.loop.n_streams, "speed": asdict(self.speed),
         })
 
 
@@ -182,13 +189,27 @@ def _seed(seed: int) -> None:
     torch.manual_seed(seed)
 
 
-def _set_speed_options(model: AnilModel, config: TrainConfig, device: torch.device) -> None:
-    model.chunk = config.chunk if config.chunk >= 0 else (128 if device.type == "cpu" else 0)
-    if config.precision == "bf16" or (config.precision == "auto" and device.type == "cpu"):
-        model.autocast = torch.bfloat16
-    if config.channels_last:
-        model.channels_last = True
-        model.to(memory_format=torch.channels_last)
+def _speed(config: TrainConfig, device: torch.device, ctx: DistContext, payload: dict | None) -> SpeedChoice:
+    """The speed options of this run: a resumed run's from its checkpoint (fields set explicitly
+    now win), else resolved on rank 0's device and shared with every rank; said in one line."""
+    if payload is not None:
+        saved = SpeedOptions.from_dict(payload.get("speed")) or legacy_speed(config, device)
+        options = SpeedOptions(saved.precision if config.precision == "auto" else config.precision,
+                               saved.channels_last if config.channels_last is None else config.channels_last,
+                               saved.chunk if config.chunk < 0 else config.chunk)
+        return SpeedChoice(options, (), "checkpoint")
+    choice = from_main(resolve_speed(config, device) if ctx.main else None, ctx)
+    if ctx.main and choice.source != "fixed":
+        LOG.info(choice.summary())
+    return choice
+
+
+def legacy_speed(config: TrainConfig, device: torch.device) -> SpeedOptions:
+    """What releases before the timed options ran with: bf16 and chunks of 128 on every CPU."""
+    cpu = device.type == "cpu"
+    return SpeedOptions("bf16" if config.precision == "bf16" or (config.precision == "auto" and cpu) else "fp32",
+                        True if config.channels_last is None else config.channels_last,
+                        config.chunk if config.chunk >= 0 else (128 if cpu else 0))
 
 
 def _schedule(config: TrainConfig):
@@ -221,8 +242,7 @@ def _last_good(out: Path) -> str:
     return f"the last good one is {last}" if last.is_file() else "none had been written yet"
 
 
-def _restore(path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedule) -> tuple[int, float]:
-    payload = load_checkpoint(path)
+def _restore(payload: dict, path: Path, config: TrainConfig, loop: MetaLoop, optimizer, schedule) -> tuple[int, float]:
     saved = TrainConfig.from_checkpoint(payload["config"]).to_dict()
     changed = [k for k, v in config.to_dict().items() if saved[k] != v and k not in RESUMABLE_CHANGES]
     if changed:

@@ -14,7 +14,7 @@ def test_default_config_is_the_final_recipe():
     final = recipe(STEPS[-1][0])
     defaults = TrainConfig()
     differ = {k: (v, getattr(defaults, k)) for k, v in final.items() if getattr(defaults, k) != v}
-    assert differ == {"precision": ("bf16", "auto")}  # auto = bf16 on CPUs, fp32 on GPUs
+    assert differ == {}
 
 
 def test_seed_recipe_is_the_tutorials():
