@@ -1,6 +1,9 @@
 """Benchmark: embedding speed of the exported backbone — PyTorch eager, TorchScript, ORT FP32,
-ORT INT8 — at 1 and 2 threads, batch-1 latency and batch-64 throughput, for the 28×28 and 84×84
-Conv-4 (and, with --device cuda, PyTorch CUDA and ORT's CUDA provider when installed).
+ORT INT8 in each format of :mod:`anil_edge.export.quantize` — at 1 and 2 threads, batch-1
+latency and batch-64 throughput, for the 28×28 and 84×84 Conv-4 (and, with --device cuda,
+PyTorch CUDA and ORT's CUDA provider when installed). The header names the CPU and says
+whether it has native INT8 dot products (VNNI, AMX, ARM dot product): without them INT8 is
+usually no faster than FP32.
 
 Weights are random (speed does not depend on them); INT8 is calibrated on random images.
 
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import platform
 import tempfile
 from pathlib import Path
 
@@ -21,8 +23,9 @@ import onnxruntime as ort
 import torch
 
 from anil_edge.bench.timing import median_seconds
+from anil_edge.cpu_features import cpu_name, int8_speed_note
 from anil_edge.export.onnx_export import export_onnx
-from anil_edge.export.quantize import quantize_int8
+from anil_edge.export.quantize import FORMATS, quantize_int8
 from anil_edge.export.torchscript_export import export_torchscript, read_torchscript_metadata
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
@@ -37,11 +40,12 @@ def export_all(channels: int, size: int, folder: Path) -> tuple[torch.nn.Module,
     prep = Preprocessing((size, size), channels, (0.5,) * channels, (0.25,) * channels)
     dim = model.embedding_dim
     head = LearnedHead(np.zeros((5, dim), np.float32), np.zeros(5, np.float32))
-    paths = {k: folder / f"m{size}.{k}" for k in ("onnx", "int8.onnx", "ts")}
+    paths = {k: folder / f"m{size}.{k}" for k in ("onnx", "ts", *(f"{fmt}.onnx" for fmt in FORMATS))}
     meta = export_onnx(model, paths["onnx"], preprocessing=prep, adaptation=Adaptation(), learned_head=head,
                        training=TrainingInfo(5, 1, DataProvenance("bench")))
     calibration = np.random.default_rng(0).standard_normal((128, channels, size, size)).astype(np.float32)
-    quantize_int8(paths["onnx"], paths["int8.onnx"], calibration)
+    for fmt in FORMATS:
+        quantize_int8(paths["onnx"], paths[f"{fmt}.onnx"], calibration, fmt=fmt)
     export_torchscript(model, paths["ts"], meta)
     return model, paths
 
@@ -53,7 +57,7 @@ def runners(model, paths: dict[str, Path], threads: int, device: str):
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
     cpu = ["CPUExecutionProvider"]
     fp32 = ort.InferenceSession(str(paths["onnx"]), options, providers=cpu)
-    int8 = ort.InferenceSession(str(paths["int8.onnx"]), options, providers=cpu)
+    int8 = {fmt: ort.InferenceSession(str(paths[f"{fmt}.onnx"]), options, providers=cpu) for fmt in FORMATS}
 
     def eager(x):
         with torch.no_grad():
@@ -63,8 +67,8 @@ def runners(model, paths: dict[str, Path], threads: int, device: str):
         with torch.no_grad():
             return scripted(torch.from_numpy(x))
 
-    rows = {"pytorch eager": eager, "torchscript": script,
-            "ort fp32": lambda x: fp32.run(None, {"images": x}), "ort int8": lambda x: int8.run(None, {"images": x})}
+    rows = {"pytorch eager": eager, "torchscript": script, "ort fp32": lambda x: fp32.run(None, {"images": x})}
+    rows.update({f"ort int8 {fmt}": (lambda x, s=session: s.run(None, {"images": x})) for fmt, session in int8.items()})
     if device == "cuda":
         gpu_model = copy.deepcopy(model).to("cuda")
 
@@ -86,8 +90,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=200, help="timed batch-1 calls per row (default 200)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to add GPU rows")
     args = parser.parse_args(argv)
-    card = torch.cuda.get_device_name() if args.device == "cuda" else platform.processor() or platform.machine()
-    print(f"# embedding speed on {card}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}")
+    card = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
+    print(f"# embedding speed on {card}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}; "
+          f"{int8_speed_note()}")
     print("| model | threads | runtime | batch-1 latency ms | batch-64 images/s | latency vs eager | vs ort fp32 |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:

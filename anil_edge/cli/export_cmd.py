@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from ..export.onnx_export import OPSET
+from ..export.quantize import DEFAULT_FORMAT, FORMATS
 from ..export.quantize import METHODS as CALIBRATION_METHODS
 from ..export.validate import FP32_ATOL
 
@@ -15,6 +16,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("checkpoint", help="a .pt checkpoint written by anil-edge train (best.pt or last.pt)")
     p.add_argument("--out", help="the .onnx path (default: model.onnx beside the checkpoint)")
     p.add_argument("--int8", action="store_true", help="also write OUT.int8.onnx (static QDQ, per-channel)")
+    p.add_argument("--int8-format", default=DEFAULT_FORMAT, choices=tuple(FORMATS),
+                   help=f"INT8 activation x weight types (default: {DEFAULT_FORMAT}: uint8 x 7-bit int8, which no CPU's "
+                        "kernels saturate; see anil_edge/export/quantize.py)")
     p.add_argument("--torchscript", action="store_true", help="also write OUT.ts (traced TorchScript)")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
     p.add_argument("--calibration-images", type=int, default=256,
@@ -33,6 +37,7 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..cpu_features import int8_speed_note
     from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.trained import load_trained
     from ..train.data.config_data import provenance_split, training_sample
@@ -46,10 +51,13 @@ def run(args: argparse.Namespace) -> int:
     result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
                                torchscript=args.torchscript, opset=args.opset,
                                calibration_method=args.calibration_method, open_set_data=split.validation,
-                               pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort)
+                               pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort,
+                               int8_format=args.int8_format)
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
-          f"(≤ {FP32_ATOL:g})")
+          f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
+    if result.int8_check is not None:
+        print(f"{result.int8_check.summary()} (format {args.int8_format}); {int8_speed_note()}")
     if result.open_set is None:
         print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes are too few)")
     else:

@@ -38,10 +38,14 @@ def run(args: argparse.Namespace) -> int:
         ("adaptation", f"head_init {a.head_init!r}, {a.adaptation_steps} SGD steps at adaptation_lr "
                        f"{a.adaptation_lr}, meta-learned rows {meta.learned_head.weight.shape}"),
         ("trained", f"{t.ways}-way {t.shots}-shot on {t.data.dataset} {list(t.data.sources)}"),
-        ("precision", str(meta.extra.get("precision", "fp32"))),
+        ("precision", _precision(meta.extra)),
         ("backbone sha256", meta.backbone_sha256),
         ("anil-edge", f"{meta.anil_edge_version} (read as metadata format {FORMAT_VERSION})"),
     ]
+    if meta.extra.get("precision") == "int8":
+        from ..cpu_features import cpu_name, int8_speed_note
+
+        rows.append(("this CPU", f"{cpu_name()}: {int8_speed_note()}"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     if args.mobile:
@@ -51,3 +55,14 @@ def run(args: argparse.Namespace) -> int:
 
         print("\n" + usability_report(Path(args.model)))
     return 0
+
+
+def _precision(extra) -> str:
+    """"fp32", or "int8" with its quantization format (written since the format was chosen)."""
+    precision = str(extra.get("precision", "fp32"))
+    q = extra.get("quantization")
+    if precision != "int8" or not isinstance(q, dict):
+        return precision
+    safe = "no CPU's kernels saturate" if q.get("avx2_saturation_free") else "can saturate on AVX2-only x86 CPUs"
+    return (f"int8, format {q.get('format')}: {q.get('activations')} activations x {q.get('weights')} weights, "
+            f"per-channel ({safe})")

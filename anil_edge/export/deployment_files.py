@@ -1,7 +1,8 @@
 """The files beside ``model.onnx`` that let any onnxruntime binding enroll and classify:
 
 - ``model.head_adapt.onnx`` and ``model.head_classify.onnx`` (:mod:`.head_graphs`);
-- ``model.pixels.onnx``: the backbone taking raw uint8 pixels (:mod:`.pixel_input`);
+- ``model.pixels.onnx``: the backbone taking raw uint8 pixels (:mod:`.pixel_input`), and
+  ``model.int8.pixels.onnx``, the same for the INT8 backbone when one is exported;
 - ``model.json``: the sidecar — the model's metadata document (some bindings, such as
   onnxruntime-web, cannot read custom metadata), every file's SHA-256 and its inputs and outputs.
 
@@ -32,13 +33,15 @@ from .onnx_export import write_onnx
 from .pixel_input import PIXELS, with_pixel_input
 
 HEAD_RTOL = 1e-5  # ONNX head graphs vs the numpy runtime, relative to the largest value
-PIXELS_ATOL = 1e-4  # pixel-input backbone vs the float backbone + numpy preprocessing
+PIXELS_ATOL = 1e-4  # pixel-input backbone vs the float backbone + numpy preprocessing, × max(1, max |embedding|)
 SIDECAR_FORMAT = "anil-edge-sidecar"
 
 
-def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixels: bool) -> dict[str, Path]:
-    """Build, check and write the head graphs (and the pixel model) for the staged ``model_path``;
-    returns {kind: staged path}. ``stage(name)`` gives the staging path of an output file."""
+def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixels: bool,
+                           int8_path: Path | None = None) -> dict[str, Path]:
+    """Build, check and write the head graphs (and the pixel models: FP32, and INT8 when
+    ``int8_path`` is given) for the staged ``model_path``; returns {kind: staged path}.
+    ``stage(name)`` gives the staging path of an output file."""
     backbone = Backbone(model_path, device="cpu")
     meta = backbone.metadata
     files = {"head_adapt": stage("head_adapt.onnx"), "head_classify": stage("head_classify.onnx")}
@@ -47,9 +50,13 @@ def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixel
     check_head_graphs(files["head_adapt"], files["head_classify"], meta)
     if pixels:
         onnx = require("onnx", "train")
-        files["backbone_pixels"] = stage("pixels.onnx")
-        write_onnx(with_pixel_input(onnx.load(str(model_path)), meta.preprocessing), files["backbone_pixels"])
-        check_pixel_model(files["backbone_pixels"], backbone)
+        sources = {"backbone_pixels": (model_path, "pixels.onnx", backbone)}
+        if int8_path is not None:
+            sources["backbone_int8_pixels"] = (int8_path, "int8.pixels.onnx", Backbone(int8_path, device="cpu"))
+        for kind, (source, suffix, model) in sources.items():
+            files[kind] = stage(suffix)
+            write_onnx(with_pixel_input(onnx.load(str(source)), meta.preprocessing), files[kind])
+            check_pixel_model(files[kind], model)
     return files
 
 
@@ -81,20 +88,25 @@ def check_pixel_model(path: Path, backbone: Backbone, seed: int = 0) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     p = backbone.metadata.preprocessing
     x = np.random.default_rng(seed).integers(0, 256, (5, *p.input_size, p.channels), dtype=np.uint8)
-    err = float(np.abs(session.run(None, {PIXELS: x})[0] - backbone.embed(x)).max())
-    if not err <= PIXELS_ATOL:
-        raise ModelError(f"the pixel-input backbone disagrees with the float backbone: max |Δ| {err:.2e} > "
-                         f"{PIXELS_ATOL:g}")
+    want = backbone.embed(x)
+    err = float(np.abs(session.run(None, {PIXELS: x})[0] - want).max())
+    tolerance = PIXELS_ATOL * max(1.0, float(np.abs(want).max()))
+    if not err <= tolerance:
+        raise ModelError(f"the pixel-input backbone {path.name} disagrees with its float backbone: max |Δ| {err:.2e} > "
+                         f"{tolerance:.3g}")
 
 
-def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names: dict[str, str]) -> None:
-    """``model.json``: the metadata document, and each file's name, SHA-256 and inputs/outputs."""
+def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names: dict[str, str],
+                  int8_meta: ModelMetadata | None = None) -> None:
+    """``model.json``: the metadata document, and each file's name, SHA-256 and inputs/outputs.
+    The INT8 backbones' entries also carry the INT8 model's own open-set thresholds and
+    quantization (its embeddings differ slightly from FP32's: ``open_set`` is null when the
+    INT8 model was not calibrated)."""
     p = meta.preprocessing
+    floats = ({"images": ["float32", ["N", p.channels, *p.input_size]]}, {"embeddings": ["float32", ["N", meta.embedding_dim]]})
+    pixels = ({PIXELS: ["uint8", ["N", *p.input_size, p.channels]]}, {"embeddings": ["float32", ["N", meta.embedding_dim]]})
     io_of = {
-        "backbone": ({"images": ["float32", ["N", p.channels, *p.input_size]]},
-                     {"embeddings": ["float32", ["N", meta.embedding_dim]]}),
-        "backbone_pixels": ({PIXELS: ["uint8", ["N", *p.input_size, p.channels]]},
-                            {"embeddings": ["float32", ["N", meta.embedding_dim]]}),
+        "backbone": floats, "backbone_int8": floats, "backbone_pixels": pixels, "backbone_int8_pixels": pixels,
         "head_adapt": (dict(zip(ADAPT_INPUTS, (["float32", ["N", meta.embedding_dim]], ["int64", ["N"]]))),
                        dict(zip(ADAPT_OUTPUTS, (["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
                                                 ["float32", ["C", meta.embedding_dim]])))),
@@ -111,5 +123,11 @@ def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names
         "files": {kind: {"path": names[kind], "sha256": hashlib.sha256(staged.read_bytes()).hexdigest(),
                          "inputs": io_of[kind][0], "outputs": io_of[kind][1]} for kind, staged in files.items()},
     }
+    if int8_meta is not None:
+        int8_doc = metadata_document(int8_meta)
+        for kind in ("backbone_int8", "backbone_int8_pixels"):
+            if kind in doc["files"]:
+                doc["files"][kind].update(open_set=int8_doc.get("open_set"),
+                                          quantization=int8_doc.get("extra", {}).get("quantization"))
     with atomic_write(path) as handle:
         handle.write(json.dumps(doc, indent=1, sort_keys=True).encode())

@@ -18,13 +18,16 @@ import numpy as np
 
 from ..atomic import refuse_to_overwrite
 from ..errors import CheckpointError, ModelError
+from ..runtime.backbone import read_metadata
 from ..runtime.head_graphs import beside
 from ..runtime.open_set import OpenSetCalibration
 from ..train.data.image_set import ImageSet
 from .deployment_files import write_deployment_files, write_sidecar
+from .int8_check import Int8Report
 from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .open_set_calibration import add_calibration
+from .quantize import DEFAULT_FORMAT
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
 
@@ -36,7 +39,8 @@ class ExportResult:
     torchscript: Path | None  # the TorchScript archive, when asked for
     report: ValidationReport  # every FP32 comparison that was run
     open_set: OpenSetCalibration | None = None  # the FP32 model's open-set thresholds, when calibrated
-    deployment: dict[str, Path] = field(default_factory=dict)  # head graphs, pixel-input backbone, sidecar
+    deployment: dict[str, Path] = field(default_factory=dict)  # head graphs, pixel-input backbones, sidecar
+    int8_check: Int8Report | None = None  # the INT8 model against FP32 on real images, when exported
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
@@ -51,7 +55,8 @@ def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLi
         raise ModelError(f"the output must be an .onnx path, found {out}")
     if not out.parent.is_dir():
         raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
-    others = (".int8.onnx", ".ts", ".json", ".head_adapt.onnx", ".head_classify.onnx", ".pixels.onnx")
+    others = (".int8.onnx", ".ts", ".json", ".head_adapt.onnx", ".head_classify.onnx", ".pixels.onnx",
+              ".int8.pixels.onnx")
     for output in (out, *(out.with_name(out.name[: -len(".onnx")] + suffix) for suffix in others)):
         refuse_to_overwrite(output, [checkpoint], what="export output")
     return out
@@ -62,7 +67,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
                       calibration_method: str = "minmax", open_set_data: ImageSet | None = None,
                       pixel_input: bool = True, fixed_batch: int | None = None,
-                      ort_format: bool = False) -> ExportResult:
+                      ort_format: bool = False, int8_format: str = DEFAULT_FORMAT) -> ExportResult:
     """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
     (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
 
@@ -70,8 +75,11 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
         calibration: preprocessed training images for INT8 calibration (required with ``int8``).
         open_set_data: validation classes (never trained on) to calibrate the open-set rejection
-            thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`).
-        pixel_input: also write ``.pixels.onnx``, the backbone taking uint8 (N, H, W, C) pixels.
+            thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`), and
+            to check the INT8 model against FP32 on (:mod:`.int8_check`; else ``real_images``).
+        int8_format: the INT8 activation × weight format (:data:`.quantize.FORMATS`).
+        pixel_input: also write ``.pixels.onnx`` (and ``.int8.pixels.onnx``), the backbone taking
+            uint8 (N, H, W, C) pixels.
         fixed_batch: give ``.pixels.onnx`` this fixed batch size (static shapes for NNAPI, Core ML).
         ort_format: also write ``.ort`` files of the pixel model and head graphs (:mod:`.mobile`).
 
@@ -100,20 +108,28 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                  torchscript_path=stage["torchscript"] if torchscript else None,
                                  real_images=real_images)
         report.raise_if_failed()
+        int8_report = None
         if calibration is not None and int8:
             from .quantize import quantize_int8
 
-            quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method)
+            quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method, fmt=int8_format)
+            int8_report = _check_int8(stage["onnx"], stage["int8"], open_set_data, real_images, calibration)
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
         deployment = write_deployment_files(stage["onnx"], lambda suffix: beside(stage["onnx"], suffix),
-                                            pixels=pixel_input or fixed_batch is not None)
+                                            pixels=pixel_input or fixed_batch is not None,
+                                            int8_path=stage["int8"] if int8 else None)
         if fixed_batch is not None:
-            fix_batch(deployment["backbone_pixels"], fixed_batch)
+            for kind in ("backbone_pixels", "backbone_int8_pixels"):
+                if kind in deployment:
+                    fix_batch(deployment[kind], fixed_batch)
         final = {kind: _final_path(out, staged) for kind, staged in deployment.items()}
         sidecar = beside(stage["onnx"], "json")
-        write_sidecar(sidecar, replace(meta, open_set=open_set), {"backbone": stage["onnx"], **deployment},
-                      {"backbone": out.name, **{kind: path.name for kind, path in final.items()}})
+        backbones = {"backbone": stage["onnx"], **({"backbone_int8": stage["int8"]} if int8 else {})}
+        write_sidecar(sidecar, replace(meta, open_set=open_set), {**backbones, **deployment},
+                      {"backbone": out.name, **({"backbone_int8": beside(out, "int8.onnx").name} if int8 else {}),
+                       **{kind: path.name for kind, path in final.items()}},
+                      int8_meta=read_metadata(stage["int8"]) if int8 else None)
         ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if ort_format else []
         final.update({f"ort {staged.name}": _final_path(out, staged) for staged in ort_files})
         final["sidecar"] = beside(out, "json")
@@ -122,7 +138,20 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
         for staged, target in moves:
             os.replace(staged, target)
-    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final)
+    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report)
+
+
+def _check_int8(fp32: Path, int8: Path, data: ImageSet | None, real: np.ndarray | None,
+                calibration: np.ndarray) -> Int8Report:
+    """The INT8 model against FP32 (:mod:`.int8_check`): on labelled classes it never trained on
+    when given, else on the real (or calibration) images, cosine only."""
+    from ..runtime.backbone import Backbone
+    from .int8_check import check_int8
+
+    a, b = Backbone(fp32, device="cpu", batch_size=256), Backbone(int8, device="cpu", batch_size=256)
+    if data is not None:
+        return check_int8(a, b, data.images, data.labels)
+    return check_int8(a, b, real if real is not None else calibration, preprocessed=True)
 
 
 def _final_path(out: Path, staged: Path) -> Path:

@@ -1,8 +1,25 @@
 """INT8 static quantization with onnxruntime's own tools: QDQ format, per-channel weights,
 activation ranges calibrated on training images through a ``CalibrationDataReader``.
 
+The format (activation × weight types) decides which onnxruntime (MLAS) kernels run, and so
+whether the INT8 model computes the same thing on every device:
+
+- ``u8s8-reduced`` (default): uint8 activations, int8 weights in a 7-bit range
+  (``reduce_range``). x86-64 CPUs without VNNI (AVX2 only: older Intel Core, AMD Zen 1–3) run
+  u8×s8 products with ``vpmaddubsw``, which adds pairs into int16 and *saturates* when
+  2 · 255 · 127 > 32767; with |w| ≤ 64 a pair is at most 2 · 255 · 64 = 32640, so it cannot.
+  With VNNI (``vpdpbusd``) or AMX, and on ARM64 (NEON/``udot``/``i8mm``, which widen before
+  adding), nothing saturates either: every device computes exact integer sums.
+- ``u8s8``: full 8-bit weights; exact with VNNI/AMX/ARM64, saturating on AVX2-only x86
+  (onnxruntime's quantization guide names this and advises reduce_range or U8U8).
+- ``s8s8``: onnxruntime converts int8 activations to uint8 on x86 (QDQ S8→U8), so it inherits
+  u8s8's saturation there; native on ARM64.
+- ``u8u8``: uint8 weights; x86 widens to int16 first (``vpmaddwd``): exact, but it cannot use
+  VNNI's u8×s8 instructions or AMX, so it is slower where those exist.
+
 The INT8 file carries the FP32 model's metadata, with its own graph hash (enrollment states
-are bound to the exact backbone that embedded them) and ``extra.precision = "int8"``.
+are bound to the exact backbone that embedded them), ``extra.precision = "int8"`` and
+``extra.quantization`` (format, weight range, whether AVX2 kernels can saturate).
 """
 
 from __future__ import annotations
@@ -11,6 +28,7 @@ import os
 import tempfile
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -19,15 +37,21 @@ from ..runtime.metadata import ModelMetadata
 from .onnx_export import INPUT_NAME, graph_sha256, set_metadata, write_onnx
 
 METHODS = ("minmax", "percentile", "entropy")
+# format -> (activation type, weight type, reduce_range): see the module docstring.
+FORMATS = {"u8s8-reduced": ("QUInt8", "QInt8", True), "u8s8": ("QUInt8", "QInt8", False),
+           "s8s8": ("QInt8", "QInt8", False), "u8u8": ("QUInt8", "QUInt8", False)}
+DEFAULT_FORMAT = "u8s8-reduced"
+INT16_MAX = 32767
 
 
 def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[str], calibration: np.ndarray,
-                  *, method: str = "minmax", batch_size: int = 32) -> ModelMetadata:
+                  *, method: str = "minmax", batch_size: int = 32, fmt: str = DEFAULT_FORMAT) -> ModelMetadata:
     """Quantize the FP32 model at ``fp32_path`` to ``out_path``.
 
     Args:
         calibration: preprocessed training images (N, C, H, W) float32 (a few hundred suffice).
         method: activation range calibration: "minmax", "percentile" or "entropy".
+        fmt: one of :data:`FORMATS` (the module docstring says how each behaves on which CPU).
     """
     require("onnxruntime", "cpu")
     onnx = require("onnx", "train")
@@ -38,6 +62,9 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
 
     if method not in METHODS:
         raise InputError(f"calibration method must be one of {METHODS}, found {method!r}")
+    if fmt not in FORMATS:
+        raise InputError(f"INT8 format must be one of {tuple(FORMATS)}, found {fmt!r}")
+    activations, weights, reduce_range = FORMATS[fmt]
     if calibration.ndim != 4 or calibration.shape[0] == 0:
         raise InputError(f"calibration images must be a non-empty (N, C, H, W) batch, found shape {calibration.shape}")
     meta = Backbone(fp32_path, device="cpu").metadata
@@ -46,14 +73,15 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
         quantize_static(
             str(prepared), str(raw), _reader(calibration, batch_size),
-            quant_format=QuantFormat.QDQ, per_channel=True, activation_type=QuantType.QUInt8,
-            weight_type=QuantType.QInt8,
+            quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+            activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
             calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                               "entropy": CalibrationMethod.Entropy}[method],
         )
         model = onnx.load(str(raw))
     extra = {**dict(meta.extra), "precision": "int8", "fp32_backbone_sha256": meta.backbone_sha256,
-             "calibration": {"images": int(calibration.shape[0]), "method": method}}
+             "calibration": {"images": int(calibration.shape[0]), "method": method},
+             "quantization": quantization_summary(model, fmt)}
     int8_meta = replace(meta, backbone_sha256=graph_sha256(model), extra=extra)
     set_metadata(model, int8_meta)
     try:
@@ -62,6 +90,37 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         raise ModelError(f"the INT8 model fails onnx.checker: {exc}") from None
     write_onnx(model, out_path)
     return int8_meta
+
+
+def quantization_summary(model: Any, fmt: str) -> dict[str, Any]:
+    """What the INT8 graph holds: its format, the widest pair sum a u8×s8 kernel can form
+    (:func:`pair_sum_bound`), and whether AVX2's int16 pair sums can saturate."""
+    activations, weights, reduce_range = FORMATS[fmt]
+    widest = max((pair_sum_bound(w) for w in int8_weights(model)), default=0) if weights == "QInt8" else 0
+    return {"format": fmt, "activations": "uint8" if activations == "QUInt8" else "int8",
+            "weights": ("int8, 7-bit range" if reduce_range else "int8") if weights == "QInt8" else "uint8",
+            "per_channel": True, "widest_pair_sum": int(widest), "avx2_saturation_free": bool(widest <= INT16_MAX)}
+
+
+def int8_weights(model: Any) -> list[np.ndarray]:
+    """The int8 weight tensors of the QDQ graph's Conv/Gemm/MatMul nodes (initializers that feed
+    a DequantizeLinear whose output is one of those nodes' second input)."""
+    onnx = require("onnx", "train")
+    inits = {t.name: t for t in model.graph.initializer}
+    weight_inputs = {n.input[1] for n in model.graph.node if n.op_type in ("Conv", "Gemm", "MatMul") and len(n.input) > 1}
+    found = []
+    for node in model.graph.node:
+        if node.op_type == "DequantizeLinear" and node.output[0] in weight_inputs and node.input[0] in inits:
+            tensor = inits[node.input[0]]
+            if tensor.data_type == onnx.TensorProto.INT8:
+                found.append(onnx.numpy_helper.to_array(tensor))
+    return found
+
+
+def pair_sum_bound(weight: np.ndarray) -> int:
+    """The largest 255 · (|w_k| + |w_k+1|) that ``vpmaddubsw`` can add into one int16 for this
+    weight tensor, whatever order a kernel packs its elements in: 255 · 2 · max |w|."""
+    return int(255 * 2 * np.abs(weight.astype(np.int64)).max()) if weight.size else 0
 
 
 def _reader(images: np.ndarray, batch_size: int):

@@ -2,7 +2,9 @@
 
 Every comparison is run — random and real images, each batch size — and every mismatch is
 collected before :class:`ExportValidationError` is raised (as optimum's
-``validate_model_outputs`` does). FP32 tolerance: max |Δ| ≤ 1e-4 on the embeddings.
+``validate_model_outputs`` does). FP32 tolerance: max |Δ| ≤ 1e-4 × max(1, max |embedding|): float32
+rounding grows with the magnitudes compared, and large embeddings (wide raw backbones) must not
+fail on a CPU whose kernels sum in another order.
 """
 
 from __future__ import annotations
@@ -48,11 +50,11 @@ class ValidationReport:
 
     def raise_if_failed(self) -> None:
         if self.failures:
-            lines = "; ".join(f"{c.what}: max |Δ| {c.max_abs:.3g} > {c.tolerance:g}" for c in self.failures)
+            lines = "; ".join(f"{c.what}: max |Δ| {c.max_abs:.3g} > {c.tolerance:.3g}" for c in self.failures)
             raise ExportValidationError(f"{len(self.failures)} of {len(self.comparisons)} checks failed: {lines}")
 
     def table(self) -> str:
-        rows = [f"| {c.what} | {c.max_abs:.2e} | {c.tolerance:g} | {'ok' if c.ok else 'FAIL'} |" for c in self.comparisons]
+        rows = [f"| {c.what} | {c.max_abs:.2e} | {c.tolerance:.3g} | {'ok' if c.ok else 'FAIL'} |" for c in self.comparisons]
         return "\n".join(["| comparison | max abs diff | tolerance | |", "|---|---|---|---|", *rows])
 
 
@@ -79,7 +81,8 @@ def validate_export(backbone: BackboneModule, *, onnx_path: str | os.PathLike[st
                 reference = backbone(torch.from_numpy(x)).numpy()
             for name, run in runners.items():
                 diff = float(np.abs(run(x) - reference).max())
-                comparisons.append(Comparison(f"{name} vs pytorch, {kind} images, batch {b}", diff, atol))
+                tolerance = atol * max(1.0, float(np.abs(reference).max()))
+                comparisons.append(Comparison(f"{name} vs pytorch, {kind} images, batch {b}", diff, tolerance))
     return ValidationReport(tuple(comparisons))
 
 

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 // Few-shot enrollment and prediction with an anil-edge export, from Node.js — no Python.
 //
-//   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--json]
+//   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json]
 //
 // MODEL_DIR holds what `anil-edge export` writes: model.json (the sidecar), model.pixels.onnx
 // (the backbone taking raw uint8 pixels), model.head_adapt.onnx and model.head_classify.onnx
 // (ANIL's inner loop). CLASS_FOLDERS is a folder with one sub-folder of PNG images per class;
 // QUERY_IMAGES are PNG files or folders of them. Prints one line per query (JSON with --json).
+// --int8 embeds with model.int8.pixels.onnx (written by `anil-edge export --int8`) and its own
+// open-set thresholds.
 //
 // The steps every binding (Kotlin, Swift, C++, C#, JavaScript) follows:
 //   1. decode each image to uint8 (H, W, C) at the model's size (sidecar: metadata.preprocessing);
@@ -22,14 +24,15 @@ const { PNG } = require('pngjs');
 
 function usage(message) {
   process.stderr.write(`enroll_predict: error: ${message}\n` +
-    'usage: node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--json]\n');
+    'usage: node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const args = { positional: [], json: false, reject: null };
+  const args = { positional: [], json: false, reject: null, int8: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--json') args.json = true;
+    else if (argv[i] === '--int8') args.int8 = true;
     else if (argv[i] === '--reject') args.reject = Number(argv[++i]);
     else args.positional.push(argv[i]);
   }
@@ -37,13 +40,15 @@ function parseArgs(argv) {
   return args;
 }
 
-function readSidecar(modelDir) {
+function readSidecar(modelDir, backboneKind) {
   const file = path.join(modelDir, 'model.json');
   if (!fs.existsSync(file)) usage(`${file} not found: export the model with anil-edge export`);
   const sidecar = JSON.parse(fs.readFileSync(file, 'utf8'));
   if (sidecar.format !== 'anil-edge-sidecar') usage(`${file} is not an anil-edge sidecar`);
-  for (const kind of ['backbone_pixels', 'head_adapt', 'head_classify']) {
-    if (!sidecar.files[kind]) usage(`${file} lists no ${kind} file: export without --no-pixel-input`);
+  for (const kind of [backboneKind, 'head_adapt', 'head_classify']) {
+    const hint = kind === 'backbone_int8_pixels' ? 'export with --int8 (and without --no-pixel-input)'
+      : 'export without --no-pixel-input';
+    if (!sidecar.files[kind]) usage(`${file} lists no ${kind} file: ${hint}`);
   }
   return sidecar;
 }
@@ -139,14 +144,16 @@ async function embed(session, files, prep) {
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const [modelDir, classRoot, ...queryPaths] = args.positional;
-  const sidecar = readSidecar(modelDir);
+  const backboneKind = args.int8 ? 'backbone_int8_pixels' : 'backbone_pixels';
+  const sidecar = readSidecar(modelDir, backboneKind);
   const meta = sidecar.metadata;
   const prep = meta.preprocessing;
   const open = (kind) => ort.InferenceSession.create(path.join(modelDir, sidecar.files[kind].path));
-  const [backbone, adapt, classify] = await Promise.all(['backbone_pixels', 'head_adapt', 'head_classify'].map(open));
+  const [backbone, adapt, classify] = await Promise.all([backboneKind, 'head_adapt', 'head_classify'].map(open));
   let threshold = null;
   if (args.reject !== null) {
-    const table = meta.open_set && meta.open_set.thresholds;
+    const openSet = args.int8 ? sidecar.files[backboneKind].open_set : meta.open_set;
+    const table = openSet && openSet.thresholds;
     if (!table || table[String(args.reject)] === undefined) usage(`--reject ${args.reject}: the model is calibrated for ${table ? Object.keys(table) : 'no'} rates`);
     threshold = table[String(args.reject)];
   }

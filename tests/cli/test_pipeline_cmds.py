@@ -22,6 +22,7 @@ def run(tmp_path_factory):
     result = anil_edge("train", *TINY, "--data", data, "--iterations", "4", "--out-dir", root / "run",
                        "--norm", "batch", "--head-init", "prototype")
     assert result.returncode == 0, result.stderr
+    (root / "train.stdout").write_text(result.stdout)
     export = anil_edge("export", root / "run" / "best.pt", "--int8", "--torchscript", "--calibration-images", "32")
     assert export.returncode == 0, export.stderr
     return root, export.stdout
@@ -30,8 +31,23 @@ def run(tmp_path_factory):
 def test_export_writes_validated_files(run):
     root, stdout = run
     assert "validated: 12 comparisons with PyTorch" in stdout
-    for name in ("model.onnx", "model.int8.onnx", "model.ts"):
+    assert "INT8 vs FP32 on " in stdout and "(format u8s8-reduced)" in stdout
+    for name in ("model.onnx", "model.int8.onnx", "model.int8.pixels.onnx", "model.ts"):
         assert (root / "run" / name).is_file() and f"wrote {root / 'run' / name}" in stdout
+
+
+def test_info_names_the_int8_format_and_whether_it_pays_here(run):
+    root, _ = run
+    result = anil_edge("info", root / "run" / "model.int8.onnx")
+    assert result.returncode == 0, result.stderr
+    assert "int8, format u8s8-reduced: uint8 activations x int8, 7-bit range weights" in result.stdout
+    assert "no CPU's kernels saturate" in result.stdout and "this CPU" in result.stdout
+
+
+def test_the_chosen_speed_options_are_said_in_one_line(run):
+    root, _ = run
+    lines = [line for line in (root / "train.stdout").read_text().splitlines() if line.startswith("auto: ")]
+    assert len(lines) == 1 and " s/it" in lines[0]
 
 
 @pytest.mark.parametrize("model", ["model.onnx", "model.ts"])

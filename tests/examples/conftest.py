@@ -14,21 +14,26 @@ EXAMPLES = Path(__file__).parents[2] / "examples"
 
 @pytest.fixture(scope="session")
 def export_dir(model_path, tmp_path_factory):
-    """model.onnx, its head graphs, pixel-input backbone and model.json, for the tiny test model,
-    with open-set thresholds calibrated on glyph classes."""
+    """model.onnx and model.int8.onnx, their head graphs, pixel-input backbones and model.json,
+    for the tiny test model, with open-set thresholds calibrated on glyph classes."""
     pytest.importorskip("onnx")
     from anil_edge.export.deployment_files import write_deployment_files, write_sidecar
     from anil_edge.export.open_set_calibration import add_calibration
+    from anil_edge.export.quantize import quantize_int8
     from anil_edge.runtime import Backbone
     from tests.train.helpers import glyph_set
 
     folder = tmp_path_factory.mktemp("export")
-    model = folder / "model.onnx"
+    model, int8 = folder / "model.onnx", folder / "model.int8.onnx"
     model.write_bytes(model_path.read_bytes())
-    add_calibration(model, glyph_set(n_classes=20, per_class=6, seed=3))
-    files = write_deployment_files(model, lambda suffix: folder / f"model.{suffix}", pixels=True)
-    write_sidecar(folder / "model.json", Backbone(model).metadata, {"backbone": model, **files},
-                  {"backbone": "model.onnx", **{k: v.name for k, v in files.items()}})
+    calibration_classes = glyph_set(n_classes=20, per_class=6, seed=3)
+    add_calibration(model, calibration_classes)
+    quantize_int8(model, int8, Backbone(model).preprocess(calibration_classes.images))
+    add_calibration(int8, calibration_classes)
+    files = write_deployment_files(model, lambda suffix: folder / f"model.{suffix}", pixels=True, int8_path=int8)
+    write_sidecar(folder / "model.json", Backbone(model).metadata, {"backbone": model, "backbone_int8": int8, **files},
+                  {"backbone": "model.onnx", "backbone_int8": "model.int8.onnx", **{k: v.name for k, v in files.items()}},
+                  int8_meta=Backbone(int8).metadata)
     return folder
 
 
@@ -61,10 +66,10 @@ def npm_install(folder: Path) -> None:
                        capture_output=True, timeout=600)
 
 
-def python_predictions(export_dir: Path, glyph_files: Path):
+def python_predictions(export_dir: Path, glyph_files: Path, model: str = "model.onnx"):
     from anil_edge.runtime import Backbone, FewShotClassifier
 
-    clf = FewShotClassifier(Backbone(export_dir / "model.onnx"))
+    clf = FewShotClassifier(Backbone(export_dir / model))
     clf.enroll_folder(glyph_files / "classes")
     queries = sorted((glyph_files / "queries").glob("*.png"))
     return queries, clf.predict([str(q) for q in queries]), clf.predict_proba([str(q) for q in queries])
