@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from anil_edge.errors import AnilEdgeError, InputError, ModelError, NotEnrolledError
 from anil_edge.runtime import Backbone, FewShotClassifier, head
 from tests.conftest import DIM, glyphs
+from tests.tolerances import assert_f32_close, conv_terms
 
 GOOD = dict(E=np.ones((4, 8), np.float32), y=np.array([0, 1, 2, 1]), W=np.zeros((3, 8), np.float32),
             b=np.zeros(3, np.float32), lr=0.1, steps=1)
@@ -231,7 +232,7 @@ def test_transparent_png_is_composited_on_white_not_black(backbone, tmp_path):
     on_white[8:20, 8:20] = 0
     a = backbone.embed([_png(tmp_path, "a.png", Image.fromarray(ink, "RGBA"))])
     b = backbone.embed([_png(tmp_path, "b.png", Image.fromarray(on_white, "L"))])
-    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert_f32_close(a, b, terms=conv_terms(32, 4))
 
 
 def test_exif_orientation_is_applied(backbone, tmp_path):
@@ -246,7 +247,7 @@ def test_exif_orientation_is_applied(backbone, tmp_path):
     exif[0x0112] = 6
     sideways = _png(tmp_path, "s.png", stored, exif=exif.tobytes())
     straight = _png(tmp_path, "u.png", Image.fromarray(upright, "L"))
-    np.testing.assert_allclose(backbone.embed([sideways]), backbone.embed([straight]), atol=1e-5)
+    assert_f32_close(backbone.embed([sideways]), backbone.embed([straight]), terms=conv_terms(32, 4))
 
 
 def test_16_bit_grayscale_is_scaled_not_clipped(backbone, tmp_path):
@@ -255,5 +256,5 @@ def test_16_bit_grayscale_is_scaled_not_clipped(backbone, tmp_path):
     eight = np.full((28, 28), 255, np.uint8)
     eight[8:20, 8:20] = 0
     sixteen = Image.fromarray(eight.astype(np.uint16) * 257)
-    np.testing.assert_allclose(backbone.embed([_png(tmp_path, "16.png", sixteen)]),
-                               backbone.embed([_png(tmp_path, "8.png", Image.fromarray(eight))]), atol=1e-5)
+    assert_f32_close(backbone.embed([_png(tmp_path, "16.png", sixteen)]),
+                     backbone.embed([_png(tmp_path, "8.png", Image.fromarray(eight))]), terms=conv_terms(32, 4))

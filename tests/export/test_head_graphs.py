@@ -22,6 +22,7 @@ from anil_edge.runtime.head import predict_proba
 from anil_edge.runtime.metadata import LearnedHead
 from anil_edge.runtime.open_set import open_set_scores
 from tests.conftest import glyphs
+from tests.tolerances import assert_f32_close, conv_terms
 
 TOL = 1e-5
 
@@ -113,5 +114,5 @@ def test_the_pixel_model_embeds_raw_uint8_like_the_runtime(exported_with_graphs)
     path, files = exported_with_graphs
     session = ort.InferenceSession(str(files["backbone_pixels"]))
     images, _ = glyphs(3, 2, seed=2)
-    np.testing.assert_allclose(session.run(None, {"pixels": images[..., None]})[0], Backbone(path).embed(images),
-                               atol=1e-4)
+    assert_f32_close(session.run(None, {"pixels": images[..., None]})[0], Backbone(path).embed(images),
+                     terms=conv_terms(32, 4))

@@ -8,6 +8,7 @@ torch = pytest.importorskip("torch")
 l2l = pytest.importorskip("learn2learn")
 
 from anil_edge.train.backbones import BackboneConfig, CNN4Backbone, build_backbone
+from tests.tolerances import assert_f32_close, conv_terms
 
 
 def _load_from_l2l(ours, theirs, prefix: str = "") -> None:
@@ -34,7 +35,7 @@ def test_conv4_equals_learn2learn_cnn4backbone(train_mode):
     _load_from_l2l(ours, theirs, "features.")
     theirs.train(train_mode), ours.train(train_mode)
     x = torch.randn(6, 3, 32, 32)
-    torch.testing.assert_close(ours(x), theirs(x), rtol=1e-5, atol=1e-6)
+    assert_f32_close(ours(x), theirs(x), terms=conv_terms(16, 4))
 
 
 def test_conv4_stride_equals_learn2learn_omniglot_cnn():
@@ -44,7 +45,7 @@ def test_conv4_stride_equals_learn2learn_omniglot_cnn():
     ours = CNN4Backbone(BackboneConfig(1, 28, hidden=16, blocks=4, arch="conv4-stride")).eval()
     _load_from_l2l(ours, theirs.base, "features.")
     x = torch.randn(5, 1, 28, 28)
-    torch.testing.assert_close(ours(x), theirs.features(x), rtol=1e-5, atol=1e-6)
+    assert_f32_close(ours(x), theirs.features(x), terms=conv_terms(16, 4))
     assert ours.embedding_dim == 16
 
 
@@ -56,7 +57,7 @@ def test_resnet12_equals_learn2learn_resnet12backbone():
     _load_from_l2l(ours, theirs)
     x = torch.randn(2, 3, 84, 84)
     with torch.no_grad():
-        torch.testing.assert_close(ours(x), theirs(x), rtol=1e-4, atol=1e-5)
+        assert_f32_close(ours(x), theirs(x), terms=conv_terms(640, 12))
     assert ours.embedding_dim == 640
 
 

@@ -12,6 +12,7 @@ from anil_edge.train.backbones import BackboneConfig
 from anil_edge.train.batches import TaskBatch
 from anil_edge.train.engines import fast_meta_loss, l2l_meta_loss
 from anil_edge.train.model import AnilModel
+from tests.tolerances import assert_f32_close, conv_terms, f32_tolerance
 
 TOL = 1e-5  # relative, normwise per parameter tensor (float32)
 
@@ -82,7 +83,7 @@ def test_chunked_backbone_is_the_same_function():
     whole = _loss_and_grads(fast_meta_loss, model, batch, inner)
     model.chunk = 7
     chunked = _loss_and_grads(fast_meta_loss, model, batch, inner)
-    assert chunked[0] == pytest.approx(whole[0], rel=1e-6)
+    assert chunked[0] == pytest.approx(whole[0], rel=f32_tolerance(whole[0], conv_terms(8, 3)) / abs(whole[0]))
     a, b = torch.cat([g.flatten() for g in chunked[2]]), torch.cat([g.flatten() for g in whole[2]])
     assert float((a - b).norm() / b.norm()) < TOL  # float32 sums in another order
 
@@ -96,8 +97,9 @@ def test_an_embedding_does_not_depend_on_its_batch(norm):
         together = model.forward_features(x)
         alone = torch.cat([model.forward_features(x[i : i + 1]) for i in range(x.shape[0])])
         shuffled = model.forward_features(x.flip(0)).flip(0)
-    torch.testing.assert_close(alone, together, rtol=1e-5, atol=1e-6)
-    torch.testing.assert_close(shuffled, together, rtol=1e-5, atol=1e-6)
+    # another batch size may take another kernel path (blocking, vector width): float32 rounding only
+    assert_f32_close(alone, together, terms=conv_terms(8, 3))
+    assert_f32_close(shuffled, together, terms=conv_terms(8, 3))
 
 
 def test_batchnorm_in_train_mode_is_transductive():
