@@ -14,7 +14,9 @@ def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="accuracy ± 95%% CI over held-out tasks", description=__doc__)
     p.add_argument("model", help="a .pt checkpoint or an exported .onnx model")
     p.add_argument("--data", nargs="+", help="data sources (default: those the model was trained on)")
-    p.add_argument("--split", default="test", choices=("test", "validation"), help="held-out classes (default: test)")
+    p.add_argument("--split", default="test", choices=("test", "validation", "all"),
+                   help="held-out classes (default: test); all: every class of --data (data the model never saw, "
+                        "e.g. for a model trained with --test-fraction 0)")
     p.add_argument("--ways", type=int, default=20, help="classes per task (default: 20)")
     p.add_argument("--shots", type=int, default=1, help="support images per class (default: 1)")
     p.add_argument("--queries", type=int, default=15, help="query images per class (default: 15)")
@@ -59,11 +61,10 @@ def _checkpoint(args):
     torch = require("torch", "train")
     from ..export.trained import load_trained
     from ..train.batches import BatchMaker
-    from ..train.data.config_data import provenance_split
     from ..train.evaluate import embed_images, predict_tasks
 
     trained = load_trained(args.model)
-    data = getattr(provenance_split(trained.config.provenance(), args.data, trained.preprocessing), args.split)
+    data = _classes(trained.config.provenance(), args, trained.preprocessing)
     E = embed_images(trained.model, BatchMaker(data, trained.preprocessing, torch.device("cpu")))
     return E, data, lambda E, tasks: predict_tasks(trained.model, E, tasks, trained.adaptation, args.ways)
 
@@ -71,14 +72,32 @@ def _checkpoint(args):
 def _onnx(args):
     from ..runtime import Backbone
     from ..runtime.episodes import predict_episodes
-    from ..train.data.config_data import provenance_split
 
     backbone = Backbone(args.model)
     meta = backbone.metadata
-    data = getattr(provenance_split(meta.training.data, args.data, meta.preprocessing), args.split)
+    data = _classes(meta.training.data, args, meta.preprocessing)
 
     def predict(E, tasks):
         return predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, args.ways, meta.adaptation,
                                 meta.learned_head)
 
     return backbone.embed(data.images), data, predict
+
+
+def _classes(provenance, args, prep):
+    """The classes to score: a split of the data the model was trained on (or of ``--data``, split
+    as in training), or with ``--split all`` every class of ``--data``."""
+    from ..errors import InputError
+    from ..train.data.config_data import provenance_split
+    from ..train.data.sources import load_dataset
+
+    if args.split == "all":
+        if not args.data:
+            raise InputError("--split all scores every class of --data: give the data to evaluate on (data the "
+                             "model never trained on)")
+        return load_dataset(provenance.dataset, tuple(args.data), prep)
+    data = getattr(provenance_split(provenance, args.data, prep), args.split)
+    if args.split == "test" and data.n_classes == 0:
+        raise InputError("the model was trained with test_fraction 0: its data holds no test classes; evaluate on "
+                         "other classes with --data DATA --split all (or --split validation)")
+    return data

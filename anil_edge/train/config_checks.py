@@ -66,9 +66,10 @@ def value_problems(config: Any) -> list[str]:
     problems += lr_problems(c.adaptation_lr) + steps_problems(c.adaptation_steps) + head_init_problems(c.head_init)
     if not (math.isfinite(c.meta_lr) and 0 < c.meta_lr <= MAX_META_LR):
         problems.append(f"meta_lr must be a finite number in (0, {MAX_META_LR:g}], found {c.meta_lr!r}")
-    for name in ("validation_fraction", "test_fraction"):
-        if not (math.isfinite(getattr(c, name)) and 0 < getattr(c, name) < 1):
-            problems.append(f"{name} must lie in (0, 1), found {getattr(c, name)!r}")
+    if not (math.isfinite(c.validation_fraction) and 0 < c.validation_fraction < 1):
+        problems.append(f"validation_fraction must lie in (0, 1), found {c.validation_fraction!r}")
+    if not (math.isfinite(c.test_fraction) and 0 <= c.test_fraction < 1):
+        problems.append(f"test_fraction must lie in [0, 1) (0: no test split), found {c.test_fraction!r}")
     if c.validation_fraction + c.test_fraction >= 1:
         problems.append(f"validation_fraction + test_fraction must leave training classes (< 1), found "
                         f"{c.validation_fraction} + {c.test_fraction}")

@@ -93,3 +93,27 @@ def test_distinct_drawers_on_omniglot_data_and_a_clear_error_elsewhere(torch_bac
     assert main(["evaluate", str(folder_path), "--ways", "3", "--tasks", "4", "--queries", "2",
                  "--distinct-drawers"]) == 2
     assert "records none" in capsys.readouterr().err
+
+
+def test_a_model_trained_without_a_test_split_is_scored_on_other_data(torch_backbone, tmp_path, capsys):
+    """--test-fraction 0 keeps every class for training and validation; evaluate then says where
+    the test classes went, and --split all scores every class of the data given."""
+    from anil_edge.cli.main import main
+    from anil_edge.export.onnx_export import export_onnx
+
+    data = write_folder(tmp_path / "data", {f"group{g}/class{g}{c}": 4 for g in range(4) for c in range(3)}, size=36)
+    other = write_folder(tmp_path / "other", {f"script{g}/char{g}{c}": 4 for g in range(2) for c in range(3)}, size=36)
+    provenance = DataProvenance("folder", (str(data),), validation_fraction=0.25, test_fraction=0.0, split_seed=0)
+    path = tmp_path / "model.onnx"
+    export_onnx(torch_backbone, path, preprocessing=GRAY, adaptation=TINY_ADAPTATION, learned_head=tiny_head(),
+                training=TrainingInfo(WAYS, 1, provenance))
+    split = provenance_split(provenance, None, GRAY)
+    assert split.test.n_classes == 0 and split.train.n_classes + split.validation.n_classes == 12
+    common = ["--ways", "3", "--queries", "2", "--tasks", "5"]
+    assert main(["evaluate", str(path), *common]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "test_fraction 0" in err and "--split all" in err
+    assert main(["evaluate", str(path), *common, "--split", "all"]) == 2
+    assert "--split all scores every class of --data" in capsys.readouterr().err
+    assert main(["evaluate", str(path), *common, "--split", "all", "--data", str(other), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["tasks"] == 5

@@ -157,3 +157,12 @@ def test_validation_within_groups_keeps_drawers_apart_where_recorded(tmp_path):
         assert len(support) == 1 and not support & set(split.validation.drawers[tasks.query[t]])
     records = [json.loads(line) for line in (train(config, split).out_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= r["within_group_accuracy"] <= 1 for r in records if r["split"] == "validation")
+
+
+def test_no_test_split_trains_on_every_other_class(tmp_path):
+    """test_fraction=0 (the model is scored on other data): every group trains or validates."""
+    data = glyph_set(n_classes=12, per_class=5, n_groups=2)
+    split = split_by_group(data, validation=0.3, test=0.0, seed=0)
+    assert split.test.n_classes == 0 and split.train.n_classes + split.validation.n_classes == 12
+    result = train(tiny_config(tmp_path, test_fraction=0.0, iterations=2, eval_every=2, rotations=False), split)
+    assert 0 <= result.best_validation <= 1

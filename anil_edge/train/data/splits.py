@@ -26,14 +26,16 @@ def split_by_group(
     """Assign whole groups to test, then validation, until each holds its fraction of the classes.
 
     Groups are shuffled with ``seed``; ``test_groups`` / ``validation_groups`` name groups to
-    place first. Every split gets at least one group; the rest go to train.
+    place first. Every split with a fraction > 0 gets at least one group; the rest go to train.
+    ``test=0`` holds out no test classes (the model is then scored on other data).
     """
     names = sorted(set(data.groups))
     unknown = sorted(set(test_groups + validation_groups) - set(names))
     if unknown:
         raise InputError(f"unknown group(s) {unknown}: expected some of {names}")
-    if len(names) < 3:
-        raise InputError(f"a group split needs at least 3 groups, found {len(names)}: {names}")
+    needed = 1 + (validation > 0) + (test > 0 or bool(test_groups))
+    if len(names) < needed:
+        raise InputError(f"a group split into {needed} parts needs at least {needed} groups, found {len(names)}: {names}")
     order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     sizes = {g: sum(1 for c in data.groups if c == g) for g in names}
     chosen_test = _fill(list(test_groups), order, sizes, test * data.n_classes, exclude=set(validation_groups))
@@ -44,6 +46,8 @@ def split_by_group(
 
 
 def _fill(chosen: list[str], order: list[str], sizes: dict[str, int], target: float, exclude: set[str]) -> list[str]:
+    if target <= 0:
+        return chosen
     for group in order:
         if sum(sizes[g] for g in chosen) >= target and chosen:
             break
