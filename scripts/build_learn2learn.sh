@@ -17,7 +17,10 @@ fi
 "$py" -m pip install --quiet "cython>=3.0" "numpy>=1.24" "gym>=0.26" scipy requests tqdm setuptools wheel
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
-"$py" -m pip download --quiet --no-deps --no-binary :all: "learn2learn==$version" -d "$work"
+# Only learn2learn itself comes as source (`--no-binary learn2learn`, not `:all:`, which would also
+# build its build dependencies, Cython among them, from source), and its metadata is prepared in
+# this environment, which already has them (no isolated build environment to fill).
+"$py" -m pip download --quiet --no-deps --no-binary learn2learn --no-build-isolation "learn2learn==$version" -d "$work"
 tar -xzf "$work/learn2learn-$version.tar.gz" -C "$work"
 src="$work/learn2learn-$version"
 # Drop the dependencies that `import learn2learn` does not need from its metadata,
