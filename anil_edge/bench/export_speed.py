@@ -67,8 +67,11 @@ def runners(model, paths: dict[str, Path], threads: int, device: str):
         with torch.no_grad():
             return scripted(torch.from_numpy(x))
 
-    rows = {"pytorch eager": eager, "torchscript": script, "ort fp32": lambda x: fp32.run(None, {"images": x})}
-    rows.update({f"ort int8 {fmt}": (lambda x, s=session: s.run(None, {"images": x})) for fmt, session in int8.items()})
+    def session_runner(session):
+        return lambda x: session.run(None, {"images": x})
+
+    rows = {"pytorch eager": eager, "torchscript": script, "ort fp32": session_runner(fp32)}
+    rows.update({f"ort int8 {fmt}": session_runner(session) for fmt, session in int8.items()})
     if device == "cuda":
         gpu_model = copy.deepcopy(model).to("cuda")
 
