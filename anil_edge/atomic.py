@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import shutil
 import sys
 import tempfile
 import threading
@@ -66,6 +67,20 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
                 with contextlib.suppress(OSError):
                     entry.unlink()
                     removed.append(entry)
+    return removed
+
+
+def remove_stale_folders(folder: Path, prefix: str) -> list[Path]:
+    """Delete the ``folder/<prefix><pid>-<random>`` staging folders that killed processes left
+    (or, without a pid in the name, ones untouched for :data:`LEGACY_TMP_AGE_S`); returns them."""
+    removed = []
+    pattern = re.compile(re.escape(prefix) + r"(?:(\d+)-)?\w+$")
+    with contextlib.suppress(OSError):
+        for entry in folder.iterdir():
+            match = pattern.match(entry.name)
+            if match and entry.is_dir() and _is_stale(entry, match.group(1)):
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
     return removed
 
 

@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     with exclusive_lock(state):
         clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)
         for label in args.remove:
-            clf.remove(label)
+            clf.remove(_as_enrolled(label, clf.labels))
         skipped = 0
         for label, paths in classes.items():
             skipped += len(paths) - clf.enroll(label, [str(p) for p in paths], deduplicate=not args.keep_duplicates)
@@ -52,3 +52,10 @@ def run(args: argparse.Namespace) -> int:
     note = f"; {skipped} image(s) already enrolled were skipped (--keep-duplicates enrolls them)" if skipped else ""
     print(f"{len(counts)} classes in {printable(state)}{note}")
     return 0
+
+
+def _as_enrolled(text: str, labels: list) -> str | int:
+    """A --remove argument as the label type the state holds: an int where its labels are ints."""
+    if labels and isinstance(labels[0], int) and text.strip().lstrip("+-").isdigit():
+        return int(text)
+    return text

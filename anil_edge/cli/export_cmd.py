@@ -44,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
-    check_export_target(out, checkpoint, args.opset)  # before the (slow) checkpoint and data loading
+    # before the (slow) checkpoint and data loading
+    check_export_target(out, checkpoint, args.opset, pixel_input=args.pixel_input, fixed_batch=args.fixed_batch)
     trained = load_trained(checkpoint)
     split = provenance_split(trained.config.provenance(), args.data, trained.preprocessing)
     real = training_sample(split, trained.preprocessing, args.calibration_images)

@@ -32,6 +32,7 @@ from .head_graphs import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_
 from .onnx_export import write_onnx
 from .pixel_input import PIXELS, with_pixel_input
 
+INT8_PIXELS_COSINE = 0.999  # INT8 pixel model vs the INT8 backbone, per image
 HEAD_RTOL = 1e-5  # ONNX head graphs vs the numpy runtime, relative to the largest value
 PIXELS_ATOL = 1e-4  # pixel-input backbone vs the float backbone + numpy preprocessing, × max(1, max |embedding|)
 SIDECAR_FORMAT = "anil-edge-sidecar"
@@ -84,12 +85,23 @@ def check_head_graphs(adapt: Path, classify: Path, meta: ModelMetadata, seed: in
 
 
 def check_pixel_model(path: Path, backbone: Backbone, seed: int = 0) -> None:
+    """The pixel model against its float backbone on the runtime's preprocessing of random
+    pixels: max |Δ| ≤ :data:`PIXELS_ATOL` × the embeddings' scale for FP32; for INT8, where the
+    graph's and numpy's preprocessing may round an input 1 ulp apart and so land one quantum
+    apart, every embedding's cosine ≥ :data:`INT8_PIXELS_COSINE`."""
     ort = require("onnxruntime", "cpu")
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     p = backbone.metadata.preprocessing
     x = np.random.default_rng(seed).integers(0, 256, (5, *p.input_size, p.channels), dtype=np.uint8)
-    want = backbone.embed(x)
-    err = float(np.abs(session.run(None, {PIXELS: x})[0] - want).max())
+    want, got = backbone.embed(x), session.run(None, {PIXELS: x})[0]
+    if backbone.metadata.extra.get("precision") == "int8":
+        cosine = float(((got * want).sum(1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1),
+                                                         1e-30)).min())
+        if not cosine >= INT8_PIXELS_COSINE:
+            raise ModelError(f"the pixel-input backbone {path.name} disagrees with its INT8 backbone: lowest embedding "
+                             f"cosine {cosine:.6f} < {INT8_PIXELS_COSINE}")
+        return
+    err = float(np.abs(got - want).max())
     tolerance = PIXELS_ATOL * max(1.0, float(np.abs(want).max()))
     if not err <= tolerance:
         raise ModelError(f"the pixel-input backbone {path.name} disagrees with its float backbone: max |Δ| {err:.2e} > "
@@ -97,14 +109,15 @@ def check_pixel_model(path: Path, backbone: Backbone, seed: int = 0) -> None:
 
 
 def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names: dict[str, str],
-                  int8_meta: ModelMetadata | None = None) -> None:
+                  int8_meta: ModelMetadata | None = None, pixel_batch: int | None = None) -> None:
     """``model.json``: the metadata document, and each file's name, SHA-256 and inputs/outputs.
     The INT8 backbones' entries also carry the INT8 model's own open-set thresholds and
     quantization (its embeddings differ slightly from FP32's: ``open_set`` is null when the
-    INT8 model was not calibrated)."""
+    INT8 model was not calibrated). ``pixel_batch``: the pixel models' fixed batch, if any."""
     p = meta.preprocessing
     floats = ({"images": ["float32", ["N", p.channels, *p.input_size]]}, {"embeddings": ["float32", ["N", meta.embedding_dim]]})
-    pixels = ({PIXELS: ["uint8", ["N", *p.input_size, p.channels]]}, {"embeddings": ["float32", ["N", meta.embedding_dim]]})
+    n = pixel_batch or "N"
+    pixels = ({PIXELS: ["uint8", [n, *p.input_size, p.channels]]}, {"embeddings": ["float32", [n, meta.embedding_dim]]})
     io_of = {
         "backbone": floats, "backbone_int8": floats, "backbone_pixels": pixels, "backbone_int8_pixels": pixels,
         "head_adapt": (dict(zip(ADAPT_INPUTS, (["float32", ["N", meta.embedding_dim]], ["int64", ["N"]]))),

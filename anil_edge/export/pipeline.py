@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import refuse_to_overwrite
-from ..errors import CheckpointError, ModelError
+from ..atomic import refuse_to_overwrite, remove_stale_folders
+from ..errors import CheckpointError, InputError, ModelError
 from ..runtime.backbone import read_metadata
 from ..runtime.head_graphs import beside
 from ..runtime.open_set import OpenSetCalibration
@@ -30,6 +30,11 @@ from .open_set_calibration import add_calibration
 from .quantize import DEFAULT_FORMAT
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
+
+# Every file an export may write beside model.onnx: model.<suffix>.
+OUTPUT_SUFFIXES = ("int8.onnx", "ts", "json", "head_adapt.onnx", "head_classify.onnx", "pixels.onnx", "int8.pixels.onnx",
+                   "pixels.ort", "int8.pixels.ort", "head_adapt.ort", "head_classify.ort")
+STAGING_PREFIX = ".anil-edge-export-"
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,23 @@ class ExportResult:
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
-                        opset: int = OPSET) -> Path:
-    """``out`` as a Path after the checks that need no model: opset, suffix, folder, and that no
-    output (``.onnx``, ``.int8.onnx``, ``.ts``) would replace the checkpoint it is made from."""
+                        opset: int = OPSET, *, pixel_input: bool = True, fixed_batch: int | None = None) -> Path:
+    """``out`` as a Path after the checks that need no model: opset, options that contradict each
+    other, suffix, folder, and that no output (``.onnx``, ``.int8.onnx``, ``.ts``, …) would
+    replace the checkpoint it is made from."""
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}" + (" (a folder)" if Path(checkpoint).is_dir() else ""))
     check_opset(opset)
+    if fixed_batch is not None and (isinstance(fixed_batch, bool) or not isinstance(fixed_batch, int) or fixed_batch < 1):
+        raise InputError(f"the fixed batch size must be an integer >= 1, found {fixed_batch!r}")
+    if fixed_batch is not None and not pixel_input:
+        raise InputError("--fixed-batch fixes the pixel model's batch, which --no-pixel-input turns off: drop one of them")
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ModelError(f"the output must be an .onnx path, found {out}")
     if not out.parent.is_dir():
         raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
-    others = (".int8.onnx", ".ts", ".json", ".head_adapt.onnx", ".head_classify.onnx", ".pixels.onnx",
-              ".int8.pixels.onnx")
-    for output in (out, *(out.with_name(out.name[: -len(".onnx")] + suffix) for suffix in others)):
+    for output in (out, *(beside(out, suffix) for suffix in OUTPUT_SUFFIXES)):
         refuse_to_overwrite(output, [checkpoint], what="export output")
     return out
 
@@ -86,7 +94,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
     Beside ``out`` it always writes the head graphs (``.head_adapt.onnx``, ``.head_classify.onnx``)
     and the sidecar (``.json``) of :mod:`.deployment_files`, checked against the numpy runtime.
     """
-    out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint, opset)
+    out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint, opset,
+                              pixel_input=pixel_input, fixed_batch=fixed_batch)
     if int8 and calibration is None:
         raise ModelError("INT8 export needs calibration images")
     trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)
@@ -117,7 +126,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
         deployment = write_deployment_files(stage["onnx"], lambda suffix: beside(stage["onnx"], suffix),
-                                            pixels=pixel_input or fixed_batch is not None,
+                                            pixels=pixel_input,
                                             int8_path=stage["int8"] if int8 else None)
         if fixed_batch is not None:
             for kind in ("backbone_pixels", "backbone_int8_pixels"):
@@ -129,7 +138,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         write_sidecar(sidecar, replace(meta, open_set=open_set), {**backbones, **deployment},
                       {"backbone": out.name, **({"backbone_int8": beside(out, "int8.onnx").name} if int8 else {}),
                        **{kind: path.name for kind, path in final.items()}},
-                      int8_meta=read_metadata(stage["int8"]) if int8 else None)
+                      int8_meta=read_metadata(stage["int8"]) if int8 else None, pixel_batch=fixed_batch)
         ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if ort_format else []
         final.update({f"ort {staged.name}": _final_path(out, staged) for staged in ort_files})
         final["sidecar"] = beside(out, "json")
@@ -138,6 +147,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
         for staged, target in moves:
             os.replace(staged, target)
+    _remove_stale_outputs(out, {target for _, target in moves})
     return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report)
 
 
@@ -154,6 +164,14 @@ def _check_int8(fp32: Path, int8: Path, data: ImageSet | None, real: np.ndarray 
     return check_int8(a, b, real if real is not None else calibration, preprocessed=True)
 
 
+def _remove_stale_outputs(out: Path, written: set[Path]) -> None:
+    """Files an earlier export left beside ``out`` that this one did not write (an INT8 model, a
+    pixel model, .ort files of another backbone) go: the folder holds one export's files."""
+    for path in (beside(out, suffix) for suffix in OUTPUT_SUFFIXES):
+        if path not in written and path.is_file():
+            path.unlink()
+
+
 def _final_path(out: Path, staged: Path) -> Path:
     """Where a staged file goes: ``model.<suffix>`` beside ``out`` with the same suffix; other
     names (``required_operators.config``) unchanged, in ``out``'s folder."""
@@ -164,8 +182,9 @@ def _final_path(out: Path, staged: Path) -> Path:
 @contextlib.contextmanager
 def _staging(folder: Path):
     """Temporary paths in ``folder`` for each output; whatever is left is removed at the end."""
+    remove_stale_folders(folder, STAGING_PREFIX)  # what exports killed mid-way left
     try:
-        tmp = Path(tempfile.mkdtemp(prefix=".anil-edge-export-", dir=folder))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
     except OSError as exc:
         raise ModelError(f"cannot write to {folder}: {exc}") from None
     try:

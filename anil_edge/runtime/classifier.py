@@ -26,7 +26,7 @@ from .decision import Prediction, apply_threshold, threshold_problems
 from .episodes import class_means, fit_head
 from .folders import class_folders
 from .head_graphs import HeadGraphs
-from .labels import ImageInput, Label, check_label
+from .labels import ImageInput, Label, check_label, label_sequence
 from .open_set import open_set_scores
 from .state import EnrollmentState, file_fingerprint, load_state, save_state
 from .support_set import SupportSet
@@ -70,7 +70,7 @@ class FewShotClassifier:
             raise InputError(f"engine must be one of {ENGINES}, found {engine!r}")
         self.backbone = backbone
         self.engine = engine
-        self._graphs = HeadGraphs(backbone.path) if engine == "onnx" else None
+        self._graphs = HeadGraphs(backbone.path, backbone.file_sha256) if engine == "onnx" else None
         self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
                                    adaptation_steps=adaptation_steps, head_init=head_init)
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
@@ -111,7 +111,7 @@ class FewShotClassifier:
     def enroll_many(self, images: ImageInput, labels: Sequence[Label], *, deduplicate: bool = False) -> dict[Label, int]:
         """Enroll a labelled batch at once (easyfsl's ``process_support_set(images, labels)``):
         ``labels[i]`` is the class of image ``i``. Returns the examples added per class."""
-        labels = list(labels.tolist() if isinstance(labels, np.ndarray) else labels)
+        labels = label_sequence(labels)
         reference = [*self.labels[:1], *labels[:1]]  # every label must have the type of these
         checked = [check_label(label, reference) for label in labels]
         E = self.backbone.embed(images)

@@ -1,9 +1,11 @@
 """Image folders as the ecosystem lays them out (torchvision's ``ImageFolder``):
-``root/<class>/<image>`` — one sub-folder of images per class."""
+``root/<class>/<image>`` — one sub-folder of images per class; like ``ImageFolder``, images in
+folders nested inside a class folder (``mug/side/1.jpg``) belong to that class, never dropped."""
 
 from __future__ import annotations
 
 import os
+import unicodedata
 from pathlib import Path
 
 from ..errors import InputError
@@ -15,7 +17,10 @@ def is_image(path: Path) -> bool:
 
 
 def class_folders(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
-    """``root/<class>/<image>`` -> {class: [image paths]}, classes and images in sorted order.
+    """``root/<class>/<image>`` -> {class: [image paths]}, classes and images in sorted order;
+    images in nested folders count for their class folder, hidden files and folders do not.
+    Class names are NFC-normalised: folders whose names differ only in Unicode normalisation
+    (``é`` typed one way or the other) are one class.
 
     Raises:
         InputError: no such folder, no class folders, or a class folder without images.
@@ -23,8 +28,10 @@ def class_folders(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
     folder = Path(root)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such folder (expected one sub-folder of images per class)")
-    classes = {d.name: sorted(p for p in d.iterdir() if is_image(p))
-               for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")}
+    classes: dict[str, list[Path]] = {}
+    for d in sorted(folder.iterdir()):
+        if d.is_dir() and not d.name.startswith("."):
+            classes.setdefault(unicodedata.normalize("NFC", d.name), []).extend(_images_under(d))
     if not classes:
         raise InputError(f"{folder}: no class folders found (expected {folder}/<class>/<image>.png)")
     empty = [name for name, paths in classes.items() if not paths]
@@ -32,6 +39,11 @@ def class_folders(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
         raise InputError(f"{folder}: class folder(s) with no images: {', '.join(empty)} "
                          f"(expected files ending in {', '.join(IMAGE_SUFFIXES)})")
     return classes
+
+
+def _images_under(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*")
+                  if is_image(p) and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
 def images_in(paths: list[str]) -> list[Path]:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import unicodedata
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,13 +17,16 @@ ImageInput = Any
 
 
 def check_label(label: object, existing: Iterable[Label] = ()) -> Label:
-    """``label`` as a plain ``str`` or ``int``, of the same type as the labels already enrolled."""
+    """``label`` as a plain ``str`` (NFC-normalised: "é" typed as one code point or as "e" plus
+    an accent is one class) or ``int``, of the same type as the labels already enrolled."""
     if isinstance(label, np.generic):
         label = label.item()
     if isinstance(label, bool) or not isinstance(label, (str, int)):
         raise InputError(f"a class label must be a str or an int, found {type(label).__name__} {label!r}")
     if isinstance(label, str) and not label.strip():
         raise InputError("a class label must not be an empty string")
+    if isinstance(label, str):
+        label = unicodedata.normalize("NFC", label)
     for other in existing:
         if type(other) is not type(label):
             raise InputError(
@@ -31,3 +35,16 @@ def check_label(label: object, existing: Iterable[Label] = ()) -> Label:
             )
         break
     return label
+
+
+def label_sequence(labels: object) -> list[Any]:
+    """``labels`` (one per image) as a list: a list, tuple, range or 1-d array. A string (its
+    characters), a set (no order), a mapping or None is refused, never paired with images."""
+    if isinstance(labels, np.ndarray):
+        if labels.ndim != 1:
+            raise InputError(f"labels must be 1-d (one per image), found an array of shape {labels.shape}")
+        return labels.tolist()
+    if isinstance(labels, (str, bytes)) or not isinstance(labels, Sequence):
+        raise InputError(f"labels must be a sequence with one label per image (a list, tuple or 1-d array), found "
+                         f"{type(labels).__name__} {labels!r:.40}")
+    return list(labels)

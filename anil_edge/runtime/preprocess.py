@@ -142,7 +142,7 @@ def pil_pixels(img, prep: Preprocessing) -> np.ndarray:
     Meta-training decodes its images with this function too, so that what a model is trained on
     is exactly what the device feeds it. The camera's EXIF orientation is applied (as
     ``PIL.ImageOps.exif_transpose`` does), transparent pixels are composited on white (the paper
-    of ink-on-paper data sets), and 16-bit grayscale is scaled to 8 bits.
+    of ink-on-paper data sets), and 16-bit grayscale is scaled to 8 bits by its bit depth.
     """
     ImageOps = require("PIL.ImageOps", "images")
     img = _flatten(ImageOps.exif_transpose(img))
@@ -176,12 +176,23 @@ def _flatten(img):
         return Image.alpha_composite(white, rgba).convert("RGB")
     if img.mode.startswith("I"):  # I;16, I;16B, I (32-bit): 16-bit grayscale PNGs and TIFFs
         values = np.asarray(img, dtype=np.float64)
-        scale = 255.0 / 65535.0 if values.max(initial=0) > 255 else 1.0
+        scale = 255.0 / (2.0 ** _bit_depth(img) - 1)  # by the file's bit depth: a dark 16-bit scan stays dark
         return Image.fromarray(np.clip(np.rint(values * scale), 0, 255).astype(np.uint8), mode="L")
     if img.mode == "F":
         raise InputError(f"float ('F' mode) images are not supported: found one of size {img.size}; "
                          "save it as 8- or 16-bit")
     return img
+
+
+def _bit_depth(img) -> int:
+    """Bits per sample of an integer grayscale image: 16 for ``I;16*`` modes and PNGs (whose
+    integer grayscale is 16-bit at most; older Pillows open it as ``I``), a TIFF's
+    BitsPerSample, else 32 (PIL's ``I``)."""
+    if img.mode.startswith("I;16") or img.format == "PNG":
+        return 16
+    bits = getattr(img, "tag_v2", {}).get(258) if img.format == "TIFF" else None
+    bits = bits[0] if isinstance(bits, tuple) and bits else bits
+    return int(bits) if isinstance(bits, int) and 1 <= bits <= 32 else 32
 
 
 def _from_pil(img, prep: Preprocessing) -> np.ndarray:

@@ -8,6 +8,7 @@ the same next tasks and augmentations as an uninterrupted run.
 
 from __future__ import annotations
 
+import io
 import os
 import random
 from pathlib import Path
@@ -23,9 +24,14 @@ FORMAT, VERSION = "anil-edge-checkpoint", 1
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
-    """Write ``payload`` (plus the format tag) atomically: a crash leaves the previous file."""
+    """Write ``payload`` (plus the format tag) atomically: a crash leaves the previous file.
+
+    Serialised in memory first, so that a full disk or a failing device is the OS's own
+    ``OSError`` from the write (torch's stream writer would report it as a RuntimeError)."""
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
     with atomic_write(path) as handle:
-        torch.save({"format": FORMAT, "version": VERSION, **payload}, handle)
+        handle.write(buffer.getbuffer())
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -5,8 +5,14 @@
 //
 // MODEL_DIR holds what `anil-edge export` writes: model.json (the sidecar), model.pixels.onnx
 // (the backbone taking raw uint8 pixels), model.head_adapt.onnx and model.head_classify.onnx
-// (ANIL's inner loop). CLASS_FOLDERS is a folder with one sub-folder of PNG images per class;
-// QUERY_IMAGES are PNG files or folders of them. Prints one line per query (JSON with --json).
+// (ANIL's inner loop). CLASS_FOLDERS is a folder with one sub-folder of images per class (PNG or
+// JPEG; images in nested folders belong to their class folder); QUERY_IMAGES are image files or
+// folders of them. Prints one line per query (JSON with --json).
+//
+// As careful as the Python runtime: every file it loads must match model.json's SHA-256; an image
+// is refused (with its name, exit 2) when it cannot be decoded or declares more than MAX_PIXELS
+// pixels — read from its header before anything is decoded; an empty query set is refused; a
+// model exported with --fixed-batch N embeds N images per call.
 // --int8 embeds with model.int8.pixels.onnx (written by `anil-edge export --int8`) and its own
 // open-set thresholds.
 //
@@ -17,10 +23,15 @@
 //   4. probabilities, open_set_score = model.head_classify.onnx(queries, weight, bias, class_means)
 'use strict';
 
+const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const ort = require('onnxruntime-node');
 const { PNG } = require('pngjs');
+const jpeg = require('jpeg-js');
+
+const MAX_PIXELS = 89478485; // Pillow's MAX_IMAGE_PIXELS: larger images are refused, not decoded
+const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg'];
 
 function usage(message) {
   process.stderr.write(`enroll_predict: error: ${message}\n` +
@@ -53,8 +64,20 @@ function readSidecar(modelDir, backboneKind) {
   return sidecar;
 }
 
-const isPng = (name) => name.toLowerCase().endsWith('.png') && !name.startsWith('.');
+const isImage = (name) => !name.startsWith('.') && IMAGE_SUFFIXES.includes(path.extname(name).toLowerCase());
 const sorted = (names) => names.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
+
+// Every image file under dir (recursively, sorted, hidden entries skipped).
+function imagesUnder(dir) {
+  const files = [];
+  for (const name of sorted(fs.readdirSync(dir))) {
+    if (name.startsWith('.')) continue;
+    const full = path.join(dir, name);
+    if (fs.statSync(full).isDirectory()) files.push(...imagesUnder(full));
+    else if (isImage(name)) files.push(full);
+  }
+  return files;
+}
 
 function classFolders(root) {
   if (!fs.existsSync(root) || !fs.statSync(root).isDirectory()) usage(`${root}: no such folder`);
@@ -62,9 +85,9 @@ function classFolders(root) {
   for (const name of sorted(fs.readdirSync(root))) {
     const dir = path.join(root, name);
     if (name.startsWith('.') || !fs.statSync(dir).isDirectory()) continue;
-    const files = sorted(fs.readdirSync(dir).filter(isPng)).map((f) => path.join(dir, f));
-    if (files.length === 0) usage(`${dir}: a class folder with no PNG images`);
-    classes.push({ label: name, files });
+    const files = imagesUnder(dir);
+    if (files.length === 0) usage(`${dir}: a class folder with no PNG or JPEG images`);
+    classes.push({ label: name.normalize('NFC'), files });
   }
   if (classes.length === 0) usage(`${root}: no class folders`);
   return classes;
@@ -74,25 +97,52 @@ function queryFiles(paths) {
   const files = [];
   for (const p of paths) {
     if (!fs.existsSync(p)) usage(`${p}: no such file or folder`);
-    if (fs.statSync(p).isDirectory()) {
-      const walk = (dir) => {
-        for (const name of sorted(fs.readdirSync(dir))) {
-          const full = path.join(dir, name);
-          if (fs.statSync(full).isDirectory()) walk(full);
-          else if (isPng(name)) files.push(full);
-        }
-      };
-      walk(p);
-    } else files.push(p);
+    if (fs.statSync(p).isDirectory()) files.push(...imagesUnder(p));
+    else files.push(p);
   }
+  if (files.length === 0) usage(`no query images (PNG or JPEG) in ${paths.join(', ')}`);
   return files;
 }
 
-// One PNG as uint8 (H, W, C) at the model's size: alpha composited on white, grayscale by
+// Width and height from a PNG's IHDR or a JPEG's SOF marker, before any pixel is decoded.
+function declaredSize(bytes) {
+  if (bytes.length >= 24 && bytes.readUInt32BE(0) === 0x89504e47) return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+  if (bytes.length >= 4 && bytes[0] === 0xff && bytes[1] === 0xd8) {
+    for (let i = 2; i + 9 < bytes.length;) {
+      if (bytes[i] !== 0xff) { i++; continue; }
+      const marker = bytes[i + 1];
+      if (marker >= 0xc0 && marker <= 0xcf && ![0xc4, 0xc8, 0xcc].includes(marker)) {
+        return [bytes.readUInt16BE(i + 7), bytes.readUInt16BE(i + 5)];
+      }
+      i += 2 + bytes.readUInt16BE(i + 2);
+    }
+  }
+  return null;
+}
+
+// RGBA pixels of a PNG or JPEG file; refuses what it cannot read, naming the file.
+function readImage(file) {
+  let bytes;
+  try { bytes = fs.readFileSync(file); } catch (err) { usage(`${file}: cannot read (${err.code || err.message})`); }
+  const size = declaredSize(bytes);
+  if (size === null) usage(`${file}: not a PNG or JPEG image`);
+  if (size[0] * size[1] > MAX_PIXELS) {
+    usage(`${file}: declares ${size[0]}x${size[1]} pixels, more than the ${MAX_PIXELS} this client decodes`);
+  }
+  try {
+    if (bytes[0] === 0x89) return PNG.sync.read(bytes);
+    return jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_PIXELS / 1e6 });
+  } catch (err) {
+    usage(`${file}: truncated or corrupted image (${err.message})`);
+  }
+  return null;
+}
+
+// One image as uint8 (H, W, C) at the model's size: alpha composited on white, grayscale by
 // ITU-R 601 luma (as PIL's convert("L")), and — only when the file has another size — a
 // bilinear resize (squash) or an aspect-preserving centre crop, as the metadata says.
 function decode(file, prep) {
-  const png = PNG.sync.read(fs.readFileSync(file));
+  const png = readImage(file);
   const [height, width] = prep.input_size;
   const channels = prep.channels;
   const src = new Float32Array(png.width * png.height * channels);
@@ -131,14 +181,38 @@ function decode(file, prep) {
   return out;
 }
 
-async function embed(session, files, prep) {
+// Embeddings (N, D) of the files, `batch` images per call (a fixed-batch model's N, else all).
+async function embed(session, files, prep, batch) {
   const [height, width] = prep.input_size;
   const size = height * width * prep.channels;
-  const pixels = new Uint8Array(files.length * size);
-  files.forEach((file, i) => pixels.set(decode(file, prep), i * size));
-  const input = new ort.Tensor('uint8', pixels, [files.length, height, width, prep.channels]);
-  const output = await session.run({ pixels: input });
-  return output.embeddings;
+  const step = batch || files.length;
+  const parts = [];
+  for (let start = 0; start < files.length; start += step) {
+    const chunk = files.slice(start, start + step);
+    const pixels = new Uint8Array(step * size); // a short last chunk is padded, its rows dropped
+    chunk.forEach((file, i) => pixels.set(decode(file, prep), i * size));
+    const output = await session.run({ pixels: new ort.Tensor('uint8', pixels, [step, height, width, prep.channels]) });
+    parts.push(output.embeddings.data.slice(0, chunk.length * output.embeddings.dims[1]));
+  }
+  const dim = parts[0].length / Math.min(step, files.length);
+  const data = new Float32Array(files.length * dim);
+  let offset = 0;
+  for (const part of parts) { data.set(part, offset); offset += part.length; }
+  return new ort.Tensor('float32', data, [files.length, dim]);
+}
+
+// The file model.json lists for `kind`, read once and checked against its SHA-256.
+function verifiedModel(modelDir, sidecar, kind) {
+  const entry = sidecar.files[kind];
+  const file = path.join(modelDir, entry.path);
+  let bytes;
+  try { bytes = fs.readFileSync(file); } catch (err) { usage(`${file}: cannot read (${err.code || err.message})`); }
+  const digest = crypto.createHash('sha256').update(bytes).digest('hex');
+  if (digest !== entry.sha256) {
+    usage(`${file} is not the file model.json lists (SHA-256 ${digest.slice(0, 12)}…, expected ` +
+      `${entry.sha256.slice(0, 12)}…): a file of another export? export the model again`);
+  }
+  return bytes;
 }
 
 async function main() {
@@ -148,8 +222,10 @@ async function main() {
   const sidecar = readSidecar(modelDir, backboneKind);
   const meta = sidecar.metadata;
   const prep = meta.preprocessing;
-  const open = (kind) => ort.InferenceSession.create(path.join(modelDir, sidecar.files[kind].path));
+  const open = (kind) => ort.InferenceSession.create(verifiedModel(modelDir, sidecar, kind));
   const [backbone, adapt, classify] = await Promise.all([backboneKind, 'head_adapt', 'head_classify'].map(open));
+  const declared = sidecar.files[backboneKind].inputs.pixels[1][0];
+  const batch = Number.isInteger(declared) ? declared : null; // --fixed-batch exports: N images per call
   let threshold = null;
   if (args.reject !== null) {
     const openSet = args.int8 ? sidecar.files[backboneKind].open_set : meta.open_set;
@@ -160,14 +236,14 @@ async function main() {
 
   const started = process.hrtime.bigint();
   const classes = classFolders(classRoot);
+  const files = queryFiles(queryPaths); // before any work: an empty query set is refused at once
   const supportFiles = classes.flatMap((c) => c.files);
   const labels = BigInt64Array.from(classes.flatMap((c, k) => c.files.map(() => BigInt(k))));
-  const support = await embed(backbone, supportFiles, prep);
+  const support = await embed(backbone, supportFiles, prep, batch);
   const head = await adapt.run({ embeddings: support, labels: new ort.Tensor('int64', labels, [labels.length]) });
   const enrolled = process.hrtime.bigint();
 
-  const files = queryFiles(queryPaths);
-  const queries = await embed(backbone, files, prep);
+  const queries = await embed(backbone, files, prep, batch);
   const result = await classify.run({ queries, weight: head.weight, bias: head.bias, class_means: head.class_means });
   const done = process.hrtime.bigint();
 

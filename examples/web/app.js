@@ -9,9 +9,32 @@ const MODEL = new URLSearchParams(location.search).get('model') || 'model/';
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
 ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no wasm threads
 
+// The bytes of a file model.json lists, checked against its SHA-256 (where the page has
+// WebCrypto: https or localhost) — a file of another export is refused, naming it.
+async function verifiedBytes(base, entry) {
+  const response = await fetch(base + entry.path);
+  if (!response.ok) throw new Error(`${base + entry.path}: HTTP ${response.status}`);
+  const bytes = new Uint8Array(await response.arrayBuffer());
+  if (globalThis.crypto && crypto.subtle) {
+    const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
+      .map((x) => x.toString(16).padStart(2, '0')).join('');
+    if (digest !== entry.sha256) {
+      throw new Error(`${entry.path} is not the file model.json lists (SHA-256 ${digest.slice(0, 12)}…, expected ` +
+        `${entry.sha256.slice(0, 12)}…): a file of another export? export the model again`);
+    }
+  }
+  return bytes;
+}
+
 async function loadModel(base) {
-  const sidecar = await (await fetch(base + 'model.json')).json();
-  const open = (kind) => ort.InferenceSession.create(base + sidecar.files[kind].path, { executionProviders: ['wasm'] });
+  const response = await fetch(base + 'model.json');
+  if (!response.ok) throw new Error(`${base}model.json: HTTP ${response.status}: serve an anil-edge export at ${base}`);
+  let sidecar;
+  try { sidecar = await response.json(); } catch (err) {
+    throw new Error(`${base}model.json is not JSON: serve an anil-edge export at ${base} (or pass ?model=URL)`);
+  }
+  const open = async (kind) => ort.InferenceSession.create(await verifiedBytes(base, sidecar.files[kind]),
+    { executionProviders: ['wasm'] });
   const [backbone, adapt, classify] = await Promise.all(['backbone_pixels', 'head_adapt', 'head_classify'].map(open));
   return { sidecar, prep: sidecar.metadata.preprocessing, backbone, adapt, classify };
 }

@@ -116,6 +116,10 @@ EXPORT_CASES = {
     "out-folder-missing": (["{root}/garbage.pt", "--out", "{root}/no/such/m.onnx"], "does not exist"),
     "opset-5": (["{root}/garbage.pt", "--opset", "5"], "opset"),
     "opset-99": (["{root}/garbage.pt", "--opset", "99"], "opset"),
+    "fixed-batch-0": (["{root}/garbage.pt", "--fixed-batch", "0"], "fixed batch size must be an integer >= 1, found 0"),
+    "fixed-batch-negative": (["{root}/garbage.pt", "--fixed-batch", "-1"], "must be an integer >= 1, found -1"),
+    "fixed-batch-without-pixels": (["{root}/garbage.pt", "--fixed-batch", "1", "--no-pixel-input"],
+                                   "--no-pixel-input turns off"),
 }
 
 

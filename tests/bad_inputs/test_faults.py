@@ -3,6 +3,7 @@ name inputs, a diverging loss. Nothing is lost and nothing is silently wrong."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -259,6 +260,40 @@ def test_a_full_disk_during_training_is_one_line(tiny_data, tmp_path, capsys):
         assert main(args) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and len(err.strip().splitlines()) == 1
+
+
+def test_a_disk_that_fills_mid_training_is_one_line_and_keeps_the_last_checkpoint(tiny_data, tmp_path, capsys):
+    """The disk fills at the second save's write (not a mocked saver: the bytes reach the file
+    handle): one line, exit 2, and the first last.pt is intact and loadable."""
+    pytest.importorskip("torch")
+    from anil_edge import atomic
+    from anil_edge.cli.main import main
+    from anil_edge.train import checkpoint
+    from anil_edge.train.checkpoint import load_checkpoint
+
+    real = atomic.atomic_write
+    saves = []
+
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    @contextlib.contextmanager
+    def filling(path):
+        with real(path) as handle:
+            saves.append(path)
+            yield handle if len(saves) == 1 else Full()
+
+    args = ["train", "--dataset", "folder", "--data", str(tiny_data), "--input-size", "28", "--ways", "3", "--shots",
+            "1", "--queries", "2", "--hidden", "8", "--blocks", "2", "--meta-batch", "2", "--iterations", "4",
+            "--eval-every", "4", "--eval-tasks", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu",
+            "--out-dir", str(tmp_path / "run")]
+    with mock.patch.object(checkpoint, "atomic_write", filling):
+        assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and len(err.strip().splitlines()) == 1
+    assert load_checkpoint(tmp_path / "run" / "last.pt")["iteration"] == 2
+    assert not [p for p in (tmp_path / "run").iterdir() if p.name.endswith(".tmp")]
 
 
 def test_a_json_prediction_is_always_valid_json(model_path, tmp_path):

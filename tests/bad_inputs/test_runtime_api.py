@@ -258,3 +258,49 @@ def test_16_bit_grayscale_is_scaled_not_clipped(backbone, tmp_path):
     sixteen = Image.fromarray(eight.astype(np.uint16) * 257)
     assert_f32_close(backbone.embed([_png(tmp_path, "16.png", sixteen)]),
                      backbone.embed([_png(tmp_path, "8.png", Image.fromarray(eight))]), terms=conv_terms(32, 4))
+
+
+def test_a_dark_16_bit_scan_is_scaled_by_its_bit_depth_not_its_values(backbone, tmp_path):
+    """Every value <= 255 in a 16-bit file is a very dark image, not an 8-bit one."""
+    from PIL import Image
+
+    from anil_edge.runtime.preprocess import pil_pixels
+
+    dark = np.full((28, 28), 200, np.uint16)  # 200 / 65535: nearly black
+    path = _png(tmp_path, "dark16.png", Image.fromarray(dark))
+    pixels = pil_pixels(Image.open(path), backbone.metadata.preprocessing)
+    assert int(pixels.max()) <= 1
+
+
+@pytest.mark.parametrize("labels", ["mug", b"mug", {"a", "b", "c"}, None, {"a": 1}, np.zeros((3, 1))],
+                         ids=["str", "bytes", "set", "None", "dict", "2-d array"])
+def test_labels_must_be_a_sequence_with_one_label_per_image(backbone, labels):
+    images, _ = glyphs(3, 1)
+    clf = FewShotClassifier(backbone)
+    with pytest.raises(InputError, match="labels must be"):
+        clf.enroll_many(images, labels)
+    assert len(clf) == 0
+
+
+def test_labels_that_differ_only_in_unicode_normalisation_are_one_class(backbone):
+    import unicodedata
+
+    images, _ = glyphs(2, 1)
+    clf = FewShotClassifier(backbone)
+    composed, decomposed = "caf\u00e9", "cafe\u0301"
+    clf.enroll(composed, images[:1])
+    clf.enroll(decomposed, images[1:2])
+    assert clf.labels == [unicodedata.normalize("NFC", composed)] and clf.support_counts() == {composed: 2}
+    assert decomposed in clf
+    clf.remove(decomposed)
+    assert len(clf) == 0
+
+
+def test_images_in_nested_folders_belong_to_their_class_and_names_are_nfc(tmp_path):
+    from anil_edge.runtime.folders import class_folders
+    from tests.train.helpers import write_folder
+
+    write_folder(tmp_path, {"mug": 1, "mug/side": 2, "mug/.thumbs": 1, "caf\u00e9": 1, "cafe\u0301": 1}, size=28)
+    classes = class_folders(tmp_path)
+    assert sorted(classes) == ["caf\u00e9", "mug"]
+    assert len(classes["mug"]) == 3 and len(classes["caf\u00e9"]) == 2

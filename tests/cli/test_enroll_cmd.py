@@ -31,3 +31,16 @@ def test_predict_json_has_scores_and_top_k(model_path, tmp_path, capsys):
     assert len(rows) == 6 and all(len(r["top"]) == 2 and -1 <= r["open_set_score"] <= 1 for r in rows)
     assert main(["predict", str(model_path), str(state), str(classes), "--reject", "0.05"]) == 2
     assert "no open-set calibration" in capsys.readouterr().err
+
+
+def test_remove_takes_integer_labels(model_path, tmp_path, capsys):
+    """A state enrolled with integer labels (the Python API) loses class 7 to ``--remove 7``."""
+    from tests.conftest import glyphs
+
+    images, labels = glyphs(3, 2, seed=4)
+    clf = FewShotClassifier(Backbone(model_path))
+    clf.enroll_many(images, [int(v) + 6 for v in labels])
+    state = tmp_path / "s.npz"
+    clf.save(state)
+    assert main(["enroll", str(model_path), "--state", str(state), "--remove", "7"]) == 0
+    assert FewShotClassifier.load(state, Backbone(model_path)).labels == [6, 8]

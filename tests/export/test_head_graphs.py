@@ -116,3 +116,29 @@ def test_the_pixel_model_embeds_raw_uint8_like_the_runtime(exported_with_graphs)
     images, _ = glyphs(3, 2, seed=2)
     assert_f32_close(session.run(None, {"pixels": images[..., None]})[0], Backbone(path).embed(images),
                      terms=conv_terms(32, 4))
+
+
+@pytest.mark.parametrize("labels, match", [
+    ([0, 5], "every class present"), ([0, -1], "every class present"), ([], "N >= 1"),
+    ([0.0, 1.0], "class indices"), ([0, 1, 1], "N >= 1 class indices"),
+], ids=["gap", "negative", "empty", "float", "count"])
+def test_the_head_graph_contract_is_enforced_in_python(exported_with_graphs, labels, match):
+    """What the adapt graph would turn into NaN (a missing class) or another class (-1, which
+    indexing wraps), the ONNX engine refuses as the numpy engine does."""
+    from anil_edge.runtime.head_graphs import HeadGraphs
+
+    path, _ = exported_with_graphs
+    graphs = HeadGraphs(path)
+    E = np.random.default_rng(0).normal(size=(2 if len(labels) != 0 else 0, Backbone(path).embedding_dim))
+    with pytest.raises(InputError, match=match):
+        graphs.adapt(E.astype(np.float32), np.asarray(labels))
+
+
+def test_onnxruntime_failures_in_the_head_graphs_are_model_errors(exported_with_graphs):
+    from anil_edge.runtime.head_graphs import HeadGraphs
+
+    path, _ = exported_with_graphs
+    graphs = HeadGraphs(path)
+    wrong_width = np.zeros((2, Backbone(path).embedding_dim + 3), np.float32)
+    with pytest.raises(ModelError, match="the head graph refused its inputs"):
+        graphs.adapt(wrong_width, np.array([0, 1]))
