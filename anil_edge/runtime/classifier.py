@@ -193,6 +193,8 @@ class FewShotClassifier:
     def _probabilities(self, E: np.ndarray, s: _Snapshot) -> tuple[np.ndarray, np.ndarray]:
         if E.shape[-1] != self.backbone.embedding_dim:
             raise InputError(f"embeddings must be (N, {self.backbone.embedding_dim}), found shape {E.shape}")
+        if E.shape[0] == 0:  # both engines: the same answer (the numpy kernels refuse N = 0)
+            raise InputError("no query embeddings (N = 0): expected at least one image to classify")
         if self._graphs is not None:
             return self._graphs.classify(E, s.W, s.b, s.means)
         return head.predict_proba(E, s.W, s.b), open_set_scores(E, s.means)

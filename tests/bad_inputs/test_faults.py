@@ -244,6 +244,14 @@ def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny
     assert load_checkpoint(tmp_path / "last.pt")["iteration"] == 2
 
 
+def _train_args(data, out, *, iterations: int, eval_every: int, checkpoint_every: int) -> list[str]:
+    """``anil-edge train`` on the tiny folder data set, into ``out``."""
+    return ["train", "--dataset", "folder", "--data", str(data), "--input-size", "28", "--ways", "3", "--shots", "1",
+            "--queries", "2", "--hidden", "8", "--blocks", "2", "--meta-batch", "2", "--iterations", str(iterations),
+            "--eval-every", str(eval_every), "--eval-tasks", "4", "--checkpoint-every", str(checkpoint_every),
+            "--no-progress", "--device", "cpu", "--out-dir", str(out)]
+
+
 def test_a_full_disk_during_training_is_one_line(tiny_data, tmp_path, capsys):
     pytest.importorskip("torch")
     from anil_edge.cli.main import main
@@ -252,10 +260,7 @@ def test_a_full_disk_during_training_is_one_line(tiny_data, tmp_path, capsys):
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    args = ["train", "--dataset", "folder", "--data", str(tiny_data), "--input-size", "28", "--ways", "3", "--shots",
-            "1", "--queries", "2", "--hidden", "8", "--blocks", "2", "--meta-batch", "2", "--iterations", "2",
-            "--eval-every", "2", "--eval-tasks", "4", "--checkpoint-every", "1", "--no-progress", "--device", "cpu",
-            "--out-dir", str(tmp_path / "run")]
+    args = _train_args(tiny_data, tmp_path / "run", iterations=2, eval_every=2, checkpoint_every=1)
     with mock.patch.object(trainer, "save_checkpoint", full):
         assert main(args) == 2
     err = capsys.readouterr().err
@@ -284,10 +289,7 @@ def test_a_disk_that_fills_mid_training_is_one_line_and_keeps_the_last_checkpoin
             saves.append(path)
             yield handle if len(saves) == 1 else Full()
 
-    args = ["train", "--dataset", "folder", "--data", str(tiny_data), "--input-size", "28", "--ways", "3", "--shots",
-            "1", "--queries", "2", "--hidden", "8", "--blocks", "2", "--meta-batch", "2", "--iterations", "4",
-            "--eval-every", "4", "--eval-tasks", "4", "--checkpoint-every", "2", "--no-progress", "--device", "cpu",
-            "--out-dir", str(tmp_path / "run")]
+    args = _train_args(tiny_data, tmp_path / "run", iterations=4, eval_every=4, checkpoint_every=2)
     with mock.patch.object(checkpoint, "atomic_write", filling):
         assert main(args) == 2
     err = capsys.readouterr().err
