@@ -15,6 +15,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("folder", nargs="?", help="a folder with one sub-folder of images per class")
     p.add_argument("--state", required=True, help="the state file (.npz) to write")
     p.add_argument("--extend", action="store_true", help="add to the classes already in --state")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an existing --state (without it, enrolling onto an existing state is refused; the old "
+                        "file stays in place until the new one is completely written)")
     p.add_argument("--remove", action="append", default=[], metavar="LABEL", help="remove a class (repeatable)")
     p.add_argument("--keep-duplicates", action="store_true",
                    help="enroll images a class already holds again (default: skip them, so that --extend with the "
@@ -30,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     if args.folder is None and not args.remove:
         raise InputError("nothing to do: give a FOLDER of class folders to enroll, or --remove LABEL")
     state = Path(args.state)
-    refuse_to_overwrite(state, [args.model], what="state file")
+    _check_target(state, args)
     classes = class_folders(args.folder) if args.folder is not None else {}
     for paths in classes.values():
         refuse_to_overwrite(state, paths, what="state file")
@@ -59,3 +62,18 @@ def _as_enrolled(text: str, labels: list) -> str | int:
     if labels and isinstance(labels[0], int) and text.strip().lstrip("+-").isdigit():
         return int(text)
     return text
+
+
+def _check_target(state: Path, args: argparse.Namespace) -> None:
+    """Refuse, before any work, to write where it cannot, over the model, or over a state unasked."""
+    from ..atomic import refuse_to_overwrite
+    from ..errors import InputError
+
+    if args.extend and args.overwrite:
+        raise InputError("--extend adds to the state and --overwrite replaces it: give one of them")
+    if not state.parent.is_dir():
+        raise InputError(f"cannot write {state}: folder {state.parent} does not exist")
+    refuse_to_overwrite(state, [args.model], what="state file")
+    if state.exists() and args.folder is not None and not (args.extend or args.overwrite):
+        raise InputError(f"{state} already holds an enrollment state: --extend adds these classes to it, --overwrite "
+                         "replaces it")

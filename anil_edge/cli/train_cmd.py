@@ -16,6 +16,9 @@ def add_parser(sub, name: str) -> None:
     parser = sub.add_parser(name, help="meta-train with ANIL", description=__doc__)
     parser.add_argument("--config", metavar="TOML", help="a TOML file of TrainConfig fields (a [train] table or top level)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start over in an OUT_DIR that holds an earlier run's checkpoints (without it, that is "
+                             "refused; each old checkpoint stays until its new one is completely written)")
     parser.add_argument("--stop-after", type=int, metavar="N",
                         help="end this run after iteration N (saving last.pt), to --resume it later")
     add_config_options(parser, TrainConfig)
@@ -29,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     from .config_options import config_from_args
 
     config = config_from_args(TrainConfig, args, args.config)
-    check_out_dir(config)  # before the (slow) data loading
+    _check_run_folder(check_out_dir(config), args)  # before the (slow) data loading
     split = load_split(config.dataset, config.data, decode_preprocessing(config),
                        validation=config.validation_fraction, test=config.test_fraction, seed=config.split_seed)
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job
@@ -64,3 +67,17 @@ def _info_lines_on_stdout():
     finally:
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+def _check_run_folder(out, args: argparse.Namespace) -> None:
+    """A new run does not silently replace an earlier run's checkpoints; --resume needs one."""
+    from ..errors import InputError
+
+    if args.resume and args.overwrite:
+        raise InputError("--resume continues the run in --out-dir and --overwrite starts it over: give one of them")
+    if args.resume and not (out / "last.pt").is_file():
+        raise InputError(f"cannot resume: checkpoint not found: {out / 'last.pt'}")
+    earlier = [name for name in ("last.pt", "best.pt") if (out / name).is_file()]
+    if earlier and not (args.resume or args.overwrite):
+        raise InputError(f"{out} holds an earlier run's checkpoints ({', '.join(earlier)}): --resume continues that run, "
+                         "--overwrite starts over, or choose another --out-dir")

@@ -100,6 +100,41 @@ def test_train_config_files(capsys, files, tmp_path, config, needle):
     assert_one_line_error(*run(capsys, *args)[::2], needle)
 
 
+def test_a_new_run_does_not_replace_an_earlier_runs_checkpoints(capsys, files, tmp_path):
+    root, data = files
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "best.pt").write_bytes(b"an earlier run's")
+    code, _, err = run(capsys, *TRAIN, "--data", data, "--out-dir", run_dir)
+    assert_one_line_error(code, err, "holds an earlier run's checkpoints (best.pt)", "--overwrite")
+    assert (run_dir / "best.pt").read_bytes() == b"an earlier run's"
+    assert_one_line_error(*run(capsys, *TRAIN, "--data", data, "--out-dir", run_dir, "--resume", "--overwrite")[::2],
+                          "give one of them")
+    assert run(capsys, *TRAIN, "--data", data, "--out-dir", run_dir, "--overwrite")[0] == 0
+    assert (run_dir / "best.pt").read_bytes() != b"an earlier run's"
+
+
+def test_enrolling_onto_an_existing_state_needs_extend_or_overwrite(capsys, files, tmp_path, model_path):
+    root, _ = files
+    state = tmp_path / "s.npz"
+    state.write_bytes((root / "state.npz").read_bytes())
+    before = state.read_bytes()
+    code, _, err = run(capsys, "enroll", model_path, root / "classes", "--state", state)
+    assert_one_line_error(code, err, "already holds an enrollment state", "--extend", "--overwrite")
+    assert state.read_bytes() == before
+    assert_one_line_error(*run(capsys, "enroll", model_path, root / "classes", "--state", state, "--extend",
+                               "--overwrite")[::2], "give one of them")
+    assert run(capsys, "enroll", model_path, root / "classes", "--state", state, "--overwrite")[0] == 0
+    assert state.read_bytes() != before
+
+
+def test_a_state_in_a_missing_folder_is_one_line(capsys, files, tmp_path, model_path):
+    root, _ = files
+    code, _, err = run(capsys, "enroll", model_path, root / "classes", "--state", tmp_path / "no" / "dir" / "s.npz")
+    assert_one_line_error(code, err, "folder", "does not exist")
+    assert ".lock" not in err
+
+
 def test_train_out_dir_that_is_a_file(capsys, files):
     root, data = files
     assert_one_line_error(*run(capsys, *TRAIN, "--data", data, "--out-dir", root / "afile")[::2], "is a file")
