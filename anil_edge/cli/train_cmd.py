@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import sys
+from pathlib import Path
 
 
 def add_parser(sub, name: str) -> None:
@@ -26,13 +27,16 @@ def add_parser(sub, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..train.config import TrainConfig
+    from .config_options import config_from_args
+
+    config = config_from_args(TrainConfig, args, args.config)  # every problem at once, before torch is imported
+    _check_run_folder(Path(config.out_dir), args)
+
     from ..train.data.sources import load_split
     from ..train.distributed import shutdown
     from ..train.trainer import check_out_dir, decode_preprocessing, train
-    from .config_options import config_from_args
 
-    config = config_from_args(TrainConfig, args, args.config)
-    _check_run_folder(check_out_dir(config), args)  # before the (slow) data loading
+    check_out_dir(config)  # before the (slow) data loading
     split = load_split(config.dataset, config.data, decode_preprocessing(config),
                        validation=config.validation_fraction, test=config.test_fraction, seed=config.split_seed)
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job

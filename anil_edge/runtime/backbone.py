@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ModelError, raise_if_problems, require
+from .file_kind import ONNX, hint
 from .metadata import ModelMetadata
 from .metadata_props import metadata_from_props
 from .model_hash import model_sha256
@@ -66,7 +67,8 @@ class Backbone:
         try:
             self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-            raise ModelError(f"cannot load {self.path} as an ONNX model: {_first_line(exc)}") from None
+            raise ModelError(f"cannot load {self.path} as an ONNX model: {_first_line(exc)}"
+                             f"{hint(self.path, ONNX)}") from None
         props = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = metadata_from_props(props, source=str(self.path))
         self._input_name = _check_io(self._session, self.metadata, self.path)

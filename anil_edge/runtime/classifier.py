@@ -226,8 +226,10 @@ class FewShotClassifier:
             return None
         calibration = self.backbone.metadata.open_set
         if calibration is None:
-            raise InputError(f"reject={reject!r}: {self.backbone.path} has no open-set calibration (export it with "
-                             "anil-edge >= 0.2, which calibrates on validation classes); use threshold= instead")
+            raise InputError(f"reject={reject!r}: {self.backbone.path} has no open-set calibration: the export "
+                             "calibrates on the validation classes, and this model's were too few (fewer than 6 classes "
+                             "with 6 images) or it predates calibration; export it again with more validation classes "
+                             "(--validation-fraction), or reject by probability instead (threshold=, --threshold)")
         return calibration.threshold(reject)
 
     def apply_threshold(self, probabilities: np.ndarray) -> list[Prediction]:

@@ -30,6 +30,7 @@ from ..atomic import atomic_write
 from ..errors import InputError, StateError, raise_if_problems
 from .adaptation import Adaptation
 from .decision import threshold_problems
+from .file_kind import STATE, file_kind
 from .labels import Label, check_label
 
 MAX_STATE_BYTES = 2**31  # 2 GiB uncompressed: about 8 million 64-d embeddings
@@ -145,6 +146,10 @@ def _check_sizes(path: Path) -> None:
         with zipfile.ZipFile(path) as archive:
             sizes = {info.filename: info.file_size for info in archive.infolist()}
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
+        kind = file_kind(path)
+        if kind is not None and kind != STATE:  # e.g. predict MODEL MODEL: the arguments swapped
+            raise StateError(f"{path} is {kind}, not an enrollment state: did you swap the model and the state? "
+                             "(anil-edge predict MODEL STATE IMAGES)") from None
         raise StateError(f"{path} is truncated or corrupted ({type(exc).__name__}: {exc}); "
                          "expected an anil-edge state file (.npz) written by FewShotClassifier.save") from None
     total = sum(sizes.values())

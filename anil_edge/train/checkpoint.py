@@ -19,6 +19,7 @@ import torch
 
 from ..atomic import atomic_write
 from ..errors import CheckpointError
+from ..runtime.file_kind import CHECKPOINT, file_kind
 
 FORMAT, VERSION = "anil-edge-checkpoint", 1
 
@@ -42,6 +43,12 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises RuntimeError, UnpicklingError, EOFError, zipfile errors...
+        kind = file_kind(path)
+        if kind is not None and kind != CHECKPOINT:
+            raise CheckpointError(f"{path} is {kind}, not a training checkpoint (a .pt written by anil-edge train)") from None
+        if "weights_only" in str(exc):  # torch's advice to load unsafely: never taken here
+            raise CheckpointError(f"{path}: cannot read as a checkpoint written by anil-edge train: it holds Python "
+                                  "objects that a safe (weights-only) load refuses") from None
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise CheckpointError(f"{path}: cannot read as a checkpoint written by anil-edge train "
                               f"({type(exc).__name__}: {first})") from None

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
@@ -112,7 +113,10 @@ class TrainConfig:
         values = {RENAMED.get(k, k): v for k, v in values.items()}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise InputError(f"unknown training configuration key(s) {unknown}; expected some of {sorted(known)}")
+            guesses = [f"{key!r}: did you mean {close[0]!r}?" for key in unknown
+                       if (close := difflib.get_close_matches(key, known, n=1))]
+            raise InputError(f"unknown training configuration key(s) {unknown}"
+                             + (f" ({'; '.join(guesses)})" if guesses else "") + f"; expected some of {sorted(known)}")
         values = dict(values)
         if isinstance(values.get("data"), list):  # JSON and TOML lists; a string stays a (wrong) string
             values["data"] = tuple(values["data"])

@@ -279,3 +279,42 @@ def test_file_names_that_are_not_utf8_are_printed_safely(capsys, model_path, tmp
     assert "caf\\udce9" in out and (tmp_path / "s.npz").is_file()
     code, out, err = run(capsys, "predict", model_path, tmp_path / "s.npz", tmp_path / "classes")
     assert code == 0 and "\\udce9" in out, err
+
+
+class _Pickled:
+    """Any Python object: what a weights-only load refuses."""
+
+
+def test_files_given_in_the_wrong_place_say_what_they_are(capsys, files, tmp_path, model_path):
+    """A checkpoint where a model goes, a model where a state or checkpoint goes, a pickle of
+    Python objects: one line that says what the file is, never torch's unsafe-load advice."""
+    torch = pytest.importorskip("torch")
+    root, _ = files
+    ckpt = tmp_path / "run.pt"
+    torch.save({"format": "anil-edge-checkpoint", "model": {"w": torch.zeros(2)}}, ckpt)
+    objects = tmp_path / "objects.pt"
+    torch.save({"thing": _Pickled()}, objects)
+    cases = [
+        (["predict", ckpt, root / "state.npz", root / "classes"], "training checkpoint", "export it to ONNX first"),
+        (["predict", model_path, model_path, root / "classes"], "not an enrollment state", "did you swap"),
+        (["export", model_path, "--out", tmp_path / "m.onnx"], "is an ONNX model, not a training checkpoint"),
+        (["export", objects, "--out", tmp_path / "m.onnx"], "safe (weights-only) load refuses"),
+    ]
+    for args, *needles in cases:
+        code, _, err = run(capsys, *args)
+        assert_one_line_error(code, err, *needles)
+        assert "weights_only=False" not in err
+
+
+def test_a_config_typo_is_reported_before_torch_is_imported(tmp_path):
+    """At once (no 3-12 s torch import first), with a "did you mean"."""
+    import subprocess
+    import sys
+
+    (tmp_path / "typo.toml").write_text("[train]\nway = 5\n")
+    code = ("import sys\nfrom anil_edge.cli.main import main\n"
+            f"status = main(['train', '--config', {str(tmp_path / 'typo.toml')!r}, '--out-dir', {str(tmp_path / 'run')!r}])\n"
+            "print('torch' in sys.modules)\nsys.exit(status)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and result.stdout.strip() == "False", result.stderr
+    assert "'way': did you mean 'ways'?" in result.stderr and len(result.stderr.strip().splitlines()) == 1
