@@ -93,3 +93,9 @@ def test_rgb_folder_trains_exports_and_enrolls(photos, tmp_path):
     clf.enroll_folder(support)
     accuracy = np.mean([p.label == t for p, t in zip(clf.predict(queries), truth)])
     assert accuracy >= 0.6, f"{accuracy=} on {len(split.test.class_names)} RGB classes, 1 shot each"
+
+
+def test_rotations_are_classes_for_glyphs_but_not_for_photos():
+    """A rotated photo of a mug is a mug: RGB data trains without rotation classes by default."""
+    assert TrainConfig().uses_rotations and not TrainConfig(channels=3).uses_rotations
+    assert TrainConfig(channels=3, rotations=True).uses_rotations and not TrainConfig(rotations=False).uses_rotations

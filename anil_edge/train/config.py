@@ -23,7 +23,7 @@ class TrainConfig:
     # --- data ---
     dataset: str = "glyphs"  # glyphs (embedded, offline), omniglot, folder, full-omniglot, fc100, mini-imagenet, cifarfs
     data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, a folder's or data set's root; glyphs: a cache folder
-    rotations: bool = True  # add 90/180/270° rotations of the *training* classes as extra classes
+    rotations: bool | None = None  # 90/180/270° rotations of the training classes as extra classes; unset: 1 channel only
     validation_fraction: float = 0.15  # share of classes (whole groups) held out for validation
     test_fraction: float = 0.25  # share of classes (whole groups) held out for the final test; 0: none (test on other data)
     split_seed: int = 0  # shuffles the groups before the split
@@ -81,6 +81,12 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def uses_rotations(self) -> bool:
+        """``rotations``, or by default for grayscale only: a rotated glyph is a new character
+        (Omniglot's standard augmentation), a rotated photo of a mug is still a mug."""
+        return self.channels == 1 if self.rotations is None else self.rotations
 
     @property
     def inverts(self) -> bool:

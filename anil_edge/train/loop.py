@@ -38,7 +38,7 @@ class MetaLoop:
         self.per_stream = config.meta_batch // self.n_streams
         self.streams = TaskStreams(config.seed, [ctx.rank] if ctx.world > 1 else list(range(self.n_streams)),
                                    device)
-        train_set = split.train.with_rotations() if config.rotations else split.train
+        train_set = split.train.with_rotations() if config.uses_rotations else split.train
         c = config
         self.sampler: TaskSampler | DeviceTaskSampler = (
             TaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, name="training set")
