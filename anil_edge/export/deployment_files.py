@@ -29,6 +29,7 @@ from ..runtime.metadata import ModelMetadata
 from ..runtime.metadata_props import metadata_document
 from ..runtime.open_set import open_set_scores
 from .head_graphs import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_OUTPUTS, build_adapt_graph, build_classify_graph
+from .int8_check import row_cosines
 from .onnx_export import write_onnx
 from .pixel_input import PIXELS, with_pixel_input
 
@@ -95,8 +96,7 @@ def check_pixel_model(path: Path, backbone: Backbone, seed: int = 0) -> None:
     x = np.random.default_rng(seed).integers(0, 256, (5, *p.input_size, p.channels), dtype=np.uint8)
     want, got = backbone.embed(x), session.run(None, {PIXELS: x})[0]
     if backbone.metadata.extra.get("precision") == "int8":
-        cosine = float(((got * want).sum(1) / np.maximum(np.linalg.norm(got, axis=1) * np.linalg.norm(want, axis=1),
-                                                         1e-30)).min())
+        cosine = float(row_cosines(got, want).min())
         if not cosine >= INT8_PIXELS_COSINE:
             raise ModelError(f"the pixel-input backbone {path.name} disagrees with its INT8 backbone: lowest embedding "
                              f"cosine {cosine:.6f} < {INT8_PIXELS_COSINE}")

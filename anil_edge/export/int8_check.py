@@ -60,7 +60,7 @@ def compare_int8(fp32: Backbone, int8: Backbone, images: np.ndarray, labels: np.
     pick = np.unique(np.linspace(0, len(images) - 1, min(len(images), MAX_IMAGES)).astype(int))
     x = images[pick]
     a, b = (fp32.embed_input(x), int8.embed_input(x)) if preprocessed else (fp32.embed(x), int8.embed(x))
-    cosine = (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
+    cosine = row_cosines(a, b)
     agreement = None
     if labels is not None:
         y = np.unique(np.asarray(labels)[pick], return_inverse=True)[1]
@@ -77,6 +77,11 @@ def check_int8(fp32: Backbone, int8: Backbone, images: np.ndarray, labels: np.nd
         raise Int8QualityError(f"the INT8 model is not shipped: {'; '.join(problems)} ({report.summary()}); try "
                                "--int8-format u8u8 or another --calibration-method, or ship the FP32 model")
     return report
+
+
+def row_cosines(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The cosine between each row of ``a`` (N, D) and the same row of ``b``: (N,)."""
+    return (a * b).sum(1) / np.maximum(np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1), 1e-30)
 
 
 def _nearest_mean(E: np.ndarray, y: np.ndarray) -> np.ndarray:

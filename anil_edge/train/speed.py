@@ -20,7 +20,6 @@ import hashlib
 import itertools
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -30,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from ..atomic import atomic_write
+from ..cache import cache_folder
 from ..cpu_features import bf16_acceleration, cpu_name
 from .config import TrainConfig
 
@@ -186,7 +186,7 @@ def device_description(device: torch.device) -> str:
 
 
 def _cache_path(config: TrainConfig, device: torch.device, cache_dir: Path | None) -> Path:
-    folder = cache_dir or Path(os.environ.get("ANIL_EDGE_CACHE") or Path.home() / ".cache" / "anil-edge")
+    folder = cache_dir or cache_folder()
     key = {"version": CACHE_VERSION, "device": device_description(device), "torch": torch.__version__,
            "threads": torch.get_num_threads(), "config": {name: getattr(config, name) for name in SHAPE_FIELDS}}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]

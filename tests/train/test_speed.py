@@ -17,6 +17,7 @@ from anil_edge.train.speed import SpeedOptions, candidates, native_bf16, resolve
 from anil_edge.train.trainer import train
 
 from .helpers import glyph_set
+from .test_trainer import tiny_config
 
 CPU = torch.device("cpu")
 BIG = dict(ways=20, shots=1, queries=1, meta_batch=8)  # 320 images per backbone call: chunking is a choice
@@ -110,16 +111,10 @@ def split():
     return split_by_group(glyph_set(n_classes=24, per_class=5, n_groups=6), validation=0.2, test=0.2, seed=0)
 
 
-def _tiny(out, **changes) -> TrainConfig:
-    base = dict(ways=3, shots=1, queries=2, hidden=8, blocks=2, meta_batch=2, iterations=4, eval_every=2,
-                eval_tasks=4, checkpoint_every=2, progress=False, threads=1, out_dir=str(out), device="cpu")
-    return TrainConfig(**{**base, **changes})
-
-
 def test_training_on_a_cpu_without_native_bf16_runs_fp32(split, tmp_path, monkeypatch):
     monkeypatch.setattr(speed, "native_bf16", lambda device: False)
     monkeypatch.setenv("ANIL_EDGE_CACHE", str(tmp_path / "cache"))
-    train(_tiny(tmp_path / "run"), split)
+    train(tiny_config(tmp_path / "run", iterations=4, eval_every=2), split)
     assert load_checkpoint(tmp_path / "run" / "last.pt")["speed"]["precision"] == "fp32"
 
 
@@ -128,8 +123,8 @@ def test_a_resumed_run_keeps_the_options_it_trained_with(split, tmp_path, monkey
     monkeypatch.setenv("ANIL_EDGE_CACHE", str(tmp_path / "cache"))
     chosen = SpeedOptions("bf16", True, 0)
     monkeypatch.setattr(speed, "time_meta_step", _fake_timer({chosen: 0.01}))
-    train(_tiny(tmp_path / "run"), split, stop_after=2)
+    train(tiny_config(tmp_path / "run", iterations=4, eval_every=2), split, stop_after=2)
     monkeypatch.setattr(speed, "time_meta_step", _fake_timer({SpeedOptions("fp32", False, 0): 0.01}))
     (tmp_path / "cache").rename(tmp_path / "old-cache")  # a new machine: timing would now choose fp32
-    train(_tiny(tmp_path / "run"), split, resume=True)
+    train(tiny_config(tmp_path / "run", iterations=4, eval_every=2), split, resume=True)
     assert SpeedOptions.from_dict(load_checkpoint(tmp_path / "run" / "last.pt")["speed"]) == chosen

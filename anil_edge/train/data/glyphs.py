@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from ...atomic import atomic_write
+from ...cache import cache_folder
 from ...errors import InputError, require
 from .image_set import ImageSet
 
@@ -37,7 +38,7 @@ def load_glyphs(*, instances: int = 20, seed: int = 0, max_classes: int = 0, cac
 
     ``max_classes`` > 0 keeps a deterministic subset (for quick runs and tests).
     """
-    folder = Path(cache_dir or os.environ.get("ANIL_EDGE_CACHE") or Path.home() / ".cache" / "anil-edge")
+    folder = Path(cache_dir) if cache_dir else cache_folder()
     key = hashlib.sha256(f"{VERSION}-{instances}-{seed}-{max_classes}".encode()).hexdigest()[:16]
     path = folder / f"glyphs-{key}.npz"
     if path.is_file():
