@@ -59,11 +59,12 @@ def main(argv: list[str] | None = None) -> None:
         export_s = time.perf_counter() - start
         deployed_models = {"onnx fp32": DeployedEmbeddings(result.onnx, test.images)}
         checks = []
+        fp32 = Backbone(result.onnx, device="cpu", batch_size=256)
         for fmt in args.formats:
             path = Path(tmp) / f"model.{fmt}.onnx"
             meta = quantize_int8(result.onnx, path, calibration, fmt=fmt)
             deployed_models[f"onnx int8 {fmt}"] = DeployedEmbeddings(path, test.images)
-            fp32, int8 = Backbone(result.onnx, device="cpu", batch_size=256), Backbone(path, device="cpu", batch_size=256)
+            int8 = Backbone(path, device="cpu", batch_size=256)
             check = compare_int8(fp32, int8, split.validation.images, split.validation.labels)
             checks.append((fmt, meta.extra["quantization"], check))
         for ways in (20, 5):

@@ -136,7 +136,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         sidecar = beside(stage["onnx"], "json")
         backbones = {"backbone": stage["onnx"], **({"backbone_int8": stage["int8"]} if int8 else {})}
         write_sidecar(sidecar, replace(meta, open_set=open_set), {**backbones, **deployment},
-                      {"backbone": out.name, **({"backbone_int8": beside(out, "int8.onnx").name} if int8 else {}),
+                      {"backbone": out.name, **({"backbone_int8": targets["int8"].name} if targets["int8"] else {}),
                        **{kind: path.name for kind, path in final.items()}},
                       int8_meta=read_metadata(stage["int8"]) if int8 else None, pixel_batch=fixed_batch)
         ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if ort_format else []

@@ -5,10 +5,10 @@ folders nested inside a class folder (``mug/side/1.jpg``) belong to that class, 
 from __future__ import annotations
 
 import os
-import unicodedata
 from pathlib import Path
 
 from ..errors import InputError
+from .labels import normalised
 from .preprocess import IMAGE_SUFFIXES, is_image_name
 
 
@@ -31,7 +31,7 @@ def class_folders(root: str | os.PathLike[str]) -> dict[str, list[Path]]:
     classes: dict[str, list[Path]] = {}
     for d in sorted(folder.iterdir()):
         if d.is_dir() and not d.name.startswith("."):
-            classes.setdefault(unicodedata.normalize("NFC", d.name), []).extend(_images_under(d))
+            classes.setdefault(normalised(d.name), []).extend(_images_under(d))
     if not classes:
         raise InputError(f"{folder}: no class folders found (expected {folder}/<class>/<image>.png)")
     empty = [name for name, paths in classes.items() if not paths]

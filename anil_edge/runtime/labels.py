@@ -25,8 +25,7 @@ def check_label(label: object, existing: Iterable[Label] = ()) -> Label:
         raise InputError(f"a class label must be a str or an int, found {type(label).__name__} {label!r}")
     if isinstance(label, str) and not label.strip():
         raise InputError("a class label must not be an empty string")
-    if isinstance(label, str):
-        label = unicodedata.normalize("NFC", label)
+    checked: Label = normalised(label)
     for other in existing:
         if type(other) is not type(label):
             raise InputError(
@@ -34,7 +33,12 @@ def check_label(label: object, existing: Iterable[Label] = ()) -> Label:
                 f"(e.g. {other!r}), found {type(label).__name__} {label!r}"
             )
         break
-    return label
+    return checked
+
+
+def normalised(label: Any) -> Any:
+    """A text label in Unicode NFC (one spelling per class), anything else as it is."""
+    return unicodedata.normalize("NFC", label) if isinstance(label, str) else label
 
 
 def label_sequence(labels: object) -> list[Any]:

@@ -6,12 +6,10 @@ with its lock.
 
 from __future__ import annotations
 
-import unicodedata
-
 import numpy as np
 
 from ..errors import InputError
-from .labels import Label, check_label
+from .labels import Label, check_label, normalised
 
 DUPLICATE_ATOL = 1e-5  # embeddings this close (relative to their scale) are the same example
 
@@ -34,7 +32,7 @@ class SupportSet:
         return len(self._by_label)
 
     def __contains__(self, label: object) -> bool:
-        return (unicodedata.normalize("NFC", label) if isinstance(label, str) else label) in self._by_label
+        return normalised(label) in self._by_label
 
     def add(self, label: Label, E: np.ndarray, *, deduplicate: bool = False) -> int:
         """Append float32 embeddings (n, D) to ``label``'s class; returns how many were added."""
@@ -48,7 +46,7 @@ class SupportSet:
         return E.shape[0]
 
     def remove(self, label: Label) -> None:
-        label = unicodedata.normalize("NFC", label) if isinstance(label, str) else label
+        label = normalised(label)
         if label not in self._by_label:
             raise InputError(f"cannot remove {label!r}: not enrolled; enrolled labels are {self.labels}")
         del self._by_label[label]

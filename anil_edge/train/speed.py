@@ -136,7 +136,6 @@ def time_meta_step(config: TrainConfig, options: SpeedOptions, device: torch.dev
     """Median seconds of one meta-step (forward, backward, Adam) of a fresh copy of the configured
     model with ``options``, on random task-shaped batches; only one timed step when it already
     takes :data:`PRUNE` × ``bound`` (it cannot win). Torch's random state is left as it was."""
-    from ..runtime.adaptation import Adaptation
     from .engines import ENGINES
     from .model import build_model
 
@@ -146,7 +145,7 @@ def time_meta_step(config: TrainConfig, options: SpeedOptions, device: torch.dev
         options.apply(model)
         optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
         batch = _random_batch(config, device)
-        engine, inner = ENGINES[config.engine], Adaptation(config.adaptation_lr, config.adaptation_steps, config.head_init)
+        engine, inner = ENGINES[config.engine], config.adaptation()
 
         def step() -> None:
             loss, _ = engine(model, batch, inner)
