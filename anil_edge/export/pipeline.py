@@ -1,8 +1,9 @@
 """Checkpoint -> deployable files, validated before they appear.
 
-Every file is first written under a temporary name in the output folder, validated against the
-PyTorch model, and only then renamed into place; on any error the temporary files are removed,
-so a failed export never leaves a partly written or unvalidated model behind.
+Every file is first written in a staging folder beside the output, validated against the PyTorch
+model, and only then committed as one set (:mod:`anil_edge.file_set`): on any error the staged
+files are removed, and a crash at any moment leaves the previous export or the new one, complete,
+never a mix, a partly written or an unvalidated model.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 
 from ..atomic import refuse_to_overwrite, remove_stale_folders
 from ..errors import CheckpointError, InputError, ModelError
+from ..file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.backbone import read_metadata
 from ..runtime.head_graphs import beside
 from ..runtime.open_set import OpenSetCalibration
@@ -34,7 +36,6 @@ from .validate import ValidationReport, validate_export
 # Every file an export may write beside model.onnx: model.<suffix>.
 OUTPUT_SUFFIXES = ("int8.onnx", "ts", "json", "head_adapt.onnx", "head_classify.onnx", "pixels.onnx", "int8.pixels.onnx",
                    "pixels.ort", "int8.pixels.ort", "head_adapt.ort", "head_classify.ort")
-STAGING_PREFIX = ".anil-edge-export-"
 
 
 @dataclass(frozen=True)
@@ -145,9 +146,10 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         moves = [(stage[key], target) for key, target in targets.items() if target is not None]
         moves += [(deployment[kind], final[kind]) for kind in deployment]
         moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
-        for staged, target in moves:
-            os.replace(staged, target)
-    _remove_stale_outputs(out, {target for _, target in moves})
+        written = {target for _, target in moves}
+        stale = [path for path in (beside(out, suffix) for suffix in OUTPUT_SUFFIXES)
+                 if path not in written and path.is_file()]  # an earlier export's INT8, pixel, .ort files
+        commit_files(out.parent, stage["onnx"].parent, moves, stale)
     return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report)
 
 
@@ -164,14 +166,6 @@ def _check_int8(fp32: Path, int8: Path, data: ImageSet | None, real: np.ndarray 
     return check_int8(a, b, real if real is not None else calibration, preprocessed=True)
 
 
-def _remove_stale_outputs(out: Path, written: set[Path]) -> None:
-    """Files an earlier export left beside ``out`` that this one did not write (an INT8 model, a
-    pixel model, .ort files of another backbone) go: the folder holds one export's files."""
-    for path in (beside(out, suffix) for suffix in OUTPUT_SUFFIXES):
-        if path not in written and path.is_file():
-            path.unlink()
-
-
 def _final_path(out: Path, staged: Path) -> Path:
     """Where a staged file goes: ``model.<suffix>`` beside ``out`` with the same suffix; other
     names (``required_operators.config``) unchanged, in ``out``'s folder."""
@@ -182,7 +176,8 @@ def _final_path(out: Path, staged: Path) -> Path:
 @contextlib.contextmanager
 def _staging(folder: Path):
     """Temporary paths in ``folder`` for each output; whatever is left is removed at the end."""
-    remove_stale_folders(folder, STAGING_PREFIX)  # what exports killed mid-way left
+    complete_interrupted(folder)  # an export killed after its commit point: finish it
+    remove_stale_folders(folder, STAGING_PREFIX)  # one killed before: its staging folder goes
     try:
         tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
     except OSError as exc:

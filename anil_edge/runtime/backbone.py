@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ModelError, raise_if_problems, require
+from ..file_set import complete_interrupted
 from .file_kind import ONNX, hint
 from .metadata import ModelMetadata
 from .metadata_props import metadata_from_props
@@ -127,6 +128,7 @@ def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
 
 
 def _read(path: Path) -> bytes:
+    complete_interrupted(path.parent)  # an export killed mid-commit: finish it before reading
     try:
         return path.read_bytes()
     except FileNotFoundError:

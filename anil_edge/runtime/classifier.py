@@ -30,7 +30,7 @@ from .labels import ImageInput, Label, check_label, label_sequence
 from .open_set import open_set_scores
 from .state import EnrollmentState, file_fingerprint, load_state, save_state
 from .support_set import SupportSet
-from .validation import as_float32
+from .validation import as_float32, check_embedding_range
 
 SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold", "reject")
 ENGINES = ("numpy", "onnx")
@@ -131,7 +131,8 @@ class FewShotClassifier:
 
     def enroll_embeddings(self, label: Label, embeddings: Any, *, deduplicate: bool = False) -> int:
         """Add precomputed embeddings (n, D) to class ``label``; returns how many were added."""
-        E = as_float32(f"embeddings for class {label!r}", embeddings, (1, 2)).reshape(-1, self._dim_of(embeddings))
+        name = f"embeddings for class {label!r}"
+        E = check_embedding_range(name, as_float32(name, embeddings, (1, 2)).reshape(-1, self._dim_of(embeddings)))
         if E.shape[0] == 0:
             raise InputError(f"class {label!r}: the support set is empty; expected at least one example")
         with self._lock:
@@ -174,7 +175,7 @@ class FewShotClassifier:
 
     def predict_proba_embeddings(self, embeddings: Any) -> np.ndarray:
         """Probabilities over :attr:`labels` for precomputed embeddings (N, D): (N, C)."""
-        E = as_float32("embeddings", embeddings, (2,))
+        E = check_embedding_range("query embeddings", as_float32("query embeddings", embeddings, (2,)))
         return self._probabilities(E, self._snapshot())[0]
 
     def predict(self, images: ImageInput, *, top_k: int = 1) -> list[Prediction]:
@@ -184,7 +185,7 @@ class FewShotClassifier:
 
     def predict_embeddings(self, embeddings: Any, *, top_k: int = 1) -> list[Prediction]:
         """:meth:`predict` for precomputed embeddings (N, D)."""
-        E = as_float32("embeddings", embeddings, (2,))
+        E = check_embedding_range("query embeddings", as_float32("query embeddings", embeddings, (2,)))
         s = self._snapshot()
         P, scores = self._probabilities(E, s)
         return apply_threshold(P, s.labels, s.threshold, scores=scores, reject_threshold=s.reject_threshold,

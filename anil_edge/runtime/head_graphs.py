@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError, require
+from ..file_set import complete_interrupted
 
 ADAPT_SUFFIX, CLASSIFY_SUFFIX = "head_adapt.onnx", "head_classify.onnx"
 
@@ -55,6 +56,7 @@ class HeadGraphs:
         beside it, the backbone and both graphs must be the files it lists (one artefact)."""
         ort = require("onnxruntime", "cpu")
         base = family_base(backbone_path)
+        complete_interrupted(base.parent)
         self.paths = (beside(base, ADAPT_SUFFIX), beside(base, CLASSIFY_SUFFIX))
         missing = [str(p) for p in self.paths if not p.is_file()]
         if missing:

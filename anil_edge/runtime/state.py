@@ -32,6 +32,7 @@ from .adaptation import Adaptation
 from .decision import threshold_problems
 from .file_kind import STATE, file_kind
 from .labels import Label, check_label
+from .validation import embedding_range_problems
 
 MAX_STATE_BYTES = 2**31  # 2 GiB uncompressed: about 8 million 64-d embeddings
 MAX_HEADER_BYTES = 64 * 2**20  # labels and settings
@@ -177,6 +178,8 @@ def _check_arrays(embeddings: np.ndarray, class_index: np.ndarray, n_labels: int
         problems.append(f"embeddings must be float32 (M, D), found {embeddings.dtype} {embeddings.shape}")
     elif not np.isfinite(embeddings).all():
         problems.append("embeddings hold NaN or infinite values")
+    else:
+        problems += embedding_range_problems("the stored embeddings", embeddings)
     if class_index.dtype.kind not in "iu" or class_index.shape != embeddings.shape[:1]:
         problems.append(f"class_index must be integers of shape ({embeddings.shape[0]},), "
                         f"found {class_index.dtype} {class_index.shape}")

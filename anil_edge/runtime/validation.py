@@ -6,6 +6,12 @@ import numpy as np
 
 from ..errors import InputError, raise_if_problems
 
+# The largest |entry| an embedding may have. An anil-edge backbone's embeddings are ~1 (cosine:
+# unit norm); at 1e5 and beyond, lr·|E|² makes the inner loop's float32 steps chaotic, so the
+# numpy engine, the ONNX head graphs (and any two devices) part (measured: they agree to float32
+# rounding on random enrollments up to 1e4, not at 1e5; tests/export/test_head_graphs.py).
+MAX_EMBEDDING_ABS = 1e4
+
 
 def as_float32(name: str, value, ndims: tuple[int, ...]) -> np.ndarray:
     """``value`` as a float32 array with one of ``ndims`` dimensions and only finite entries."""
@@ -25,6 +31,22 @@ def as_float32(name: str, value, ndims: tuple[int, ...]) -> np.ndarray:
         bad = int(np.size(array) - np.count_nonzero(np.isfinite(array)))
         raise InputError(f"{name} must be finite, found {bad} NaN or infinite value(s)")
     return array
+
+
+def embedding_range_problems(name: str, E: np.ndarray) -> list[str]:
+    """A problem when finite float32 ``E`` has an entry beyond ±:data:`MAX_EMBEDDING_ABS`."""
+    peak = float(np.abs(E).max()) if E.size else 0.0
+    if peak <= MAX_EMBEDDING_ABS:
+        return []
+    return [f"{name} reach magnitude {peak:.3g}; expected entries within ±{MAX_EMBEDDING_ABS:g} (a backbone's "
+            "embeddings are ~1; at this size the head's float32 steps diverge and engines disagree): embed with "
+            "the model's own backbone, or scale them down"]
+
+
+def check_embedding_range(name: str, E: np.ndarray) -> np.ndarray:
+    """``E`` unchanged, or :class:`InputError` from :func:`embedding_range_problems`."""
+    raise_if_problems(embedding_range_problems(name, E), InputError, "embeddings out of range")
+    return E
 
 
 def check_head(E, W, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -29,6 +29,7 @@ const path = require('path');
 const ort = require('onnxruntime-node');
 const { PNG } = require('pngjs');
 const jpeg = require('jpeg-js');
+const { orientation, upright } = require('./exif');
 
 const MAX_PIXELS = 89478485; // Pillow's MAX_IMAGE_PIXELS: larger images are refused, not decoded
 const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg'];
@@ -53,8 +54,15 @@ function parseArgs(argv) {
 
 function readSidecar(modelDir, backboneKind) {
   const file = path.join(modelDir, 'model.json');
+  const interrupted = fs.existsSync(modelDir) && fs.readdirSync(modelDir).some((name) =>
+    name.startsWith('.anil-edge-export-') && fs.existsSync(path.join(modelDir, name, 'COMMIT.json')));
+  if (interrupted) {  // the files are half old, half new: anil_edge.file_set completes the commit
+    usage(`an export into ${modelDir} was interrupted while it replaced the files: run ` +
+          `\`anil-edge info ${path.join(modelDir, 'model.onnx')}\` once to complete it`);
+  }
   if (!fs.existsSync(file)) usage(`${file} not found: export the model with anil-edge export`);
-  const sidecar = JSON.parse(fs.readFileSync(file, 'utf8'));
+  let sidecar;
+  try { sidecar = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (err) { usage(`${file}: not readable JSON (${err.message})`); }
   if (sidecar.format !== 'anil-edge-sidecar') usage(`${file} is not an anil-edge sidecar`);
   for (const kind of [backboneKind, 'head_adapt', 'head_classify']) {
     const hint = kind === 'backbone_int8_pixels' ? 'export with --int8 (and without --no-pixel-input)'
@@ -120,7 +128,7 @@ function declaredSize(bytes) {
   return null;
 }
 
-// RGBA pixels of a PNG or JPEG file; refuses what it cannot read, naming the file.
+// RGBA pixels of a PNG or JPEG file, turned upright by its EXIF orientation; refuses what it cannot read, naming the file.
 function readImage(file) {
   let bytes;
   try { bytes = fs.readFileSync(file); } catch (err) { usage(`${file}: cannot read (${err.code || err.message})`); }
@@ -130,8 +138,9 @@ function readImage(file) {
     usage(`${file}: declares ${size[0]}x${size[1]} pixels, more than the ${MAX_PIXELS} this client decodes`);
   }
   try {
-    if (bytes[0] === 0x89) return PNG.sync.read(bytes);
-    return jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_PIXELS / 1e6 });
+    const image = bytes[0] === 0x89 ? PNG.sync.read(bytes)
+      : jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxResolutionInMP: MAX_PIXELS / 1e6 });
+    return upright(image, orientation(bytes)); // EXIF orientation, as the Python runtime applies it
   } catch (err) {
     usage(`${file}: truncated or corrupted image (${err.message})`);
   }

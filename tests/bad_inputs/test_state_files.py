@@ -71,6 +71,7 @@ ARRAYS = {
     "embeddings-1d": dict(embeddings=lambda m: m["embeddings"].ravel()),
     "embeddings-nan": dict(embeddings=lambda m: np.full_like(m["embeddings"], np.nan)),
     "embeddings-inf": dict(embeddings=lambda m: np.full_like(m["embeddings"], np.inf)),
+    "embeddings-huge": dict(embeddings=lambda m: np.full_like(m["embeddings"], 1e6)),
     "embeddings-text": dict(embeddings=lambda m: np.array(["a"] * len(m["embeddings"]))),
     "embeddings-missing": dict(embeddings=lambda m: None),
     "class-index-missing": dict(class_index=lambda m: None),

@@ -43,6 +43,19 @@ def test_a_head_graph_of_another_export_is_refused(export_dir, glyph_files, tmp_
     _refused(node(out, glyph_files / "classes", glyph_files / "queries"), str(graph), "is not the file model.json lists")
 
 
+def test_an_export_interrupted_mid_commit_is_refused_until_completed(export_dir, glyph_files, tmp_path):
+    """A commit journal in the folder: Node cannot finish it, so it says how, and does not mix files."""
+    out = _copy(export_dir, tmp_path)
+    staging = out / ".anil-edge-export-999999999-abc"
+    staging.mkdir()
+    (staging / "COMMIT.json").write_text(json.dumps({"moves": [], "remove": []}))
+    _refused(node(out, glyph_files / "classes", glyph_files / "queries"), "was interrupted", "anil-edge info")
+    from anil_edge.file_set import complete_interrupted
+
+    complete_interrupted(out)  # what `anil-edge info` (any Python reader) does
+    assert node(out, glyph_files / "classes", glyph_files / "queries").returncode == 0
+
+
 def test_an_empty_query_folder_is_refused(export_dir, glyph_files, tmp_path):
     (tmp_path / "none").mkdir()
     _refused(node(export_dir, glyph_files / "classes", tmp_path / "none"), "no query images")
@@ -75,6 +88,40 @@ def test_jpegs_and_nested_images_are_enrolled_not_skipped(export_dir, glyph_file
     result = node(export_dir, classes, glyph_files / "queries")
     assert result.returncode == 0, result.stderr
     assert "enrolled 4 classes from 6 images" in result.stderr
+
+
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_exif_orientation_is_applied_as_in_python(export_dir, glyph_files, tmp_path, suffix):
+    """Each of the 8 EXIF orientations, stored as a camera would (JPEG APP1, PNG eXIf): the
+    client turns the image upright, so its answer equals that for the upright file."""
+    from PIL import Image, ImageOps
+
+    upright = Image.open(next((glyph_files / "queries").glob("*.png"))).convert("RGB")
+    upright.save(tmp_path / f"0{suffix}", quality=100, subsampling=0)
+    inverse = {2: Image.Transpose.FLIP_LEFT_RIGHT, 3: Image.Transpose.ROTATE_180, 4: Image.Transpose.FLIP_TOP_BOTTOM,
+               5: Image.Transpose.TRANSPOSE, 6: Image.Transpose.ROTATE_90, 7: Image.Transpose.TRANSVERSE,
+               8: Image.Transpose.ROTATE_270}
+    for code, turn in inverse.items():
+        exif = Image.Exif()
+        exif[0x0112] = code
+        stored = upright.transpose(turn)
+        assert ImageOps.exif_transpose(_with_exif(stored, exif)).tobytes() == upright.tobytes()  # PIL's reading
+        stored.save(tmp_path / f"{code}{suffix}", exif=exif.tobytes(), quality=100, subsampling=0)
+    result = node(export_dir, glyph_files / "classes", *sorted(tmp_path.iterdir()))
+    assert result.returncode == 0, result.stderr
+    answers = [json.loads(line) for line in result.stdout.splitlines()]
+    reference = answers[0]["probabilities"]
+    # Measured: ≤ 1.5e-6 (JPEG at quality 100, 4:4:4, re-encodes a turned image almost exactly);
+    # ignoring the orientation moves the test model's probabilities by 2.5e-4 .. 7e-4.
+    gaps = [max(abs(a - b) for a, b in zip(answer["probabilities"], reference)) for answer in answers[1:]]
+    assert max(gaps) <= 2e-5, gaps
+
+
+def _with_exif(image, exif):
+    image = image.copy()
+    image.info["exif"] = exif.tobytes()
+    image.getexif().update(exif)
+    return image
 
 
 def test_a_file_that_is_no_image_is_refused(export_dir, glyph_files, tmp_path):

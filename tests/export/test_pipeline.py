@@ -182,6 +182,51 @@ def test_a_head_graph_of_another_export_is_refused(exported, tmp_path):
         FewShotClassifier(Backbone(folder / "model.onnx"), engine="onnx")
 
 
+KILLED_EXPORT = """
+import os, signal, sys
+from anil_edge import file_set
+from anil_edge.export.pipeline import export_checkpoint
+roll_forward, real_replace = file_set._roll_forward, os.replace
+def kill_after_two_renames(*args):
+    count = [0]
+    def replace(*a):
+        count[0] += 1
+        if count[0] == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        real_replace(*a)
+    os.replace = replace
+    roll_forward(*args)
+file_set._roll_forward = kill_after_two_renames
+export_checkpoint(sys.argv[1], sys.argv[2], pixel_input=False)
+"""
+
+
+def test_an_export_killed_mid_commit_is_completed_by_the_first_reader(trained, exported, tmp_path):
+    """SIGKILL between the renames of a real export over an earlier one (with INT8, pixel and
+    TorchScript files): the runtime, opening the model, finds the new set complete and listed."""
+    import hashlib
+    import json
+    import shutil
+    import subprocess
+    import sys
+
+    from anil_edge.runtime import FewShotClassifier
+
+    folder = tmp_path / "export"
+    shutil.copytree(exported.onnx.parent, folder)
+    killed = subprocess.run([sys.executable, "-c", KILLED_EXPORT, str(trained[0]), str(folder / "model.onnx")],
+                            capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert killed.returncode == -9, killed.stderr[-2000:]
+    assert list(folder.glob(".anil-edge-export-*/COMMIT.json"))  # the commit was cut off half way
+    FewShotClassifier(Backbone(folder / "model.onnx"), engine="onnx")
+    files = json.loads((folder / "model.json").read_text())["files"]
+    assert sorted(["model.json", *(entry["path"] for entry in files.values())]) == sorted(
+        p.name for p in folder.iterdir() if not p.name.startswith("."))  # the earlier INT8, pixel, .ts files went
+    for entry in files.values():
+        assert hashlib.sha256((folder / entry["path"]).read_bytes()).hexdigest() == entry["sha256"], entry["path"]
+    assert not list(folder.glob(".anil-edge-export-*/COMMIT.json"))
+
+
 def test_a_re_export_leaves_one_exports_files(trained, tmp_path):
     """Re-exporting without --int8/--torchscript into a folder that holds an earlier export
     removes that export's INT8, pixel and TorchScript files; abandoned staging folders of
