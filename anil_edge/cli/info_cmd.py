@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
 
 
 def add_parser(sub, name: str) -> None:
@@ -11,7 +12,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("model", help="an .onnx model (or a .ts TorchScript archive) written by anil-edge export")
     p.add_argument("--json", action="store_true", help="print the metadata as JSON")
     p.add_argument("--mobile", action="store_true",
-                   help="also report onnxruntime's mobile usability check (NNAPI, Core ML) of the model")
+                   help="also check which mobile execution providers (NNAPI, Core ML) take the file a phone runs: "
+                        "the pixel model (model.pixels.onnx) beside a model.onnx, else the model itself")
+    p.add_argument("--verbose", action="store_true", help="with --mobile: also print onnxruntime's full report")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -19,10 +22,11 @@ def run(args: argparse.Namespace) -> int:
         from ..export.torchscript_export import read_torchscript_metadata
 
         _, meta = read_torchscript_metadata(args.model)
+        inputs: list[tuple[str, str, list]] = []
     else:
-        from ..runtime.backbone import read_metadata
+        from ..runtime.backbone import read_model_file
 
-        meta = read_metadata(args.model)  # any anil-edge model file: float, INT8 or raw-pixel input
+        meta, inputs = read_model_file(args.model)  # any anil-edge model file: float, INT8, pixels, .ort
     from ..runtime.metadata_props import FORMAT_VERSION, metadata_document
 
     doc = metadata_document(meta)
@@ -32,8 +36,9 @@ def run(args: argparse.Namespace) -> int:
     p, a, t = meta.preprocessing, meta.adaptation, meta.training
     rows = [
         ("model", args.model),
-        ("input", f"{p.channels} x {p.input_size[0]} x {p.input_size[1]}, mean {p.mean}, std {p.std}, "
-                  f"invert {p.invert}, resize {p.resize}"),
+        *(("file input", _describe(name, kind, shape)) for name, kind, shape in inputs),
+        ("preprocessing", f"{p.channels} x {p.input_size[0]} x {p.input_size[1]}, mean {p.mean}, std {p.std}, "
+                          f"invert {p.invert}, resize {p.resize}"),
         ("embedding", f"{meta.embedding_dim}-d"),
         ("adaptation", f"head_init {a.head_init!r}, {a.adaptation_steps} SGD steps at adaptation_lr "
                        f"{a.adaptation_lr}, meta-learned rows {meta.learned_head.weight.shape}"),
@@ -49,12 +54,36 @@ def run(args: argparse.Namespace) -> int:
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     if args.mobile:
-        from pathlib import Path
-
-        from ..export.mobile import usability_report
-
-        print("\n" + usability_report(Path(args.model)))
+        _print_mobile(Path(args.model), args.verbose)
     return 0
+
+
+def _print_mobile(model: Path, verbose: bool) -> None:
+    """onnxruntime's usability verdicts for the file a phone runs (NNAPI, Core ML)."""
+    from ..errors import InputError
+    from ..export.mobile import mobile_verdicts, usability_report, verdict_table
+    from ..runtime.head_graphs import beside
+
+    if model.suffix.lower() == ".ort":
+        raise InputError(f"--mobile checks .onnx files; {model} is already in the .ort format: run it on the .onnx "
+                         f"it was converted from ({model.with_suffix('.onnx').name})")
+    pixels = beside(model, "pixels.onnx")
+    target = pixels if not model.name.endswith(".pixels.onnx") and pixels.is_file() else model
+    note = f" (the pixel model beside {model.name}: the file a phone runs)" if target != model else ""
+    rows = mobile_verdicts(target)
+    print(f"\nmobile: onnxruntime's usability check of {target.name}{note}")
+    print(verdict_table(rows))
+    if any(row.if_fixed for row in rows):
+        print(f"{target.name} has dynamic shapes: NNAPI and Core ML need static ones (anil-edge export --fixed-batch 1)")
+    if verbose:
+        print("\n" + usability_report(target))
+
+
+def _describe(name: str, kind: str, shape: list) -> str:
+    """``pixels uint8 [1, 28, 28, 1] (N, H, W, C)``: an input as the file declares it."""
+    layout = "(N, H, W, C) raw pixels" if kind == "uint8" else "(N, C, H, W) preprocessed" if len(shape) == 4 else ""
+    kind = {"float": "float32", "double": "float64"}.get(kind, kind)  # onnxruntime's names for them
+    return f"{name} {kind} [{', '.join(map(str, shape))}] {layout}".rstrip()
 
 
 def _precision(extra) -> str:

@@ -5,17 +5,20 @@ may take a model.
 - :func:`fix_batch` — make a model's batch dimension a fixed size (its input and outputs);
 - :func:`convert_to_ort` — ``.ort`` files plus the ``required_operators.config`` that a
   reduced onnxruntime build for them needs (``onnxruntime.tools.convert_onnx_models_to_ort``);
-- :func:`usability_report` — ``onnxruntime.tools.check_onnx_model_mobile_usability``'s findings.
+- :func:`mobile_verdicts` — ``onnxruntime.tools.check_onnx_model_mobile_usability``'s findings per
+  execution provider; :func:`usability_report` — its full text.
 """
 
 from __future__ import annotations
 
 import io
 import logging
+import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import InputError, ModelError, require
@@ -57,13 +60,68 @@ def convert_to_ort(models: list[Path], out_dir: Path) -> list[Path]:
         for produced in sorted(Path(tmp).iterdir()):
             if produced.suffix == ".ort" or produced.name.endswith(".config"):
                 target = out_dir / produced.name
-                shutil.copy(produced, target)
+                if produced.suffix == ".ort":
+                    shutil.copy(produced, target)
+                else:  # the config names the files it was made from: the shipped names, not the temporary folder
+                    target.write_text(produced.read_text().replace(f"{tmp}{os.sep}", ""))
                 written.append(target)
     return written
 
 
+@dataclass(frozen=True)
+class Verdict:
+    """What onnxruntime's usability checker finds for one execution provider."""
+
+    ep: str  # "NNAPI", "CoreML NeuralNetwork", "CoreML MLProgram"
+    partitions: int  # how many pieces the EP would take (1: the whole model in one piece)
+    supported: int  # nodes the EP can run, of ...
+    nodes: int  # ... every node of the (basic-optimised) model
+    unsupported: tuple[str, ...]  # operators it cannot run
+    verdict: str  # onnxruntime's: "YES" (one partition, most nodes), "MAYBE", "NO"
+    if_fixed: str | None  # the verdict were the dynamic shapes fixed; None when they are fixed
+
+
+EPS = ("NNAPI", "CoreML NeuralNetwork", "CoreML MLProgram")
+
+
+def mobile_verdicts(path: Path) -> list[Verdict]:
+    """onnxruntime's mobile usability check of the ONNX model at ``path``, one row per EP, on the
+    model as onnxruntime's basic optimisation leaves it (as the ``.ort`` conversion does)."""
+    require("onnx", "train")
+    require("onnxruntime", "cpu")
+    from onnxruntime.tools.mobile_helpers import usability_checker as uc
+
+    checks = {"NNAPI": uc.check_nnapi_partitions,
+              "CoreML NeuralNetwork": lambda m, fixed: uc.check_coreml_partitions(
+                  m, fixed, "coreml_supported_neuralnetwork_ops.md"),
+              "CoreML MLProgram": lambda m, fixed: uc.check_coreml_partitions(m, fixed, "coreml_supported_mlprogram_ops.md")}
+    with tempfile.TemporaryDirectory() as tmp:
+        optimised = Path(tmp) / path.name
+        uc.optimize_model(path, optimised, use_external_initializers=True)
+        model = uc.ModelProtoWithShapeInfo(optimised).model_with_shape_info
+        dynamic, _ = uc.check_shapes(model.graph)
+        rows = []
+        for ep in EPS:
+            info = checks[ep](model, True)
+            rows.append(Verdict(ep, info.num_partitions, info.num_supported_nodes, info.num_nodes,
+                                tuple(sorted(info.unsupported_ops)), info.suitability().name,
+                                checks[ep](model, False).suitability().name if dynamic else None))
+    return rows
+
+
+def verdict_table(rows: list[Verdict]) -> str:
+    """The verdicts as a short table: EP, partitions, share of nodes, recommended?, unsupported ops."""
+    lines = [f"{'execution provider':<22} {'partitions':>10} {'nodes':>9} {'share':>7}  recommended  unsupported"]
+    for v in rows:
+        share = f"{100 * v.supported / v.nodes:.1f}%" if v.nodes else "-"
+        verdict = v.verdict + (f" ({v.if_fixed} with fixed shapes)" if v.if_fixed and v.if_fixed != v.verdict else "")
+        ops = ", ".join(op.removeprefix("ai.onnx:") for op in v.unsupported) or "-"
+        lines.append(f"{v.ep:<22} {v.partitions:>10} {f'{v.supported}/{v.nodes}':>9} {share:>7}  {verdict:<11}  {ops}")
+    return "\n".join(lines)
+
+
 def usability_report(path: Path) -> str:
-    """What onnxruntime's mobile usability checker says of the model (NNAPI, Core ML)."""
+    """onnxruntime's own usability report of the model (NNAPI, Core ML): its full text."""
     require("onnx", "train")
     require("onnxruntime", "cpu")
     from onnxruntime.tools.mobile_helpers.usability_checker import analyze_model

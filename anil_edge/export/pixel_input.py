@@ -30,7 +30,7 @@ def with_pixel_input(model: Any, prep: Preprocessing) -> Any:
     c = prep.channels
     consts = {
         "pixels_scale": np.float32(1 / 255),
-        "pixels_one": np.float32(1.0),
+        **({"pixels_one": np.float32(1.0)} if prep.invert else {}),  # an unused constant makes onnxruntime warn
         "pixels_mean": np.asarray(prep.mean, np.float32).reshape(1, c, 1, 1),
         "pixels_std": np.asarray(prep.std, np.float32).reshape(1, c, 1, 1),
     }

@@ -117,14 +117,20 @@ class Backbone:
 
 
 def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
-    """The anil-edge metadata of any exported model file (also ``.pixels.onnx`` and INT8)."""
+    """The anil-edge metadata of any exported model file (also ``.pixels.onnx``, INT8 and ``.ort``)."""
+    return read_model_file(path)[0]
+
+
+def read_model_file(path: str | os.PathLike[str]) -> tuple[ModelMetadata, list[tuple[str, str, list[Any]]]]:
+    """The metadata and the real inputs (name, element type, shape) of any exported model file."""
     ort = require("onnxruntime", "cpu")
     data = _read(Path(path))
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own error types
         raise ModelError(f"cannot load {path} as an ONNX model: {_first_line(exc)}") from None
-    return metadata_from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path))
+    inputs = [(i.name, i.type.removeprefix("tensor(").removesuffix(")"), list(i.shape)) for i in session.get_inputs()]
+    return metadata_from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path)), inputs
 
 
 def _read(path: Path) -> bytes:

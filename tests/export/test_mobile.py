@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 ort = pytest.importorskip("onnxruntime")
@@ -39,7 +40,8 @@ def test_ort_format_files_load_and_match(files, tmp_path):
     written = convert_to_ort([files["backbone_pixels"], files["head_adapt"], files["head_classify"]], tmp_path)
     names = sorted(p.name for p in written)
     assert "model.head_adapt.ort" in names and "model.pixels.ort" in names
-    assert any(n.endswith(".config") for n in names)  # the operators a reduced onnxruntime build needs
+    config = next(p for p in written if p.name.endswith(".config"))  # the operators a reduced build needs
+    assert "# - model.pixels.ort" in config.read_text() and "/tmp" not in config.read_text()  # names shipped files
     images, _ = glyphs(2, 2)
     onnx_out = ort.InferenceSession(str(files["backbone_pixels"])).run(None, {"pixels": images[..., None]})[0]
     ort_out = ort.InferenceSession(str(tmp_path / "model.pixels.ort")).run(None, {"pixels": images[..., None]})[0]
@@ -48,6 +50,85 @@ def test_ort_format_files_load_and_match(files, tmp_path):
 
 def test_info_reports_mobile_usability(files, capsys):
     assert "NNAPI" in usability_report(files["backbone_pixels"])
+    assert main(["info", str(files["backbone_pixels"]), "--mobile", "--verbose"]) == 0
+    out = capsys.readouterr().out
+    assert "execution provider" in out and "Checking NNAPI" in out and "CoreML" in out  # table, then the raw report
+    assert main(["info", str(files["backbone_pixels"]), "--mobile"]) == 0
+    assert "Checking NNAPI" not in capsys.readouterr().out  # the raw report only with --verbose
+
+
+@pytest.fixture(scope="module")
+def cosine(torch_backbone, tmp_path_factory):
+    """The tiny Conv-4 with the default cosine embedding (ScaledNormalized), exported with a
+    pixel model of fixed batch 1, as `anil-edge export --fixed-batch 1` writes it."""
+    from anil_edge.export.onnx_export import export_onnx
+    from anil_edge.train.backbones import ScaledNormalized
+    from tests.conftest import GRAY, TINY_ADAPTATION, TINY_TRAINING, tiny_head
+
+    folder = tmp_path_factory.mktemp("cosine")
+    model = ScaledNormalized(torch_backbone).eval()
+    export_onnx(model, folder / "model.onnx", preprocessing=GRAY, adaptation=TINY_ADAPTATION,
+                learned_head=tiny_head(), training=TINY_TRAINING)
+    written = write_deployment_files(folder / "model.onnx", lambda suffix: folder / f"model.{suffix}", pixels=True)
+    fix_batch(written["backbone_pixels"], 1)
+    return folder, model
+
+
+def test_the_mobile_normalisation_equals_the_training_one(cosine):
+    import torch
+
+    folder, model = cosine
+    images, _ = glyphs(3, 2)
+    x = torch.from_numpy(images[:, None].astype(np.float32) / 255)
+    with torch.no_grad():
+        expected = model(x).numpy()
+    got = ort.InferenceSession(str(folder / "model.onnx")).run(None, {"images": x.numpy()})[0]
+    assert_f32_close(got, expected, terms=conv_terms(32, 4))
+    assert np.allclose(np.linalg.norm(got, axis=1), float(model.log_scale.detach().exp()), rtol=1e-5)
+
+
+def test_the_default_pixel_model_runs_whole_on_nnapi_and_core_ml(cosine):
+    """The cosine normalisation is exported as MatMul/Clip/Sqrt/Div (no ReduceSum, no Reciprocal):
+    at a fixed batch every EP takes every node in one partition."""
+    import onnx
+
+    from anil_edge.export.mobile import EPS, mobile_verdicts
+
+    ops = {node.op_type for node in onnx.load(str(cosine[0] / "model.pixels.onnx")).graph.node}
+    assert "MatMul" in ops and not ops & {"ReduceSum", "Reciprocal", "Pow"}
+    rows = mobile_verdicts(cosine[0] / "model.pixels.onnx")
+    assert [r.ep for r in rows] == list(EPS)
+    for row in rows:
+        assert (row.partitions, row.supported, row.verdict, row.unsupported) == (1, row.nodes, "YES", ()), row
+
+
+def test_info_mobile_on_the_float_model_checks_the_pixel_model_beside_it(cosine, capsys):
+    folder = cosine[0]
+    assert main(["info", str(folder / "model.onnx"), "--mobile"]) == 0
+    out = capsys.readouterr().out
+    assert "check of model.pixels.onnx (the pixel model beside model.onnx: the file a phone runs)" in out
+    assert out.count(" YES ") == 3 and "dynamic shapes" not in out
+
+
+def test_info_mobile_says_when_shapes_are_dynamic(files, capsys):
     assert main(["info", str(files["backbone_pixels"]), "--mobile"]) == 0
     out = capsys.readouterr().out
-    assert "Checking NNAPI" in out and "CoreML" in out
+    assert "NO (YES with fixed shapes)" in out and "--fixed-batch 1" in out
+
+
+def test_info_shows_each_files_real_inputs(cosine, capsys):
+    folder = cosine[0]
+    assert main(["info", str(folder / "model.onnx")]) == 0
+    assert "file input       images float32 [batch, 1, 28, 28] (N, C, H, W) preprocessed" in capsys.readouterr().out
+    assert main(["info", str(folder / "model.pixels.onnx")]) == 0
+    assert "pixels uint8 [1, 28, 28, 1] (N, H, W, C) raw pixels" in capsys.readouterr().out
+
+
+@pytest.mark.bad_input
+def test_info_reads_ort_files_and_refuses_mobile_on_them_in_one_line(files, tmp_path, capsys):
+    (written,) = [p for p in convert_to_ort([files["backbone_pixels"]], tmp_path) if p.suffix == ".ort"]
+    assert main(["info", str(written)]) == 0
+    assert "pixels uint8" in capsys.readouterr().out
+    assert main(["info", str(written), "--mobile"]) == 2
+    err = capsys.readouterr().err
+    assert "--mobile checks .onnx files" in err and "model.pixels.onnx" in err and "Traceback" not in err
