@@ -1,2 +1,2 @@
 """anil-edge."""
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one version: pyproject reads it, the JS examples' package.json and exported metadata carry it

@@ -8,6 +8,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import sys
+
+from .info_lines import info_lines
+
+LOG = logging.getLogger("anil_edge.evaluate")
 
 
 def add_parser(sub, name: str) -> None:
@@ -39,7 +45,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks < 2 or args.ways < 2 or args.shots < 1 or args.queries < 1:
         raise InputError(f"expected --tasks >= 2, --ways >= 2, --shots >= 1, --queries >= 1, found "
                          f"{args.tasks}, {args.ways}, {args.shots}, {args.queries}")
-    embeddings, data, predict = _onnx(args) if args.model.lower().endswith(".onnx") else _checkpoint(args)
+    with info_lines(sys.stderr):  # stdout stays the result (--json)
+        embeddings, data, predict = _onnx(args) if args.model.lower().endswith(".onnx") else _checkpoint(args)
+        LOG.info("scoring %d tasks of %d-way %d-shot", args.tasks, args.ways, args.shots)
     tasks = fixed_tasks(data, ways=args.ways, shots=args.shots, queries=args.queries, tasks=args.tasks,
                         seed=args.seed, name=f"{args.split} set", within_group=args.within_group,
                         distinct_drawers=args.distinct_drawers)
@@ -65,6 +73,7 @@ def _checkpoint(args):
 
     trained = load_trained(args.model)
     data = _classes(trained.config.provenance(), args, trained.preprocessing)
+    LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)
     E = embed_images(trained.model, BatchMaker(data, trained.preprocessing, torch.device("cpu")))
     return E, data, lambda E, tasks: predict_tasks(trained.model, E, tasks, trained.adaptation, args.ways)
 
@@ -76,6 +85,7 @@ def _onnx(args):
     backbone = Backbone(args.model)
     meta = backbone.metadata
     data = _classes(meta.training.data, args, meta.preprocessing)
+    LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)
 
     def predict(E, tasks):
         return predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, args.ways, meta.adaptation,

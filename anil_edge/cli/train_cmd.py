@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
-import logging
 import os
 import sys
 from pathlib import Path
+
+from .info_lines import info_lines
 
 
 def add_parser(sub, name: str) -> None:
@@ -34,43 +34,27 @@ def run(args: argparse.Namespace) -> int:
 
     from ..train.data.sources import load_split
     from ..train.distributed import shutdown
-    from ..train.trainer import check_out_dir, decode_preprocessing, train
+    from ..train.trainer import check_out_dir, check_ways_before_loading, decode_preprocessing, train
 
     check_out_dir(config)  # before the (slow) data loading
-    split = load_split(config.dataset, config.data, decode_preprocessing(config),
-                       validation=config.validation_fraction, test=config.test_fraction, seed=config.split_seed)
+    check_ways_before_loading(config)
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job
-    if main:
-        print(f"classes: train {split.train.n_classes}, validation {split.validation.n_classes}, "
-              f"test {split.test.n_classes}; writing to {config.out_dir}")
-    try:
-        with _info_lines_on_stdout():
+    with info_lines(sys.stdout):  # the slow steps say what they do (glyph rendering, validation, progress)
+        split = load_split(config.dataset, config.data, decode_preprocessing(config),
+                           validation=config.validation_fraction, test=config.test_fraction, seed=config.split_seed)
+        if main:
+            print(f"classes: train {split.train.n_classes}, validation {split.validation.n_classes}, "
+                  f"test {split.test.n_classes}; writing to {config.out_dir}")
+        try:
             result = train(config, split, resume=args.resume, stop_after=args.stop_after)
-    except BaseException:
-        shutdown(clean=False)
-        raise
+        except BaseException:
+            shutdown(clean=False)
+            raise
     shutdown()
     if main:
         print(f"best validation accuracy (per-image, {result.validation_ways}-way {config.shots}-shot): "
               f"{100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")
     return 0
-
-
-@contextlib.contextmanager
-def _info_lines_on_stdout():
-    """The trainer's INFO lines (the speed options it chose) on stdout, beside this command's own,
-    for as long as the command runs."""
-    logger = logging.getLogger("anil_edge")
-    handler = logging.StreamHandler(sys.stdout)
-    handler.setFormatter(logging.Formatter("%(message)s"))
-    level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    try:
-        yield
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(level)
 
 
 def _check_run_folder(out, args: argparse.Namespace) -> None:

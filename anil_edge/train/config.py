@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 from ..errors import InputError, raise_if_problems
@@ -104,7 +105,8 @@ class TrainConfig:
 
     def provenance(self) -> DataProvenance:
         """The training data and its class split, as recorded in exported models."""
-        return DataProvenance(self.dataset, self.data, self.validation_fraction, self.test_fraction, self.split_seed)
+        return DataProvenance(self.dataset, tuple(map(_portable, self.data)), self.validation_fraction,
+                              self.test_fraction, self.split_seed)
 
     @classmethod
     def from_checkpoint(cls, values: dict[str, Any]) -> TrainConfig:
@@ -127,3 +129,16 @@ class TrainConfig:
         if isinstance(values.get("data"), list):  # JSON and TOML lists; a string stays a (wrong) string
             values["data"] = tuple(values["data"])
         return cls(**values)
+
+
+def _portable(source: str) -> str:
+    """A data source as a shipped model may record it: relative paths as given, absolute ones
+    relative to the working folder when inside it, else by name — never a machine's own layout
+    (``/home/alice/data/…``). ``anil-edge evaluate --data`` points at the data elsewhere."""
+    path = Path(source)
+    if not path.is_absolute():
+        return source
+    try:
+        return path.relative_to(Path.cwd()).as_posix()
+    except ValueError:
+        return path.name

@@ -318,3 +318,16 @@ def test_a_config_typo_is_reported_before_torch_is_imported(tmp_path):
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and result.stdout.strip() == "False", result.stderr
     assert "'way': did you mean 'ways'?" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("channels, rotated", [(3, ""), (1, " x 4 rotations = 20 classes")])
+def test_too_few_class_folders_for_the_ways_is_refused_before_any_image_is_decoded(capsys, tmp_path, monkeypatch,
+                                                                                   channels, rotated):
+    pytest.importorskip("torch")
+    from anil_edge.train.data import folder
+
+    write_folder(tmp_path / "photos", {f"item{c}": 3 for c in range(5)}, size=32, rgb=channels == 3)
+    monkeypatch.setattr(folder, "decode", lambda *a: pytest.fail("an image was decoded before the ways check"))
+    code, _, err = run(capsys, "train", "--dataset", "folder", "--data", tmp_path / "photos", "--channels", channels,
+                       "--input-size", 32, "--ways", 60, "--out-dir", tmp_path / "run")
+    assert_one_line_error(code, err, f"5 class folders{rotated}, but 60-way tasks need 60 training classes", "--ways")

@@ -45,6 +45,7 @@ def test_evaluate_onnx_needs_no_torch_and_equals_the_classifier_task_by_task(fol
         sys.exit(code)
         """)
     assert result.returncode == 0, result.stderr
+    assert "embedding " in result.stderr and "scoring 12 tasks of 3-way 2-shot" in result.stderr  # not silent
     reported = json.loads(result.stdout.strip().splitlines()[-1])
 
     backbone = Backbone(path)

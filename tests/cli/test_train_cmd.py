@@ -27,6 +27,10 @@ def test_train_then_resume(folder, tmp_path):
     first = anil_edge("train", *TINY, "--data", folder, "--iterations", "4", "--out-dir", out)
     assert first.returncode == 0, first.stderr
     assert "best validation accuracy" in first.stdout and (out / "best.pt").is_file()
+    # --no-progress: the slow steps still say what they do, a line each, with percentages
+    assert "validating on 4 tasks at iteration 2" in first.stdout
+    assert "iteration 4/4: loss " in first.stdout and "% best validation" not in first.stdout
+    assert "best validation not yet" not in first.stdout.split("validating on 4 tasks at iteration 2")[1]
     config = tmp_path / "more.toml"
     config.write_text('[train]\niterations = 4\nmeta_lr = 0.003\n')
     again = anil_edge("train", *TINY, "--data", folder, "--config", config, "--out-dir", out, "--resume")

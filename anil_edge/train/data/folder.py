@@ -36,6 +36,12 @@ def load_image_folder(root: str | os.PathLike[str], prep: Preprocessing) -> Imag
     return ImageSet(stack(pixels, prep), np.asarray(labels, np.int64), names, groups)
 
 
+def count_class_folders(root: str | os.PathLike[str]) -> int:
+    """How many classes ``load_image_folder(root)`` would load, from the folder names alone (fast:
+    no image is decoded); 0 for a missing folder (the load says why)."""
+    return len(_class_folders(Path(root))) if Path(root).is_dir() else 0
+
+
 def _class_folders(root: Path) -> list[Path]:
     """Folders that hold images directly; a folder of class folders is a group."""
     found = []

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import logging
 import os
 import unicodedata
 import zipfile
@@ -27,6 +28,7 @@ from ...errors import InputError, require
 from .image_set import ImageSet
 
 VERSION = 1
+LOG = logging.getLogger(__name__)
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSerif.ttf",
          "DejaVuSerif-Bold.ttf", "DejaVuSansMono.ttf")
 CATEGORIES = ("Lu", "Ll", "Lo", "Nd", "Sm", "So")  # letters, digits, maths and other symbols
@@ -46,7 +48,9 @@ def load_glyphs(*, instances: int = 20, seed: int = 0, max_classes: int = 0, cac
         if cached is not None:
             return cached
         path.unlink(missing_ok=True)  # truncated or corrupted (an interrupted copy, a full disk): render again
-    data = render_glyphs(instances=instances, seed=seed, max_classes=max_classes)
+    LOG.info("rendering the embedded glyph data set (first use only: about 1-3 minutes on 2 cores; cached in %s)",
+             folder)
+    data = render_glyphs(instances=instances, seed=seed, max_classes=max_classes, progress=True)
     folder.mkdir(parents=True, exist_ok=True)
     with atomic_write(path) as handle:
         np.savez_compressed(handle, images=data.images, labels=data.labels, class_names=np.array(data.class_names),
@@ -54,7 +58,8 @@ def load_glyphs(*, instances: int = 20, seed: int = 0, max_classes: int = 0, cac
     return data
 
 
-def render_glyphs(*, instances: int, seed: int, max_classes: int = 0) -> ImageSet:
+def render_glyphs(*, instances: int, seed: int, max_classes: int = 0, progress: bool = False) -> ImageSet:
+    """Every class's ``instances`` renderings; ``progress``: a bar on a terminal (tqdm, when installed)."""
     fonts = _fonts()
     classes = _classes(fonts[0][1], fonts[0][0])
     if max_classes:
@@ -64,14 +69,32 @@ def render_glyphs(*, instances: int, seed: int, max_classes: int = 0) -> ImageSe
     workers = min(os.cpu_count() or 1, 8)
     import multiprocessing
 
+    bar = _bar(len(jobs)) if progress else None
     if workers > 1 and len(jobs) > 50 and "fork" in multiprocessing.get_all_start_methods():
         with multiprocessing.get_context("fork").Pool(workers) as pool:  # workers only draw (PIL, scipy)
-            rendered = pool.map(_render_class, jobs, chunksize=64)
+            rendered = [_tick(bar, r) for r in pool.imap(_render_class, jobs, chunksize=16)]
     else:
-        rendered = [_render_class(job) for job in jobs]
+        rendered = [_tick(bar, _render_class(job)) for job in jobs]
+    if bar is not None:
+        bar.close()
     images = np.concatenate(rendered)[..., None] if rendered else np.zeros((0, SIZE, SIZE, 1), np.uint8)
     labels = np.repeat(np.arange(len(classes)), instances)
     return ImageSet(images, labels, tuple(n for _, n, _ in classes), tuple(g for _, _, g in classes))
+
+
+def _bar(total: int):
+    """A tqdm bar on a terminal (``disable=None``: none when stderr is not a TTY), or None."""
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, desc="rendering glyphs", unit="class", disable=None)
+
+
+def _tick(bar, value):
+    if bar is not None:
+        bar.update(1)
+    return value
 
 
 def _render_class(job: tuple[int, list[str], int, int]) -> np.ndarray:

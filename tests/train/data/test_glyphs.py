@@ -38,11 +38,15 @@ def test_instances_differ_but_are_deterministic(small, tmp_path):
     assert not np.array_equal(other.images, small.images)
 
 
-def test_cache_round_trip(tmp_path):
+def test_cache_round_trip(tmp_path, caplog):
+    caplog.set_level("INFO", logger="anil_edge")
     first = load_glyphs(instances=2, seed=3, max_classes=10, cache_dir=str(tmp_path))
+    assert "rendering the embedded glyph data set (first use only" in caplog.text  # the slow step says so
     files = list(tmp_path.glob("glyphs-*.npz"))
     assert len(files) == 1
+    caplog.clear()
     second = load_glyphs(instances=2, seed=3, max_classes=10, cache_dir=str(tmp_path))
+    assert "rendering" not in caplog.text  # from the cache: nothing to say
     np.testing.assert_array_equal(first.images, second.images)
     assert first.class_names == second.class_names and first.groups == second.groups
 

@@ -1,0 +1,82 @@
+"""The README's device install, as written: build the wheel, install it with ``[cpu,images]`` into
+a fresh virtual environment (no torch), and run the README's runtime example there."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from anil_edge import __version__
+
+ROOT = Path(__file__).resolve().parents[1]
+Image = pytest.importorskip("PIL.Image")
+
+
+def test_one_version_everywhere():
+    """pyproject reads anil_edge.__version__; the JS examples' package.json carry the same."""
+    import json
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert "version" not in project["project"] and project["project"]["dynamic"] == ["version"]
+    assert project["tool"]["setuptools"]["dynamic"]["version"] == {"attr": "anil_edge.__version__"}
+    for client in ("node", "web"):
+        assert json.loads((ROOT / "examples" / client / "package.json").read_text())["version"] == __version__
+
+
+def _run(*args, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=900, **kwargs)
+    assert result.returncode == 0, f"{args}: {result.stdout[-1500:]}\n{result.stderr[-3000:]}"
+    return result
+
+
+@pytest.fixture(scope="module")
+def device_venv(tmp_path_factory):
+    """A fresh venv holding the built wheel with [cpu,images], from the package index (as a user
+    gets it); the build runs on a copy of the sources, so the checkout stays clean."""
+    tmp = tmp_path_factory.mktemp("wheel")
+    src = tmp / "src"
+    shutil.copytree(ROOT / "anil_edge", src / "anil_edge", ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        shutil.copy(ROOT / name, src / name)
+    _run(sys.executable, "-m", "pip", "wheel", src, "--no-deps", "--no-build-isolation", "-w", tmp / "dist", "-q")
+    (wheel,) = (tmp / "dist").glob("*.whl")
+    assert wheel.name == f"anil_edge-{__version__}-py3-none-any.whl"  # the name the README gives
+    venv = tmp / "venv"
+    _run(getattr(sys, "_base_executable", sys.executable), "-m", "venv", venv)
+    python = venv / "bin" / "python"
+    _run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"anil-edge[cpu,images] @ {wheel.as_uri()}")
+    return venv
+
+
+def test_the_device_install_has_no_torch_and_the_command(device_venv):
+    python = device_venv / "bin" / "python"
+    probe = "import importlib.util as u; print([m for m in ('torch', 'onnx', 'learn2learn') if u.find_spec(m)])"
+    assert _run(python, "-c", probe).stdout.strip() == "[]"
+    assert _run(device_venv / "bin" / "anil-edge", "--version").stdout.strip() == f"anil-edge {__version__}"
+
+
+def test_the_readme_example_runs_in_the_device_install(device_venv, model_path, tmp_path):
+    pytest.importorskip("onnx")
+    from anil_edge.export.open_set_calibration import add_calibration
+    from tests.test_readme import _snippet
+    from tests.train.helpers import glyph_set, write_folder
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(model_path.read_bytes())
+    add_calibration(model, glyph_set(n_classes=20, per_class=6, seed=3))  # as anil-edge export does
+    rng = np.random.default_rng(0)
+    for name in ("mug1.jpg", "mug2.jpg", "photo.jpg"):
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / name)
+    write_folder(tmp_path / "more_products", {"plate": 2, "cup": 1}, size=28)
+    setup = "import numpy as np\nkeys_images_uint8 = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = _run(device_venv / "bin" / "python", "-c", setup + _snippet("## Using the runtime in an app"),
+               cwd=tmp_path, env=env).stdout.split()
+    assert len(out) >= 4 and (tmp_path / "products.npz").is_file()
