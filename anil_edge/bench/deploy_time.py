@@ -14,7 +14,7 @@ import numpy as np
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.episodes import episode_probabilities, predict_episodes
-from anil_edge.train.data.config_data import provenance_split
+from anil_edge.train.data.config_data import located, provenance_split
 from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.scoring import score, summarise
 
@@ -42,7 +42,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     backbone = Backbone(args.model, batch_size=512)
     meta = backbone.metadata
-    test = provenance_split(meta.training.data, None, meta.preprocessing).test
+    test = provenance_split(located(meta.training.data, backbone.path.parent), None, meta.preprocessing).test
     E = backbone.embed(test.images)
     tasks = fixed_tasks(test, ways=args.ways, shots=1, queries=15, tasks=args.tasks, seed=args.seed,
                         name="test set", within_group=True)

@@ -22,7 +22,7 @@ from anil_edge.runtime import Backbone
 from anil_edge.runtime.episodes import class_means, fit_head
 from anil_edge.runtime.head import logits, predict_proba
 from anil_edge.runtime.open_set import cosine_to_means
-from anil_edge.train.data.config_data import provenance_split
+from anil_edge.train.data.config_data import located, provenance_split
 
 SOFTMAX_THRESHOLD = 0.6  # the threshold the README documented before open-set rejection
 
@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     backbone = Backbone(args.model, device="cpu", batch_size=256)
     meta = backbone.metadata
-    test = provenance_split(meta.training.data, args.data, meta.preprocessing).test
+    test = provenance_split(located(meta.training.data, backbone.path.parent), args.data, meta.preprocessing).test
     E = backbone.embed(test.images)
     ood = {name: backbone.embed(images) for name, images in out_of_domain(meta.preprocessing, 50, args.seed).items()}
     rng = np.random.default_rng(args.seed)

@@ -10,6 +10,7 @@ import argparse
 import json
 import logging
 import sys
+from pathlib import Path
 
 from .info_lines import info_lines
 
@@ -84,7 +85,9 @@ def _onnx(args):
 
     backbone = Backbone(args.model)
     meta = backbone.metadata
-    data = _classes(meta.training.data, args, meta.preprocessing)
+    from ..train.data.config_data import located
+
+    data = _classes(located(meta.training.data, Path(args.model).parent), args, meta.preprocessing)
     LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)
 
     def predict(E, tasks):

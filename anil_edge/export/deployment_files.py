@@ -3,6 +3,8 @@
 - ``model.head_adapt.onnx`` and ``model.head_classify.onnx`` (:mod:`.head_graphs`);
 - ``model.pixels.onnx``: the backbone taking raw uint8 pixels (:mod:`.pixel_input`), and
   ``model.int8.pixels.onnx``, the same for the INT8 backbone when one is exported;
+- ``model.preprocess.onnx``: decoded RGBA of any size → those pixels, exactly as the runtime and
+  training decode (:mod:`.preprocess_graph`; every resize filter but ``nearest``);
 - ``model.json``: the sidecar — the model's metadata document (some bindings, such as
   onnxruntime-web, cannot read custom metadata), every file's SHA-256 and its inputs and outputs.
 
@@ -32,6 +34,7 @@ from .head_graphs import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_
 from .int8_check import row_cosines
 from .onnx_export import write_onnx
 from .pixel_input import PIXELS, with_pixel_input
+from .preprocess_graph import RGBA, build_preprocess_graph, check_preprocess_graph, supports
 
 INT8_PIXELS_COSINE = 0.999  # INT8 pixel model vs the INT8 backbone, per image
 HEAD_RTOL = 1e-5  # ONNX head graphs vs the numpy runtime, relative to the largest value
@@ -59,6 +62,10 @@ def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixel
             files[kind] = stage(suffix)
             write_onnx(with_pixel_input(onnx.load(str(source)), meta.preprocessing), files[kind])
             check_pixel_model(files[kind], model)
+        if supports(meta.preprocessing):  # decoded RGBA of any size -> the pixel model's input
+            files["preprocess"] = stage("preprocess.onnx")
+            write_onnx(build_preprocess_graph(meta.preprocessing), files["preprocess"])
+            check_preprocess_graph(files["preprocess"], meta.preprocessing)
     return files
 
 
@@ -120,6 +127,7 @@ def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names
     pixels = ({PIXELS: ["uint8", [n, *p.input_size, p.channels]]}, {"embeddings": ["float32", [n, meta.embedding_dim]]})
     io_of = {
         "backbone": floats, "backbone_int8": floats, "backbone_pixels": pixels, "backbone_int8_pixels": pixels,
+        "preprocess": ({RGBA: ["uint8", ["N", "H", "W", 4]]}, {PIXELS: ["uint8", ["N", *p.input_size, p.channels]]}),
         "head_adapt": (dict(zip(ADAPT_INPUTS, (["float32", ["N", meta.embedding_dim]], ["int64", ["N"]]))),
                        dict(zip(ADAPT_OUTPUTS, (["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
                                                 ["float32", ["C", meta.embedding_dim]])))),

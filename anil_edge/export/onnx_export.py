@@ -7,10 +7,11 @@ specialises size-1 dimensions, so the example batch has 2 images.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import warnings
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__
 from ..atomic import atomic_write
@@ -63,7 +64,7 @@ def build_onnx(backbone: BackboneModule, *, preprocessing: Preprocessing, adapta
     example = torch.zeros(2, preprocessing.channels, height, width)
     with torch.no_grad():
         embedding_dim = int(backbone(example).shape[1])
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _export_ops(backbone):
         warnings.simplefilter("ignore")
         program = torch.onnx.export(
             backbone,
@@ -90,6 +91,20 @@ def build_onnx(backbone: BackboneModule, *, preprocessing: Preprocessing, adapta
     set_metadata(model, meta)
     onnx.checker.check_model(model, full_check=True)
     return model, meta
+
+
+@contextlib.contextmanager
+def _export_ops(backbone: Any):
+    """Modules with an ``export_ops`` switch (``ScaledNormalized``) use their export formulation
+    (operators NNAPI and Core ML run) while the model is exported, and their own after."""
+    switches = [m for m in backbone.modules() if hasattr(m, "export_ops")]
+    for module in switches:
+        module.export_ops = True
+    try:
+        yield
+    finally:
+        for module in switches:
+            module.export_ops = False
 
 
 def check_opset(opset: int) -> None:

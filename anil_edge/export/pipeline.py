@@ -35,7 +35,8 @@ from .validate import ValidationReport, validate_export
 
 # Every file an export may write beside model.onnx: model.<suffix>.
 OUTPUT_SUFFIXES = ("int8.onnx", "ts", "json", "head_adapt.onnx", "head_classify.onnx", "pixels.onnx", "int8.pixels.onnx",
-                   "pixels.ort", "int8.pixels.ort", "head_adapt.ort", "head_classify.ort")
+                   "preprocess.onnx", "pixels.ort", "int8.pixels.ort", "head_adapt.ort", "head_classify.ort",
+                   "preprocess.ort")
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                        "torchscript": out.with_suffix(".ts") if torchscript else None}
     with _staging(out.parent) as stage:
         model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
-                                 learned_head=trained.learned_head, training=trained.training, opset=opset,
+                                 learned_head=trained.learned_head, training=trained.training(out.parent), opset=opset,
                                  extra={"checkpoint_iteration": trained.iteration, "opset": opset})
         write_onnx(model, stage["onnx"])
         open_set = add_calibration(stage["onnx"], open_set_data) if open_set_data is not None else None

@@ -31,9 +31,10 @@ class TrainedModel:
     def learned_head(self) -> LearnedHead:
         return self.model.learned_head()
 
-    @property
-    def training(self) -> TrainingInfo:
-        return TrainingInfo(self.config.ways, self.config.shots, self.config.provenance())
+    def training(self, model_folder: str | os.PathLike[str] = ".") -> TrainingInfo:
+        """The training record an exported model carries, its data sources relative to the folder
+        it is exported to (:meth:`TrainConfig.shipped_provenance`)."""
+        return TrainingInfo(self.config.ways, self.config.shots, self.config.shipped_provenance(model_folder))
 
 
 def load_trained(path: str | os.PathLike[str]) -> TrainedModel:

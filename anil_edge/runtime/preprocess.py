@@ -151,8 +151,20 @@ def pil_pixels(img, prep: Preprocessing) -> np.ndarray:
     if prep.crop == "center":
         img = _resize_and_crop(img, height, width, prep)
     elif img.size != (width, height):
-        img = img.resize((width, height), resample=_PIL_FILTERS[prep.resize])
+        img = _resize(img, (width, height), prep.resize)
     return np.asarray(img, dtype=np.uint8).reshape(height, width, prep.channels)
+
+
+def _resize(img, size: tuple[int, int], resize: str):
+    """Pillow's resample, horizontal pass first, each pass rounded to uint8: what every Pillow up
+    to 12 computes, and what ``model.preprocess.onnx`` computes bit for bit. Pillow 13 runs the
+    vertical pass first when the height shrinks much more than the width (python-pillow/Pillow#9549),
+    which moves a few pixels by one level; one pass at a time keeps the result the same on every
+    Pillow version and in every client."""
+    if resize == "nearest":
+        return img.resize(size, resample=_PIL_FILTERS[resize])
+    wide = img.resize((size[0], img.size[1]), resample=_PIL_FILTERS[resize]) if img.size[0] != size[0] else img
+    return wide.resize(size, resample=_PIL_FILTERS[resize]) if wide.size[1] != size[1] else wide
 
 
 def _resize_and_crop(img, height: int, width: int, prep: Preprocessing):
@@ -162,7 +174,7 @@ def _resize_and_crop(img, height: int, width: int, prep: Preprocessing):
     scale = max(height / h0, width / w0) / prep.crop_pct
     size = (max(width, round(w0 * scale)), max(height, round(h0 * scale)))
     if img.size != size:
-        img = img.resize(size, resample=_PIL_FILTERS[prep.resize])
+        img = _resize(img, size, prep.resize)
     left, top = (size[0] - width) // 2, (size[1] - height) // 2
     return img.crop((left, top, left + width, top + height))
 

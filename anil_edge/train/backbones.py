@@ -77,10 +77,11 @@ class ScaledNormalized(nn.Module):
         self.config = features.config
         self.embedding_dim = features.embedding_dim
         self.log_scale = nn.Parameter(torch.tensor(0.5 * math.log(self.embedding_dim)))
+        self.export_ops = False  # True while anil_edge.export.onnx_export traces it: the mobile-friendly operators
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = self.features(x).float()
-        if torch.onnx.is_in_onnx_export():
+        if self.export_ops:
             return _mobile_normalized(z, self.log_scale.exp())
         return z * (self.log_scale.exp() * z.square().sum(dim=1, keepdim=True).clamp_min(1e-12).rsqrt())
 
@@ -89,7 +90,7 @@ def _mobile_normalized(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """The same normalisation in operators that NNAPI and Core ML (NeuralNetwork) both run, so a
     phone takes the exported model whole: the sum of squares as a MatMul with ones (neither has
     ReduceSum), and a Div (NNAPI has no Reciprocal). Measured with onnxruntime's usability
-    checker: 1 partition of every node on NNAPI and both Core ML formats (RESULTS.md)."""
+    checker: 1 partition of every node on NNAPI and both Core ML formats (README, Mobile)."""
     squares = (z * z) @ torch.ones(z.shape[1], 1, dtype=z.dtype, device=z.device)
     return z * (scale / squares.clamp_min(1e-12).sqrt())
 

@@ -4,7 +4,8 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import asdict, dataclass, fields
+import os
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -105,8 +106,14 @@ class TrainConfig:
 
     def provenance(self) -> DataProvenance:
         """The training data and its class split, as recorded in exported models."""
-        return DataProvenance(self.dataset, tuple(map(_portable, self.data)), self.validation_fraction,
-                              self.test_fraction, self.split_seed)
+        return DataProvenance(self.dataset, self.data, self.validation_fraction, self.test_fraction, self.split_seed)
+
+    def shipped_provenance(self, model_folder: str | os.PathLike[str] = ".") -> DataProvenance:
+        """:meth:`provenance` as an exported model records it: each source relative to the model's
+        folder (``anil-edge evaluate model.onnx`` looks there), or by name when the two share no
+        folder but the root — never a machine's absolute layout. A checkpoint, which stays on the
+        training machine, keeps the paths as given."""
+        return replace(self.provenance(), sources=tuple(_portable(s, Path(model_folder)) for s in self.data))
 
     @classmethod
     def from_checkpoint(cls, values: dict[str, Any]) -> TrainConfig:
@@ -131,14 +138,7 @@ class TrainConfig:
         return cls(**values)
 
 
-def _portable(source: str) -> str:
-    """A data source as a shipped model may record it: relative paths as given, absolute ones
-    relative to the working folder when inside it, else by name — never a machine's own layout
-    (``/home/alice/data/…``). ``anil-edge evaluate --data`` points at the data elsewhere."""
-    path = Path(source)
-    if not path.is_absolute():
-        return source
-    try:
-        return path.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return path.name
+def _portable(source: str, base: Path) -> str:
+    path, base = Path(source).resolve(), base.resolve()
+    common = Path(os.path.commonpath([path, base]))
+    return os.path.relpath(path, base) if common != Path(common.anchor) else path.name

@@ -1,13 +1,14 @@
 #!/usr/bin/env node
 // Few-shot enrollment and prediction with an anil-edge export, from Node.js — no Python.
 //
-//   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json]
+//   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json [--embeddings]]
 //
 // MODEL_DIR holds what `anil-edge export` writes: model.json (the sidecar), model.pixels.onnx
 // (the backbone taking raw uint8 pixels), model.head_adapt.onnx and model.head_classify.onnx
 // (ANIL's inner loop). CLASS_FOLDERS is a folder with one sub-folder of images per class (PNG or
 // JPEG; images in nested folders belong to their class folder); QUERY_IMAGES are image files or
-// folders of them. Prints one line per query (JSON with --json).
+// folders of them. Prints one line per query (JSON with --json; --embeddings adds each query's
+// embedding, to compare clients).
 //
 // As careful as the Python runtime: every file it loads must match model.json's SHA-256; an image
 // is refused (with its name, exit 2) when it cannot be decoded or declares more than MAX_PIXELS
@@ -17,7 +18,8 @@
 // open-set thresholds.
 //
 // The steps every binding (Kotlin, Swift, C++, C#, JavaScript) follows:
-//   1. decode each image to uint8 (H, W, C) at the model's size (sidecar: metadata.preprocessing);
+//   1. decode each image to RGBA uint8 (1, h, w, 4), any size (the platform's decoder);
+//      pixels = model.preprocess.onnx(rgba)                        -> (1, H, W, C) at the model's size
 //   2. embeddings = model.pixels.onnx(pixels (N, H, W, C) uint8)                  -> (N, D)
 //   3. weight, bias, class_means = model.head_adapt.onnx(embeddings, labels int64) -> enrolled head
 //   4. probabilities, open_set_score = model.head_classify.onnx(queries, weight, bias, class_means)
@@ -36,14 +38,15 @@ const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg'];
 
 function usage(message) {
   process.stderr.write(`enroll_predict: error: ${message}\n` +
-    'usage: node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json]\n');
+    'usage: node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json [--embeddings]]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const args = { positional: [], json: false, reject: null, int8: false };
+  const args = { positional: [], json: false, reject: null, int8: false, embeddings: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--json') args.json = true;
+    else if (argv[i] === '--embeddings') args.embeddings = true; // each JSON line also holds its query's embedding
     else if (argv[i] === '--int8') args.int8 = true;
     else if (argv[i] === '--reject') args.reject = Number(argv[++i]);
     else args.positional.push(argv[i]);
@@ -64,8 +67,9 @@ function readSidecar(modelDir, backboneKind) {
   let sidecar;
   try { sidecar = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (err) { usage(`${file}: not readable JSON (${err.message})`); }
   if (sidecar.format !== 'anil-edge-sidecar') usage(`${file} is not an anil-edge sidecar`);
-  for (const kind of [backboneKind, 'head_adapt', 'head_classify']) {
+  for (const kind of [backboneKind, 'head_adapt', 'head_classify', 'preprocess']) {
     const hint = kind === 'backbone_int8_pixels' ? 'export with --int8 (and without --no-pixel-input)'
+      : kind === 'preprocess' ? 'export it again with anil-edge >= 0.2.0 (a model that resizes with "nearest" has none)'
       : 'export without --no-pixel-input';
     if (!sidecar.files[kind]) usage(`${file} lists no ${kind} file: ${hint}`);
   }
@@ -147,51 +151,17 @@ function readImage(file) {
   return null;
 }
 
-// One image as uint8 (H, W, C) at the model's size: alpha composited on white, grayscale by
-// ITU-R 601 luma (as PIL's convert("L")), and — only when the file has another size — a
-// bilinear resize (squash) or an aspect-preserving centre crop, as the metadata says.
-function decode(file, prep) {
-  const png = readImage(file);
-  const [height, width] = prep.input_size;
-  const channels = prep.channels;
-  const src = new Float32Array(png.width * png.height * channels);
-  for (let i = 0; i < png.width * png.height; i++) {
-    const a = png.data[4 * i + 3] / 255;
-    const rgb = [0, 1, 2].map((k) => png.data[4 * i + k] * a + 255 * (1 - a));
-    if (channels === 1) src[i] = (Math.round(rgb[0]) * 19595 + Math.round(rgb[1]) * 38470 + Math.round(rgb[2]) * 7471 + 0x8000) >> 16;
-    else for (let k = 0; k < 3; k++) src[3 * i + k] = Math.round(rgb[k]);
-  }
-  const out = new Uint8Array(height * width * channels);
-  if (png.width === width && png.height === height) {
-    for (let i = 0; i < out.length; i++) out[i] = src[i];
-    return out;
-  }
-  let scaleX = width / png.width, scaleY = height / png.height, offX = 0, offY = 0;
-  if (prep.crop === 'center') {
-    const s = Math.max(scaleX, scaleY) / prep.crop_pct;
-    scaleX = scaleY = s;
-    offX = (Math.round(png.width * s) - width) / 2;
-    offY = (Math.round(png.height * s) - height) / 2;
-  }
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const sx = Math.min(Math.max((x + offX + 0.5) / scaleX - 0.5, 0), png.width - 1);
-      const sy = Math.min(Math.max((y + offY + 0.5) / scaleY - 0.5, 0), png.height - 1);
-      const x0 = Math.floor(sx), y0 = Math.floor(sy);
-      const x1 = Math.min(x0 + 1, png.width - 1), y1 = Math.min(y0 + 1, png.height - 1);
-      const fx = sx - x0, fy = sy - y0;
-      for (let k = 0; k < channels; k++) {
-        const at = (xx, yy) => src[(yy * png.width + xx) * channels + k];
-        const v = (at(x0, y0) * (1 - fx) + at(x1, y0) * fx) * (1 - fy) + (at(x0, y1) * (1 - fx) + at(x1, y1) * fx) * fy;
-        out[(y * width + x) * channels + k] = Math.round(v);
-      }
-    }
-  }
-  return out;
+// One image as uint8 (H, W, C) at the model's size, through model.preprocess.onnx: the graph
+// composites alpha on white, converts the colour, resizes and crops exactly as the Python runtime
+// and training decode (Pillow's arithmetic, bit for bit), so no client re-implements it.
+async function decode(preprocess, file) {
+  const image = readImage(file);
+  const rgba = new ort.Tensor('uint8', Uint8Array.from(image.data), [1, image.height, image.width, 4]);
+  return (await preprocess.run({ rgba })).pixels.data;
 }
 
 // Embeddings (N, D) of the files, `batch` images per call (a fixed-batch model's N, else all).
-async function embed(session, files, prep, batch) {
+async function embed(session, preprocess, files, prep, batch) {
   const [height, width] = prep.input_size;
   const size = height * width * prep.channels;
   const step = batch || files.length;
@@ -199,7 +169,7 @@ async function embed(session, files, prep, batch) {
   for (let start = 0; start < files.length; start += step) {
     const chunk = files.slice(start, start + step);
     const pixels = new Uint8Array(step * size); // a short last chunk is padded, its rows dropped
-    chunk.forEach((file, i) => pixels.set(decode(file, prep), i * size));
+    for (const [i, file] of chunk.entries()) pixels.set(await decode(preprocess, file), i * size);
     const output = await session.run({ pixels: new ort.Tensor('uint8', pixels, [step, height, width, prep.channels]) });
     parts.push(output.embeddings.data.slice(0, chunk.length * output.embeddings.dims[1]));
   }
@@ -232,7 +202,8 @@ async function main() {
   const meta = sidecar.metadata;
   const prep = meta.preprocessing;
   const open = (kind) => ort.InferenceSession.create(verifiedModel(modelDir, sidecar, kind));
-  const [backbone, adapt, classify] = await Promise.all([backboneKind, 'head_adapt', 'head_classify'].map(open));
+  const [backbone, adapt, classify, preprocess] = await Promise.all(
+    [backboneKind, 'head_adapt', 'head_classify', 'preprocess'].map(open));
   const declared = sidecar.files[backboneKind].inputs.pixels[1][0];
   const batch = Number.isInteger(declared) ? declared : null; // --fixed-batch exports: N images per call
   let threshold = null;
@@ -248,11 +219,11 @@ async function main() {
   const files = queryFiles(queryPaths); // before any work: an empty query set is refused at once
   const supportFiles = classes.flatMap((c) => c.files);
   const labels = BigInt64Array.from(classes.flatMap((c, k) => c.files.map(() => BigInt(k))));
-  const support = await embed(backbone, supportFiles, prep, batch);
+  const support = await embed(backbone, preprocess, supportFiles, prep, batch);
   const head = await adapt.run({ embeddings: support, labels: new ort.Tensor('int64', labels, [labels.length]) });
   const enrolled = process.hrtime.bigint();
 
-  const queries = await embed(backbone, files, prep, batch);
+  const queries = await embed(backbone, preprocess, files, prep, batch);
   const result = await classify.run({ queries, weight: head.weight, bias: head.bias, class_means: head.class_means });
   const done = process.hrtime.bigint();
 
@@ -264,6 +235,7 @@ async function main() {
     const known = threshold === null || S[i] >= threshold;
     const line = { image: file, label: known ? classes[best].label : null, best_label: classes[best].label,
       probability: row[best], probabilities: row, open_set_score: S[i] };
+    if (args.embeddings) line.embedding = Array.from(queries.data.slice(i * queries.dims[1], (i + 1) * queries.dims[1]));
     process.stdout.write(args.json ? JSON.stringify(line) + '\n'
       : `${file}  ${line.label === null ? 'unknown' : line.label}  ${row[best].toFixed(3)}  ${S[i].toFixed(3)}\n`);
   });

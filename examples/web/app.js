@@ -1,6 +1,7 @@
 // Few-shot enrollment with an anil-edge export in the browser (onnxruntime-web, WebAssembly).
 // The page reads MODEL/model.json (the sidecar: onnxruntime-web cannot read custom metadata),
-// embeds images with model.pixels.onnx, adapts the head with model.head_adapt.onnx and
+// brings each image to the model's size with model.preprocess.onnx, embeds it with
+// model.pixels.onnx, adapts the head with model.head_adapt.onnx and
 // classifies with model.head_classify.onnx — the same steps as examples/node.
 // window.anilEdge.enrollAndPredict(classes, queries) is the page's API (the test drives it).
 'use strict';
@@ -35,37 +36,30 @@ async function loadModel(base) {
   }
   const open = async (kind) => ort.InferenceSession.create(await verifiedBytes(base, sidecar.files[kind]),
     { executionProviders: ['wasm'] });
-  const [backbone, adapt, classify] = await Promise.all(['backbone_pixels', 'head_adapt', 'head_classify'].map(open));
-  return { sidecar, prep: sidecar.metadata.preprocessing, backbone, adapt, classify };
+  const missing = ['backbone_pixels', 'head_adapt', 'head_classify', 'preprocess'].filter((k) => !sidecar.files[k]);
+  if (missing.length) throw new Error(`${base}model.json lists no ${missing.join(', ')}: export the model again with anil-edge >= 0.2.0`);
+  const [backbone, adapt, classify, preprocess] = await Promise.all(
+    ['backbone_pixels', 'head_adapt', 'head_classify', 'preprocess'].map(open));
+  return { sidecar, prep: sidecar.metadata.preprocessing, backbone, adapt, classify, preprocess };
 }
 
-// An image (anything drawImage takes) as uint8 (H, W, C) at the model's size: drawn on white
-// (alpha composited), resized by the canvas (squash, or the aspect-preserving centre crop the
-// model asks for), grayscale by ITU-R 601 luma as PIL's convert("L").
-function pixels(image, prep) {
-  const [h, w] = prep.input_size;
+// An image (anything drawImage takes) as uint8 (H, W, C) at the model's size: its RGBA pixels
+// at its own size (the canvas only decodes), through model.preprocess.onnx, which composites,
+// converts, resizes and crops exactly as the Python runtime and training decode.
+async function pixels(model, image) {
+  const w = image.naturalWidth || image.width, h = image.naturalHeight || image.height;
   const canvas = document.createElement('canvas');
   canvas.width = w; canvas.height = h;
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
-  ctx.fillStyle = '#fff'; ctx.fillRect(0, 0, w, h);
-  const iw = image.naturalWidth || image.width, ih = image.naturalHeight || image.height;
-  if (prep.crop === 'center' && (iw !== w || ih !== h)) {
-    const s = Math.max(w / iw, h / ih) / prep.crop_pct;
-    ctx.drawImage(image, (w - iw * s) / 2, (h - ih * s) / 2, iw * s, ih * s);
-  } else ctx.drawImage(image, 0, 0, w, h);
-  const rgba = ctx.getImageData(0, 0, w, h).data;
-  const out = new Uint8Array(w * h * prep.channels);
-  for (let i = 0; i < w * h; i++) {
-    if (prep.channels === 1) out[i] = (rgba[4 * i] * 19595 + rgba[4 * i + 1] * 38470 + rgba[4 * i + 2] * 7471 + 0x8000) >> 16;
-    else for (let k = 0; k < 3; k++) out[3 * i + k] = rgba[4 * i + k];
-  }
-  return out;
+  ctx.drawImage(image, 0, 0);
+  const rgba = new ort.Tensor('uint8', new Uint8Array(ctx.getImageData(0, 0, w, h).data.buffer), [1, h, w, 4]);
+  return (await model.preprocess.run({ rgba })).pixels.data;
 }
 
 async function embed(model, images) {
   const [h, w] = model.prep.input_size, c = model.prep.channels;
   const data = new Uint8Array(images.length * h * w * c);
-  images.forEach((img, i) => data.set(pixels(img, model.prep), i * h * w * c));
+  for (const [i, img] of images.entries()) data.set(await pixels(model, img), i * h * w * c);
   const out = await model.backbone.run({ pixels: new ort.Tensor('uint8', data, [images.length, h, w, c]) });
   return out.embeddings;
 }
@@ -84,7 +78,8 @@ async function predict(model, head, labels, images) {
   return images.map((_, i) => {
     const probabilities = Array.from(r.probabilities.data.slice(i * C, (i + 1) * C));
     const best = probabilities.indexOf(Math.max(...probabilities));
-    return { label: labels[best], probability: probabilities[best], probabilities, open_set_score: r.open_set_score.data[i] };
+    const D = queries.dims[1], embedding = Array.from(queries.data.slice(i * D, (i + 1) * D));
+    return { label: labels[best], probability: probabilities[best], probabilities, open_set_score: r.open_set_score.data[i], embedding };
   });
 }
 

@@ -106,3 +106,13 @@ def test_user_errors(run, tmp_path, args, message):
     result = anil_edge(*[a.format(**fill) for a in args])
     assert result.returncode == 2, result.stdout
     assert message in result.stderr and "Traceback" not in result.stderr, result.stderr
+
+
+def test_the_exported_model_records_its_data_relative_to_itself(run):
+    """No absolute local path ships in a model; evaluate finds the data from the model's folder."""
+    from anil_edge.runtime.backbone import read_metadata
+
+    root, _ = run
+    sources = read_metadata(root / "run" / "model.onnx").training.data.sources
+    assert sources == ("../data",)
+    assert json.loads((root / "run" / "model.json").read_text())["metadata"]["training"]["data"]["sources"] == ["../data"]

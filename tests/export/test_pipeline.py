@@ -53,7 +53,7 @@ def test_files_and_every_check(exported):
     assert exported.onnx.is_file() and exported.int8.is_file() and exported.torchscript.is_file()
     assert sorted(os.listdir(exported.onnx.parent)) == [
         "model.head_adapt.onnx", "model.head_classify.onnx", "model.int8.onnx", "model.int8.pixels.onnx", "model.json",
-        "model.onnx", "model.pixels.onnx", "model.ts"]
+        "model.onnx", "model.pixels.onnx", "model.preprocess.onnx", "model.ts"]
     sidecar = __import__("json").loads((exported.onnx.parent / "model.json").read_text())
     for kind, entry in sidecar["files"].items():  # the sidecar names every file with its hash
         data = (exported.onnx.parent / entry["path"]).read_bytes()

@@ -4,7 +4,10 @@ held-out classes a model was scored on."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 
@@ -13,6 +16,14 @@ from ...runtime.metadata import DataProvenance, Preprocessing
 from ...runtime.preprocess import to_input
 from .sources import load_split
 from .splits import Split
+
+
+def located(provenance: DataProvenance, model_folder: str | os.PathLike[str]) -> DataProvenance:
+    """An exported model's sources found where it records them: relative to its folder (models
+    since 0.2.0), else as given (earlier models recorded them relative to the training folder)."""
+    found = tuple(str(Path(model_folder) / s) if not Path(s).is_absolute() and (Path(model_folder) / s).exists()
+                  else s for s in provenance.sources)
+    return replace(provenance, sources=found)
 
 
 def provenance_split(provenance: DataProvenance, sources: Sequence[str] | None, prep: Preprocessing) -> Split:

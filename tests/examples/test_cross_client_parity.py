@@ -1,0 +1,118 @@
+"""Deployed = trained in every client: ordinary images of other sizes, shapes and formats (PNG,
+JPEG, transparency) enrolled and classified by the Python runtime, the Node client and the
+browser page. Each client decodes the file with its platform's decoder and hands RGBA at the
+image's own size to model.preprocess.onnx, which reproduces the runtime's decoding exactly."""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.tolerances import CLIENT_TERMS, assert_f32_close
+
+from .conftest import EXAMPLES, npm_install
+from .test_web_page import CHROMIUM, server  # noqa: F401  (the page's server fixture)
+
+# Each client's embedding of each query must be the Python runtime's within the float32 rounding
+# of another onnxruntime build's convolutions (CLIENT_TERMS): a decoding that differs by one level
+# in one pixel moves an embedding far more. That holds for every PNG in both clients (measured:
+# Node's embeddings are bit-identical, the browser's within 6e-8) and for JPEG in the browser,
+# whose decoder is libjpeg-turbo, as Pillow's. Node decodes JPEG with jpeg-js, whose IDCT and
+# chroma upsampling differ from libjpeg-turbo's: its JPEG embeddings are 1.1e-3 .. 1.9e-3 of their
+# scale away (measured), so they are held to JPEG_DECODER_RTOL. Probabilities: within 1e-3 in
+# every case, as the issue asks.
+JPEG_DECODER_RTOL = 5e-3
+PROBABILITY_TOLERANCE = 1e-3
+SHAPES = [(105, 105), (60, 40), (37, 80), (150, 100), (28, 28), (200, 61)]  # (H, W): off-size, both orientations
+
+
+@pytest.fixture(scope="module")
+def offsize_files(tmp_path_factory):
+    """4 classes of block glyphs, each image scaled to another (H, W) and saved as grayscale PNG,
+    RGB JPEG or RGBA PNG with a transparent background."""
+    from PIL import Image
+
+    from anil_edge.synthetic import block_glyphs
+
+    root = tmp_path_factory.mktemp("offsize")
+    images, labels = block_glyphs(4, 4, seed=21)
+    for c in range(4):
+        for k, glyph in enumerate(images[labels == c]):
+            h, w = SHAPES[(c + k) % len(SHAPES)]
+            big = Image.fromarray(glyph).resize((w, h), Image.Resampling.BICUBIC)
+            kind = (c + 2 * k) % 3
+            folder = root / ("classes" if k == 0 else "queries") / (f"class{c}" if k == 0 else "")
+            folder.mkdir(parents=True, exist_ok=True)
+            name = folder / f"{c}{k}.{'jpg' if kind == 1 else 'png'}"
+            if kind == 0:
+                big.save(name)
+            elif kind == 1:
+                Image.merge("RGB", [big, big.point(lambda v: v * 0.9), big]).save(name, quality=90)
+            else:  # dark ink on a transparent background
+                ink = np.asarray(big)
+                rgba = np.stack([np.zeros_like(ink)] * 3 + [255 - ink], axis=-1)
+                Image.fromarray(rgba, "RGBA").save(name)
+    return root
+
+
+def _python(export_dir, root):
+    from anil_edge.runtime import Backbone, FewShotClassifier
+
+    backbone = Backbone(export_dir / "model.onnx")
+    clf = FewShotClassifier(backbone)
+    clf.enroll_folder(root / "classes")
+    queries = sorted((root / "queries").iterdir())
+    files = [str(q) for q in queries]
+    return queries, clf.predict(files), clf.predict_proba(files), backbone.embed(files)
+
+
+def _check(rows, python, jpeg_decoder_differs: bool):
+    queries, predictions, probabilities, embeddings = python
+    assert [r["label"] for r in rows] == [p.label for p in predictions]
+    for row, query, expected in zip(rows, queries, embeddings):
+        if query.suffix == ".jpg" and jpeg_decoder_differs:
+            gap = float(np.abs(np.asarray(row["embedding"]) - expected).max())
+            assert gap <= JPEG_DECODER_RTOL * float(np.abs(expected).max()), f"{query.name}: embedding {gap:.3g} away"
+        else:
+            assert_f32_close(row["embedding"], expected, terms=CLIENT_TERMS, what=f"{query.name}'s embedding")
+    worst = float(np.abs(np.asarray([r["probabilities"] for r in rows]) - probabilities).max())
+    assert worst <= PROBABILITY_TOLERANCE
+
+
+def test_node_agrees_with_python_on_off_size_png_and_jpeg(export_dir, offsize_files):
+    npm_install(EXAMPLES / "node")
+    result = subprocess.run(["node", "enroll_predict.js", str(export_dir), str(offsize_files / "classes"),
+                             str(offsize_files / "queries"), "--json", "--embeddings"], cwd=EXAMPLES / "node",
+                            capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    python = _python(export_dir, offsize_files)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [r["image"] for r in rows] == [str(q) for q in python[0]]
+    _check(rows, python, jpeg_decoder_differs=True)
+
+
+def _data_url(path) -> str:
+    mime = "image/jpeg" if path.suffix == ".jpg" else "image/png"
+    return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_dir, offsize_files, tmp_path):  # noqa: F811
+    if CHROMIUM is None:
+        pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
+    npm_install(EXAMPLES / "web")
+    classes = {d.name: [_data_url(p) for p in sorted(d.iterdir())] for d in sorted((offsize_files / "classes").iterdir())}
+    python = _python(export_dir, offsize_files)
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"classes": classes, "queries": [_data_url(q) for q in python[0]]}))
+    result = subprocess.run(["node", "drive.js", server, str(case), str(tmp_path / "page.png")], cwd=EXAMPLES / "web",
+                            capture_output=True, text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["errors"] == []
+    _check(out["results"], python, jpeg_decoder_differs=False)
