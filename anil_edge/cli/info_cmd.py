@@ -39,6 +39,7 @@ def run(args: argparse.Namespace) -> int:
         *(("file input", _describe(name, kind, shape)) for name, kind, shape in inputs),
         ("preprocessing", f"{p.channels} x {p.input_size[0]} x {p.input_size[1]}, mean {p.mean}, std {p.std}, "
                           f"invert {p.invert}, resize {p.resize}"),
+        ("clients resize", _client_resize(p)),
         ("embedding", f"{meta.embedding_dim}-d"),
         ("adaptation", f"head_init {a.head_init!r}, {a.adaptation_steps} SGD steps at adaptation_lr "
                        f"{a.adaptation_lr}, meta-learned rows {meta.learned_head.weight.shape}"),
@@ -77,6 +78,14 @@ def _print_mobile(model: Path, verbose: bool) -> None:
         print(f"{target.name} has dynamic shapes: NNAPI and Core ML need static ones (anil-edge export --fixed-batch 1)")
     if verbose:
         print("\n" + usability_report(target))
+
+
+def _client_resize(p) -> str:
+    """How non-Python clients bring an image to the model's size."""
+    if p.resize == "nearest":
+        return ("no preprocessing graph: 'nearest' is not a filter model.preprocess.onnx builds; clients must feed "
+                f"{p.input_size[0]}x{p.input_size[1]} images")
+    return f"model.preprocess.onnx: any RGBA size, {p.resize} as training decoded, bit for bit"
 
 
 def _describe(name: str, kind: str, shape: list) -> str:

@@ -121,7 +121,9 @@ def test_info_shows_each_files_real_inputs(cosine, capsys):
     assert main(["info", str(folder / "model.onnx")]) == 0
     assert "file input       images float32 [batch, 1, 28, 28] (N, C, H, W) preprocessed" in capsys.readouterr().out
     assert main(["info", str(folder / "model.pixels.onnx")]) == 0
-    assert "pixels uint8 [1, 28, 28, 1] (N, H, W, C) raw pixels" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "pixels uint8 [1, 28, 28, 1] (N, H, W, C) raw pixels" in out
+    assert "clients resize   model.preprocess.onnx: any RGBA size, lanczos as training decoded" in out
 
 
 @pytest.mark.bad_input
