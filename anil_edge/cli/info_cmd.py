@@ -63,13 +63,13 @@ def _print_mobile(model: Path, verbose: bool) -> None:
     """onnxruntime's usability verdicts for the file a phone runs (NNAPI, Core ML)."""
     from ..errors import InputError
     from ..export.mobile import mobile_verdicts, usability_report, verdict_table
-    from ..runtime.head_graphs import beside
+    from ..runtime.export_files import SUFFIXES, beside
 
     if model.suffix.lower() == ".ort":
         raise InputError(f"--mobile checks .onnx files; {model} is already in the .ort format: run it on the .onnx "
                          f"it was converted from ({model.with_suffix('.onnx').name})")
-    pixels = beside(model, "pixels.onnx")
-    target = pixels if not model.name.endswith(".pixels.onnx") and pixels.is_file() else model
+    pixels = beside(model, SUFFIXES["backbone_pixels"])
+    target = pixels if not model.name.endswith("." + SUFFIXES["backbone_pixels"]) and pixels.is_file() else model
     note = f" (the pixel model beside {model.name}: the file a phone runs)" if target != model else ""
     rows = mobile_verdicts(target)
     print(f"\nmobile: onnxruntime's usability check of {target.name}{note}")

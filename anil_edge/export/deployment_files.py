@@ -26,15 +26,27 @@ from ..atomic import atomic_write
 from ..errors import ModelError, raise_if_problems, require
 from ..runtime.backbone import Backbone
 from ..runtime.episodes import class_means, fit_head
+from ..runtime.export_files import (
+    ADAPT_INPUTS,
+    ADAPT_OUTPUTS,
+    CLASSIFY_INPUTS,
+    CLASSIFY_OUTPUTS,
+    EMBEDDINGS,
+    IMAGES,
+    PIXELS,
+    RGBA,
+    SUFFIXES,
+)
 from ..runtime.head import predict_proba
+from ..runtime.head_graphs import HeadGraphs
 from ..runtime.metadata import ModelMetadata
 from ..runtime.metadata_props import metadata_document
 from ..runtime.open_set import open_set_scores
-from .head_graphs import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_OUTPUTS, build_adapt_graph, build_classify_graph
+from .head_graphs import build_adapt_graph, build_classify_graph
 from .int8_check import row_cosines
 from .onnx_export import write_onnx
-from .pixel_input import PIXELS, with_pixel_input
-from .preprocess_graph import RGBA, build_preprocess_graph, check_preprocess_graph, supports
+from .pixel_input import with_pixel_input
+from .preprocess_graph import build_preprocess_graph, check_preprocess_graph, supports
 
 INT8_PIXELS_COSINE = 0.999  # INT8 pixel model vs the INT8 backbone, per image
 HEAD_RTOL = 1e-5  # ONNX head graphs vs the numpy runtime, relative to the largest value
@@ -49,21 +61,21 @@ def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixel
     ``stage(name)`` gives the staging path of an output file."""
     backbone = Backbone(model_path, device="cpu")
     meta = backbone.metadata
-    files = {"head_adapt": stage("head_adapt.onnx"), "head_classify": stage("head_classify.onnx")}
+    files = {kind: stage(SUFFIXES[kind]) for kind in ("head_adapt", "head_classify")}
     write_onnx(build_adapt_graph(meta.adaptation, meta.learned_head, meta.embedding_dim), files["head_adapt"])
     write_onnx(build_classify_graph(meta.embedding_dim), files["head_classify"])
     check_head_graphs(files["head_adapt"], files["head_classify"], meta)
     if pixels:
         onnx = require("onnx", "train")
-        sources = {"backbone_pixels": (model_path, "pixels.onnx", backbone)}
+        sources = {"backbone_pixels": (model_path, backbone)}
         if int8_path is not None:
-            sources["backbone_int8_pixels"] = (int8_path, "int8.pixels.onnx", Backbone(int8_path, device="cpu"))
-        for kind, (source, suffix, model) in sources.items():
-            files[kind] = stage(suffix)
+            sources["backbone_int8_pixels"] = (int8_path, Backbone(int8_path, device="cpu"))
+        for kind, (source, model) in sources.items():
+            files[kind] = stage(SUFFIXES[kind])
             write_onnx(with_pixel_input(onnx.load(str(source)), meta.preprocessing), files[kind])
             check_pixel_model(files[kind], model)
         if supports(meta.preprocessing):  # decoded RGBA of any size -> the pixel model's input
-            files["preprocess"] = stage("preprocess.onnx")
+            files["preprocess"] = stage(SUFFIXES["preprocess"])
             write_onnx(build_preprocess_graph(meta.preprocessing), files["preprocess"])
             check_preprocess_graph(files["preprocess"], meta.preprocessing)
     return files
@@ -71,16 +83,15 @@ def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixel
 
 def check_head_graphs(adapt: Path, classify: Path, meta: ModelMetadata, seed: int = 0) -> None:
     """The graphs agree with the numpy runtime on random tasks (C = 1, a few, more than the ways)."""
-    ort = require("onnxruntime", "cpu")
-    a, c = (ort.InferenceSession(str(p), providers=["CPUExecutionProvider"]) for p in (adapt, classify))
+    graphs = HeadGraphs.from_files(adapt, classify)
     rng = np.random.default_rng(seed)
     problems = []
     for n_classes, shots in ((1, 1), (3, 2), (meta.training.ways + 3, 1)):
         E = rng.normal(0, 1, (n_classes * shots, meta.embedding_dim)).astype(np.float32)
         y = np.repeat(np.arange(n_classes), shots)
         Q = rng.normal(0, 1, (7, meta.embedding_dim)).astype(np.float32)
-        W, b, means = a.run(None, {"embeddings": E, "labels": y.astype(np.int64)})
-        logits, P, score = c.run(None, {"queries": Q, "weight": W, "bias": b, "class_means": means})
+        W, b, means = graphs.adapt(E, y)
+        P, score = graphs.classify(Q, W, b, means)
         Wn, bn = fit_head(E, y, n_classes, meta.adaptation, meta.learned_head)
         Mn = class_means(E, y, n_classes)
         for name, got, want in (("weight", W, Wn), ("bias", b, bn), ("class_means", means, Mn),
@@ -122,9 +133,9 @@ def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names
     quantization (its embeddings differ slightly from FP32's: ``open_set`` is null when the
     INT8 model was not calibrated). ``pixel_batch``: the pixel models' fixed batch, if any."""
     p = meta.preprocessing
-    floats = ({"images": ["float32", ["N", p.channels, *p.input_size]]}, {"embeddings": ["float32", ["N", meta.embedding_dim]]})
+    floats = ({IMAGES: ["float32", ["N", p.channels, *p.input_size]]}, {EMBEDDINGS: ["float32", ["N", meta.embedding_dim]]})
     n = pixel_batch or "N"
-    pixels = ({PIXELS: ["uint8", [n, *p.input_size, p.channels]]}, {"embeddings": ["float32", [n, meta.embedding_dim]]})
+    pixels = ({PIXELS: ["uint8", [n, *p.input_size, p.channels]]}, {EMBEDDINGS: ["float32", [n, meta.embedding_dim]]})
     io_of = {
         "backbone": floats, "backbone_int8": floats, "backbone_pixels": pixels, "backbone_int8_pixels": pixels,
         "preprocess": ({RGBA: ["uint8", ["N", "H", "W", 4]]}, {PIXELS: ["uint8", ["N", *p.input_size, p.channels]]}),

@@ -26,11 +26,8 @@ import numpy as np
 
 from ..errors import require
 from ..runtime.adaptation import Adaptation
+from ..runtime.export_files import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_OUTPUTS
 from ..runtime.metadata import LearnedHead
-
-ADAPT_INPUTS, ADAPT_OUTPUTS = ("embeddings", "labels"), ("weight", "bias", "class_means")
-CLASSIFY_INPUTS = ("queries", "weight", "bias", "class_means")
-CLASSIFY_OUTPUTS = ("logits", "probabilities", "open_set_score")
 
 
 class _Graph:
@@ -142,23 +139,24 @@ def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, op
     steps in an ONNX ``Loop`` instead of unrolling them (``anil-edge bench head`` compares them)."""
     onnx = require("onnx", "train")
     g = _Graph(onnx)
-    Y, C = _onehot(g, "labels")
-    means = _class_means(g, "embeddings", Y)
+    embeddings, labels = ADAPT_INPUTS
+    Y, C = _onehot(g, labels)
+    means = _class_means(g, embeddings, Y)
     W, b = _initial_head(g, adaptation, learned, means, C)
-    n = g.op("Cast", g.op("Shape", "labels"), to=onnx.TensorProto.FLOAT)
+    n = g.op("Cast", g.op("Shape", labels), to=onnx.TensorProto.FLOAT)
     inv_n, lr = g.op("Reciprocal", n), g.const(adaptation.adaptation_lr)
     if loop:
-        W, b = _loop(g, adaptation.adaptation_steps, "embeddings", Y, inv_n, lr, W, b)
+        W, b = _loop(g, adaptation.adaptation_steps, embeddings, Y, inv_n, lr, W, b)
     else:
         for _ in range(adaptation.adaptation_steps):
-            W, b = _step(g, "embeddings", Y, inv_n, lr, W, b)
+            W, b = _step(g, embeddings, Y, inv_n, lr, W, b)
     for source, target in zip((W, b, means), ADAPT_OUTPUTS):
         g.rename(source, target)
-    inputs = [_value(onnx, "embeddings", onnx.TensorProto.FLOAT, ["N", dim]),
-              _value(onnx, "labels", onnx.TensorProto.INT64, ["N"])]
-    outputs = [_value(onnx, "weight", onnx.TensorProto.FLOAT, ["C", dim]),
-               _value(onnx, "bias", onnx.TensorProto.FLOAT, ["C"]),
-               _value(onnx, "class_means", onnx.TensorProto.FLOAT, ["C", dim])]
+    f, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64
+    in_shapes: list[list[Any]] = [["N", dim], ["N"]]
+    out_shapes: list[list[Any]] = [["C", dim], ["C"], ["C", dim]]
+    inputs = [_value(onnx, name, t, s) for name, t, s in zip(ADAPT_INPUTS, (f, i64), in_shapes)]
+    outputs = [_value(onnx, name, f, s) for name, s in zip(ADAPT_OUTPUTS, out_shapes)]
     return _model(onnx, g, "anil_edge_head_adapt", inputs, outputs, opset)
 
 
@@ -166,15 +164,16 @@ def build_classify_graph(dim: int, opset: int = 18) -> Any:
     """The classify graph for ``dim``-d embeddings (see the module doc)."""
     onnx = require("onnx", "train")
     g = _Graph(onnx)
-    logits = _logits(g, "queries", "weight", "bias")
-    for source, target in zip((logits, g.op("Softmax", logits, axis=-1), _cosine_to_nearest(g, "queries", "class_means")),
+    queries, weight, bias, class_means = CLASSIFY_INPUTS
+    logits = _logits(g, queries, weight, bias)
+    for source, target in zip((logits, g.op("Softmax", logits, axis=-1), _cosine_to_nearest(g, queries, class_means)),
                               CLASSIFY_OUTPUTS):
         g.rename(source, target)
     f = onnx.TensorProto.FLOAT
-    inputs = [_value(onnx, "queries", f, ["Q", dim]), _value(onnx, "weight", f, ["C", dim]),
-              _value(onnx, "bias", f, ["C"]), _value(onnx, "class_means", f, ["C", dim])]
-    outputs = [_value(onnx, "logits", f, ["Q", "C"]), _value(onnx, "probabilities", f, ["Q", "C"]),
-               _value(onnx, "open_set_score", f, ["Q"])]
+    in_shapes: list[list[Any]] = [["Q", dim], ["C", dim], ["C"], ["C", dim]]
+    out_shapes: list[list[Any]] = [["Q", "C"], ["Q", "C"], ["Q"]]
+    inputs = [_value(onnx, name, f, s) for name, s in zip(CLASSIFY_INPUTS, in_shapes)]
+    outputs = [_value(onnx, name, f, s) for name, s in zip(CLASSIFY_OUTPUTS, out_shapes)]
     return _model(onnx, g, "anil_edge_head_classify", inputs, outputs, opset)
 
 

@@ -17,6 +17,7 @@ from .. import __version__
 from ..atomic import atomic_write
 from ..errors import InputError, ModelError, require
 from ..runtime.adaptation import Adaptation
+from ..runtime.export_files import EMBEDDINGS, IMAGES
 from ..runtime.metadata import LearnedHead, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
 from ..runtime.metadata_props import metadata_to_props
 
@@ -27,8 +28,7 @@ if TYPE_CHECKING:
 
 OPSET = 18
 MIN_OPSET = 17
-INPUT_NAME = "images"
-OUTPUT_NAME = "embeddings"
+INPUT_NAME, OUTPUT_NAME = IMAGES, EMBEDDINGS  # the float backbone's (runtime/export_files.py)
 
 
 def export_onnx(

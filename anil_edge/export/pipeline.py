@@ -21,7 +21,7 @@ from ..atomic import refuse_to_overwrite, remove_stale_folders
 from ..errors import CheckpointError, InputError, ModelError
 from ..file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.backbone import read_metadata
-from ..runtime.head_graphs import beside
+from ..runtime.export_files import beside, output_suffixes
 from ..runtime.open_set import OpenSetCalibration
 from ..train.data.image_set import ImageSet
 from .deployment_files import write_deployment_files, write_sidecar
@@ -33,10 +33,7 @@ from .quantize import DEFAULT_FORMAT
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
 
-# Every file an export may write beside model.onnx: model.<suffix>.
-OUTPUT_SUFFIXES = ("int8.onnx", "ts", "json", "head_adapt.onnx", "head_classify.onnx", "pixels.onnx", "int8.pixels.onnx",
-                   "preprocess.onnx", "pixels.ort", "int8.pixels.ort", "head_adapt.ort", "head_classify.ort",
-                   "preprocess.ort")
+OUTPUT_SUFFIXES = output_suffixes()  # every file an export may write beside model.onnx: model.<suffix>
 
 
 @dataclass(frozen=True)

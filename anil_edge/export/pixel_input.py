@@ -13,9 +13,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import require
+from ..runtime.export_files import PIXELS
 from ..runtime.metadata import Preprocessing
-
-PIXELS = "pixels"
 
 
 def with_pixel_input(model: Any, prep: Preprocessing) -> Any:

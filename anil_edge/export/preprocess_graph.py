@@ -28,10 +28,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import require
+from ..runtime.export_files import PIXELS as OUTPUT  # model.pixels.onnx's input: the two graphs chain
+from ..runtime.export_files import RGBA
 from ..runtime.metadata import Preprocessing
 
-RGBA = "rgba"
-OUTPUT = "pixels"  # model.pixels.onnx's input: the two graphs chain
 GRAPH_FILTERS = {"bilinear": 1.0, "bicubic": 2.0, "lanczos": 3.0}  # Pillow's filters the graph builds: support
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling (32 - 8 - 2)
 

@@ -13,23 +13,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError, require
 from ..file_set import complete_interrupted
-
-ADAPT_SUFFIX, CLASSIFY_SUFFIX = "head_adapt.onnx", "head_classify.onnx"
-
-
-def beside(model: str | os.PathLike[str], suffix: str) -> Path:
-    """``dir/model.onnx`` → ``dir/model.<suffix>``: where the export puts each companion file."""
-    path = Path(model)
-    stem = path.name[: -len(".onnx")] if path.name.lower().endswith(".onnx") else path.name
-    return path.with_name(f"{stem}.{suffix}")
-
-
-def family_base(backbone: str | os.PathLike[str]) -> Path:
-    """The FP32 model a backbone file belongs to: ``model.int8.onnx`` → ``model.onnx`` (the INT8
-    backbone feeds the same head graphs, written once beside the FP32 model)."""
-    path = Path(backbone)
-    name = path.name
-    return path.with_name(name[: -len(".int8.onnx")] + ".onnx") if name.lower().endswith(".int8.onnx") else path
+from .export_files import ADAPT_INPUTS, CLASSIFY_INPUTS, SUFFIXES, beside, family_base
 
 
 def check_against_sidecar(sidecar: Path, hashes: dict[str, str]) -> None:
@@ -57,7 +41,7 @@ class HeadGraphs:
         ort = require("onnxruntime", "cpu")
         base = family_base(backbone_path)
         complete_interrupted(base.parent)
-        self.paths = (beside(base, ADAPT_SUFFIX), beside(base, CLASSIFY_SUFFIX))
+        self.paths = (beside(base, SUFFIXES["head_adapt"]), beside(base, SUFFIXES["head_classify"]))
         missing = [str(p) for p in self.paths if not p.is_file()]
         if missing:
             raise ModelError(f"engine='onnx' needs the head graphs that anil-edge export writes beside the model; "
@@ -66,11 +50,18 @@ class HeadGraphs:
         hashes = {p.name: hashlib.sha256(b).hexdigest() for p, b in zip(self.paths, graphs)}
         if backbone_sha256 is not None:
             hashes[Path(backbone_path).name] = backbone_sha256
-        check_against_sidecar(beside(base, "json"), hashes)
-        try:
-            self._adapt, self._classify = (ort.InferenceSession(b, providers=["CPUExecutionProvider"]) for b in graphs)
-        except Exception as exc:  # onnxruntime's own error types
-            raise ModelError(f"cannot load the head graphs {[str(p) for p in self.paths]}: {exc}") from None
+        check_against_sidecar(beside(base, SUFFIXES["sidecar"]), hashes)
+        self._adapt, self._classify = _sessions(ort, graphs, self.paths)
+
+    @classmethod
+    def from_files(cls, adapt: str | os.PathLike[str], classify: str | os.PathLike[str]) -> HeadGraphs:
+        """The two graphs at these paths, without a backbone or sidecar (the export checks its
+        staged graphs with this before they are committed)."""
+        graphs = cls.__new__(cls)
+        graphs.paths = (Path(adapt), Path(classify))
+        graphs._adapt, graphs._classify = _sessions(require("onnxruntime", "cpu"),
+                                                    [p.read_bytes() for p in graphs.paths], graphs.paths)
+        return graphs
 
     def adapt(self, E: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``W`` (C, D), ``b`` (C,) and the class means (C, D) for support embeddings (N, D), labels (N,).
@@ -87,12 +78,12 @@ class HeadGraphs:
         if present[0] < 0 or present.size != int(present[-1]) + 1:
             raise InputError(f"labels must be the class indices 0..C-1 with every class present, found "
                              f"{present[:10].tolist()}{' …' if present.size > 10 else ''}")
-        W, b, means = self._run(self._adapt, {"embeddings": E, "labels": y.astype(np.int64)})
+        W, b, means = self._run(self._adapt, dict(zip(ADAPT_INPUTS, (E, y.astype(np.int64)))))
         return W, b, means
 
     def classify(self, Q: np.ndarray, W: np.ndarray, b: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities (Q, C) and open-set scores (Q,)."""
-        _, P, scores = self._run(self._classify, {"queries": Q, "weight": W, "bias": b, "class_means": means})
+        _, P, scores = self._run(self._classify, dict(zip(CLASSIFY_INPUTS, (Q, W, b, means))))
         return P, scores
 
     def _run(self, session, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
@@ -103,3 +94,10 @@ class HeadGraphs:
             shapes = {k: f"{np.asarray(v).dtype} {np.shape(v)}" for k, v in feeds.items()}
             first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ModelError(f"the head graph refused its inputs {shapes}: {first}") from None
+
+
+def _sessions(ort, graphs: list[bytes], paths: tuple[Path, ...]) -> tuple:
+    try:
+        return tuple(ort.InferenceSession(b, providers=["CPUExecutionProvider"]) for b in graphs)
+    except Exception as exc:  # onnxruntime's own error types
+        raise ModelError(f"cannot load the head graphs {[str(p) for p in paths]}: {exc}") from None

@@ -25,7 +25,6 @@
 //   4. probabilities, open_set_score = model.head_classify.onnx(queries, weight, bias, class_means)
 'use strict';
 
-const crypto = require('crypto');
 const fs = require('fs');
 const path = require('path');
 const ort = require('onnxruntime-node');
@@ -151,93 +150,39 @@ function readImage(file) {
   return null;
 }
 
-// One image as uint8 (H, W, C) at the model's size, through model.preprocess.onnx: the graph
-// composites alpha on white, converts the colour, resizes and crops exactly as the Python runtime
-// and training decode (Pillow's arithmetic, bit for bit), so no client re-implements it.
-async function decode(preprocess, file) {
-  const image = readImage(file);
-  const rgba = new ort.Tensor('uint8', Uint8Array.from(image.data), [1, image.height, image.width, 4]);
-  return (await preprocess.run({ rgba })).pixels.data;
-}
-
-// Embeddings (N, D) of the files, `batch` images per call (a fixed-batch model's N, else all).
-async function embed(session, preprocess, files, prep, batch) {
-  const [height, width] = prep.input_size;
-  const size = height * width * prep.channels;
-  const step = batch || files.length;
-  const parts = [];
-  for (let start = 0; start < files.length; start += step) {
-    const chunk = files.slice(start, start + step);
-    const pixels = new Uint8Array(step * size); // a short last chunk is padded, its rows dropped
-    for (const [i, file] of chunk.entries()) pixels.set(await decode(preprocess, file), i * size);
-    const output = await session.run({ pixels: new ort.Tensor('uint8', pixels, [step, height, width, prep.channels]) });
-    parts.push(output.embeddings.data.slice(0, chunk.length * output.embeddings.dims[1]));
-  }
-  const dim = parts[0].length / Math.min(step, files.length);
-  const data = new Float32Array(files.length * dim);
-  let offset = 0;
-  for (const part of parts) { data.set(part, offset); offset += part.length; }
-  return new ort.Tensor('float32', data, [files.length, dim]);
-}
-
-// The file model.json lists for `kind`, read once and checked against its SHA-256.
-function verifiedModel(modelDir, sidecar, kind) {
-  const entry = sidecar.files[kind];
-  const file = path.join(modelDir, entry.path);
-  let bytes;
-  try { bytes = fs.readFileSync(file); } catch (err) { usage(`${file}: cannot read (${err.code || err.message})`); }
-  const digest = crypto.createHash('sha256').update(bytes).digest('hex');
-  if (digest !== entry.sha256) {
-    usage(`${file} is not the file model.json lists (SHA-256 ${digest.slice(0, 12)}…, expected ` +
-      `${entry.sha256.slice(0, 12)}…): a file of another export? export the model again`);
-  }
-  return bytes;
-}
-
 async function main() {
   const args = parseArgs(process.argv.slice(2));
   const [modelDir, classRoot, ...queryPaths] = args.positional;
   const backboneKind = args.int8 ? 'backbone_int8_pixels' : 'backbone_pixels';
   const sidecar = readSidecar(modelDir, backboneKind);
-  const meta = sidecar.metadata;
-  const prep = meta.preprocessing;
-  const open = (kind) => ort.InferenceSession.create(verifiedModel(modelDir, sidecar, kind));
-  const [backbone, adapt, classify, preprocess] = await Promise.all(
-    [backboneKind, 'head_adapt', 'head_classify', 'preprocess'].map(open));
-  const declared = sidecar.files[backboneKind].inputs.pixels[1][0];
-  const batch = Number.isInteger(declared) ? declared : null; // --fixed-batch exports: N images per call
-  let threshold = null;
-  if (args.reject !== null) {
-    const openSet = args.int8 ? sidecar.files[backboneKind].open_set : meta.open_set;
-    const table = openSet && openSet.thresholds;
-    if (!table || table[String(args.reject)] === undefined) usage(`--reject ${args.reject}: the model is calibrated for ${table ? Object.keys(table) : 'no'} rates`);
-    threshold = table[String(args.reject)];
+  const client = await import('../web/anil_edge_client.mjs'); // the steps the browser page runs too
+  const where = (name) => path.join(modelDir, name);
+  const read = (name) => {
+    try { return fs.readFileSync(where(name)); } catch (err) { return usage(`${where(name)}: cannot read (${err.code || err.message})`); }
+  };
+  let model, threshold;
+  try {
+    model = await client.openModel(ort, sidecar, { read, name: where, backboneKind });
+    threshold = client.rejectThreshold(model, args.reject);
+  } catch (err) {
+    usage(err.message.replace(/^reject /, '--reject '));
   }
 
   const started = process.hrtime.bigint();
   const classes = classFolders(classRoot);
   const files = queryFiles(queryPaths); // before any work: an empty query set is refused at once
   const supportFiles = classes.flatMap((c) => c.files);
-  const labels = BigInt64Array.from(classes.flatMap((c, k) => c.files.map(() => BigInt(k))));
-  const support = await embed(backbone, preprocess, supportFiles, prep, batch);
-  const head = await adapt.run({ embeddings: support, labels: new ort.Tensor('int64', labels, [labels.length]) });
+  const head = await client.enroll(model, classes.map((c) => ({ label: c.label, images: c.files.map(readImage) })));
   const enrolled = process.hrtime.bigint();
-
-  const queries = await embed(backbone, preprocess, files, prep, batch);
-  const result = await classify.run({ queries, weight: head.weight, bias: head.bias, class_means: head.class_means });
+  const results = await client.predict(model, head, files.map(readImage), threshold);
   const done = process.hrtime.bigint();
 
   const C = classes.length;
-  const P = result.probabilities.data, S = result.open_set_score.data;
-  files.forEach((file, i) => {
-    const row = Array.from(P.slice(i * C, (i + 1) * C));
-    const best = row.indexOf(Math.max(...row));
-    const known = threshold === null || S[i] >= threshold;
-    const line = { image: file, label: known ? classes[best].label : null, best_label: classes[best].label,
-      probability: row[best], probabilities: row, open_set_score: S[i] };
-    if (args.embeddings) line.embedding = Array.from(queries.data.slice(i * queries.dims[1], (i + 1) * queries.dims[1]));
+  results.forEach((result, i) => {
+    const { embedding, ...rest } = result;
+    const line = { image: files[i], ...rest, ...(args.embeddings ? { embedding } : {}) };
     process.stdout.write(args.json ? JSON.stringify(line) + '\n'
-      : `${file}  ${line.label === null ? 'unknown' : line.label}  ${row[best].toFixed(3)}  ${S[i].toFixed(3)}\n`);
+      : `${files[i]}  ${line.label === null ? 'unknown' : line.label}  ${line.probability.toFixed(3)}  ${line.open_set_score.toFixed(3)}\n`);
   });
   const ms = (a, b) => Number(b - a) / 1e6;
   process.stderr.write(`enrolled ${C} classes from ${supportFiles.length} images in ${ms(started, enrolled).toFixed(1)} ms; ` +

@@ -3,29 +3,13 @@
 // brings each image to the model's size with model.preprocess.onnx, embeds it with
 // model.pixels.onnx, adapts the head with model.head_adapt.onnx and
 // classifies with model.head_classify.onnx — the same steps as examples/node.
-// window.anilEdge.enrollAndPredict(classes, queries) is the page's API (the test drives it).
-'use strict';
+// window.anilEdge.enrollAndPredict(classes, queries, reject) is the page's API (the test drives it).
+// The steps themselves are anil_edge_client.mjs, which the Node client imports too.
+import * as client from './anil_edge_client.mjs';
 
 const MODEL = new URLSearchParams(location.search).get('model') || 'model/';
 ort.env.wasm.wasmPaths = new URL('node_modules/onnxruntime-web/dist/', location.href).href;
 ort.env.wasm.numThreads = 1; // a static page is not cross-origin isolated: no wasm threads
-
-// The bytes of a file model.json lists, checked against its SHA-256 (where the page has
-// WebCrypto: https or localhost) — a file of another export is refused, naming it.
-async function verifiedBytes(base, entry) {
-  const response = await fetch(base + entry.path);
-  if (!response.ok) throw new Error(`${base + entry.path}: HTTP ${response.status}`);
-  const bytes = new Uint8Array(await response.arrayBuffer());
-  if (globalThis.crypto && crypto.subtle) {
-    const digest = Array.from(new Uint8Array(await crypto.subtle.digest('SHA-256', bytes)))
-      .map((x) => x.toString(16).padStart(2, '0')).join('');
-    if (digest !== entry.sha256) {
-      throw new Error(`${entry.path} is not the file model.json lists (SHA-256 ${digest.slice(0, 12)}…, expected ` +
-        `${entry.sha256.slice(0, 12)}…): a file of another export? export the model again`);
-    }
-  }
-  return bytes;
-}
 
 async function loadModel(base) {
   const response = await fetch(base + 'model.json');
@@ -34,68 +18,43 @@ async function loadModel(base) {
   try { sidecar = await response.json(); } catch (err) {
     throw new Error(`${base}model.json is not JSON: serve an anil-edge export at ${base} (or pass ?model=URL)`);
   }
-  const open = async (kind) => ort.InferenceSession.create(await verifiedBytes(base, sidecar.files[kind]),
-    { executionProviders: ['wasm'] });
-  const missing = ['backbone_pixels', 'head_adapt', 'head_classify', 'preprocess'].filter((k) => !sidecar.files[k]);
-  if (missing.length) throw new Error(`${base}model.json lists no ${missing.join(', ')}: export the model again with anil-edge >= 0.2.0`);
-  const [backbone, adapt, classify, preprocess] = await Promise.all(
-    ['backbone_pixels', 'head_adapt', 'head_classify', 'preprocess'].map(open));
-  return { sidecar, prep: sidecar.metadata.preprocessing, backbone, adapt, classify, preprocess };
+  const read = async (name) => {
+    const file = await fetch(base + name);
+    if (!file.ok) throw new Error(`${base + name}: HTTP ${file.status}`);
+    return new Uint8Array(await file.arrayBuffer());
+  };
+  return client.openModel(ort, sidecar, { read, options: { executionProviders: ['wasm'] } });
 }
 
-// An image (anything drawImage takes) as uint8 (H, W, C) at the model's size: its RGBA pixels
-// at its own size (the canvas only decodes), through model.preprocess.onnx, which composites,
-// converts, resizes and crops exactly as the Python runtime and training decode.
-async function pixels(model, image) {
-  const w = image.naturalWidth || image.width, h = image.naturalHeight || image.height;
+// An image (anything drawImage takes) as RGBA at its own size: the canvas only decodes;
+// model.preprocess.onnx resizes and converts it as training did.
+function rgbaOf(image) {
+  const width = image.naturalWidth || image.width, height = image.naturalHeight || image.height;
   const canvas = document.createElement('canvas');
-  canvas.width = w; canvas.height = h;
+  canvas.width = width; canvas.height = height;
   const ctx = canvas.getContext('2d', { willReadFrequently: true });
   ctx.drawImage(image, 0, 0);
-  const rgba = new ort.Tensor('uint8', new Uint8Array(ctx.getImageData(0, 0, w, h).data.buffer), [1, h, w, 4]);
-  return (await model.preprocess.run({ rgba })).pixels.data;
+  return { width, height, data: ctx.getImageData(0, 0, width, height).data };
 }
 
-async function embed(model, images) {
-  const [h, w] = model.prep.input_size, c = model.prep.channels;
-  const data = new Uint8Array(images.length * h * w * c);
-  for (const [i, img] of images.entries()) data.set(await pixels(model, img), i * h * w * c);
-  const out = await model.backbone.run({ pixels: new ort.Tensor('uint8', data, [images.length, h, w, c]) });
-  return out.embeddings;
-}
-
-async function enroll(model, classes) { // classes: [{label, images}]
-  const images = classes.flatMap((c) => c.images);
-  const labels = BigInt64Array.from(classes.flatMap((c, k) => c.images.map(() => BigInt(k))));
-  const support = await embed(model, images);
-  return model.adapt.run({ embeddings: support, labels: new ort.Tensor('int64', labels, [labels.length]) });
-}
-
-async function predict(model, head, labels, images) {
-  const queries = await embed(model, images);
-  const r = await model.classify.run({ queries, weight: head.weight, bias: head.bias, class_means: head.class_means });
-  const C = labels.length;
-  return images.map((_, i) => {
-    const probabilities = Array.from(r.probabilities.data.slice(i * C, (i + 1) * C));
-    const best = probabilities.indexOf(Math.max(...probabilities));
-    const D = queries.dims[1], embedding = Array.from(queries.data.slice(i * D, (i + 1) * D));
-    return { label: labels[best], probability: probabilities[best], probabilities, open_set_score: r.open_set_score.data[i], embedding };
-  });
-}
+const enroll = (model, classes) => client.enroll(model, classes.map((c) => ({ label: c.label, images: c.images.map(rgbaOf) })));
+const predict = (model, head, images, reject) =>
+  client.predict(model, head, images.map(rgbaOf), client.rejectThreshold(model, reject));
 
 const decodeURL = (url) => new Promise((ok, fail) => { const im = new Image(); im.onload = () => ok(im); im.onerror = fail; im.src = url; });
 
 const ready = loadModel(MODEL);
 window.anilEdge = {
   ready,
-  // classes: {label: [image URLs]}, queries: [image URLs] -> one result per query
-  async enrollAndPredict(classes, queries) {
+  // classes: {label: [image URLs]}, queries: [image URLs], reject: a calibrated false-accept rate
+  // (0.01, 0.05) or null -> one result per query (label null: "unknown")
+  async enrollAndPredict(classes, queries, reject = null) {
     const model = await ready;
     const enrolled = await Promise.all(Object.entries(classes).map(async ([label, urls]) =>
       ({ label, images: await Promise.all(urls.map(decodeURL)) })));
     const head = await enroll(model, enrolled);
     const images = await Promise.all(queries.map(decodeURL));
-    const results = await predict(model, head, enrolled.map((c) => c.label), images);
+    const results = await predict(model, head, images, reject);
     clearPad();
     pen.imageSmoothingEnabled = false;
     pen.drawImage(images[images.length - 1], 0, 0, pad.width, pad.height); // the last query, on the pad
@@ -135,13 +94,14 @@ document.getElementById('enroll').onclick = async () => {
 document.getElementById('predict').onclick = async () => {
   const model = await ready;
   if (!head) await document.getElementById('enroll').onclick();
-  const [r] = await predict(model, head, [...examples.keys()], [snapshot()]);
+  const rate = document.getElementById('reject').value;
+  const [r] = await predict(model, head, [snapshot()], rate === '' ? null : Number(rate));
   show(r, [...examples.keys()], null);
 };
 
 function show(result, labels, enrolled) {
   if (enrolled) { examples.clear(); enrolled.forEach((c) => examples.set(c.label, c.images)); listClasses(); }
-  document.getElementById('answer').textContent = `→ ${result.label}  (p = ${result.probability.toFixed(3)}, open-set score ${result.open_set_score.toFixed(3)})`;
+  document.getElementById('answer').textContent = `→ ${result.label === null ? 'unknown' : result.label}  (p = ${result.probability.toFixed(3)}, open-set score ${result.open_set_score.toFixed(3)})`;
   document.getElementById('probs').innerHTML = '<tr><th>class</th><th>probability</th></tr>' +
     labels.map((l, i) => `<tr><td>${l}</td><td>${result.probabilities[i].toFixed(3)}</td></tr>`).join('');
 }

@@ -19,7 +19,8 @@ const { chromium } = require('playwright-core');
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(url);
     await page.evaluate(() => window.anilEdge.ready);
-    const results = await page.evaluate(({ classes, queries }) => window.anilEdge.enrollAndPredict(classes, queries), data);
+    const results = await page.evaluate(({ classes, queries, reject }) =>
+      window.anilEdge.enrollAndPredict(classes, queries, reject === undefined ? null : reject), data);
     if (screenshot) await page.screenshot({ path: screenshot });
     process.stdout.write(JSON.stringify({ results, errors }) + '\n');
   } finally {
