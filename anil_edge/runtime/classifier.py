@@ -17,23 +17,20 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..atomic import exclusive_lock, refuse_to_overwrite
-from ..errors import InputError, NotEnrolledError, StateError, raise_if_problems
-from . import head
+from ..atomic import refuse_to_overwrite
+from ..errors import InputError, NotEnrolledError, raise_if_problems
 from .adaptation import Adaptation
 from .backbone import Backbone
 from .decision import Prediction, apply_threshold, threshold_problems
-from .episodes import class_means, fit_head
 from .folders import class_folders
-from .head_graphs import HeadGraphs
+from .head_engines import ENGINES, make_engine
 from .labels import ImageInput, Label, check_label, label_sequence
 from .open_set import open_set_scores
-from .state import EnrollmentState, file_fingerprint, load_state, save_state
+from .state import EnrollmentState, Origin, check_belongs, load_consistent, save_guarded
 from .support_set import SupportSet
 from .validation import as_float32, check_embedding_range
 
 SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold", "reject")
-ENGINES = ("numpy", "onnx")
 
 
 class FewShotClassifier:
@@ -70,16 +67,17 @@ class FewShotClassifier:
             raise InputError(f"engine must be one of {ENGINES}, found {engine!r}")
         self.backbone = backbone
         self.engine = engine
-        self._graphs = HeadGraphs(backbone.path, backbone.file_sha256) if engine == "onnx" else None
+        self._engine = make_engine(engine, backbone)  # chosen once: numpy steps or the exported head graphs
         self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
                                    adaptation_steps=adaptation_steps, head_init=head_init)
+        raise_if_problems(self._engine.problems(self.adaptation), InputError, "invalid classifier settings")
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
         self.threshold = float(threshold)
         self.reject, self._reject_threshold = reject, self._rejection_threshold(reject)
         self._support = SupportSet(backbone.embedding_dim)
         self._head: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # W (C, D), b (C,), class means (C, D)
         self._lock = threading.RLock()
-        self._origin: tuple[Path, tuple[int, ...] | None] | None = None  # the state file last read or written
+        self._origin: Origin | None = None  # the state file last read or written, and its fingerprint then
 
     # -- enrollment -------------------------------------------------------------------------
 
@@ -148,7 +146,8 @@ class FewShotClassifier:
             self._head = None
 
     def configure(self, **changes: Any) -> None:
-        """Change settings: ``adaptation_lr``, ``adaptation_steps``, ``head_init``, ``threshold``."""
+        """Change settings: ``adaptation_lr``, ``adaptation_steps``, ``head_init``, ``threshold``,
+        ``reject``; all are checked before any changes (a refused call changes nothing)."""
         unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
             raise InputError(f"unknown settings {unknown}; expected some of {SETTINGS}")
@@ -157,7 +156,9 @@ class FewShotClassifier:
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
         reject_threshold = self._rejection_threshold(reject)
         with self._lock:
-            self.adaptation = _changed(self.adaptation, **changes)
+            adaptation = _changed(self.adaptation, **changes)
+            raise_if_problems(self._engine.problems(adaptation), InputError, "invalid classifier settings")
+            self.adaptation = adaptation
             self.threshold = float(threshold)
             self.reject, self._reject_threshold = reject, reject_threshold
             self._head = None
@@ -196,9 +197,7 @@ class FewShotClassifier:
             raise InputError(f"embeddings must be (N, {self.backbone.embedding_dim}), found shape {E.shape}")
         if E.shape[0] == 0:  # both engines: the same answer (the numpy kernels refuse N = 0)
             raise InputError("no query embeddings (N = 0): expected at least one image to classify")
-        if self._graphs is not None:
-            return self._graphs.classify(E, s.W, s.b, s.means)
-        return head.predict_proba(E, s.W, s.b), open_set_scores(E, s.means)
+        return self._engine.classify(E, s.W, s.b, s.means)
 
     def open_set_scores(self, images: ImageInput) -> np.ndarray:
         """Each image's open-set score (N,): cosine similarity to the nearest enrolled class mean."""
@@ -211,15 +210,7 @@ class FewShotClassifier:
                 raise NotEnrolledError("no class is enrolled yet: enroll at least one class before predicting")
             if self._head is None:
                 E, y = self.support_set()
-                if self._graphs is not None:
-                    if self.adaptation != self.backbone.metadata.adaptation:
-                        raise InputError("engine='onnx' runs the adaptation baked into the exported head graph "
-                                         f"({self.backbone.metadata.adaptation}); this classifier is set to "
-                                         f"{self.adaptation}: use engine='numpy' for other settings")
-                    self._head = self._graphs.adapt(E, y)
-                else:
-                    W, b = fit_head(E, y, len(self._support), self.adaptation, self.backbone.metadata.learned_head)
-                    self._head = (W, b, class_means(E, y, len(self._support)))
+                self._head = self._engine.adapt(E, y, len(self._support), self.adaptation)
             return _Snapshot(self._support.labels, *self._head, self.threshold, self._reject_threshold)
 
     def _rejection_threshold(self, reject: Any) -> float | None:
@@ -252,14 +243,7 @@ class FewShotClassifier:
     @classmethod
     def from_state(cls, state: EnrollmentState, backbone: Backbone, source: str = "the state") -> FewShotClassifier:
         """A classifier holding ``state``'s enrollment; the state must belong to ``backbone``."""
-        want = backbone.sha256
-        if state.backbone_sha256 != want:
-            raise StateError(
-                f"{source} was enrolled with backbone {state.backbone_sha256[:12]}…, but this model's backbone is "
-                f"{want[:12]}… ({backbone.path}); its embeddings do not apply: enroll the classes again with this model")
-        if state.embeddings.shape[1:] != (backbone.embedding_dim,):
-            raise StateError(f"{source} holds embeddings of shape {state.embeddings.shape}, but this backbone's are "
-                             f"{backbone.embedding_dim}-d: expected (M, {backbone.embedding_dim})")
+        check_belongs(state, backbone.sha256, backbone.embedding_dim, backbone.path, source)
         a = state.adaptation
         clf = cls(backbone, threshold=state.threshold, reject=state.reject, adaptation_lr=a.adaptation_lr,
                   adaptation_steps=a.adaptation_steps, head_init=a.head_init)
@@ -276,28 +260,15 @@ class FewShotClassifier:
         """
         target = Path(path)
         refuse_to_overwrite(target, [self.backbone.path], what="state file")
-        try:
-            with self._lock, exclusive_lock(target):
-                if self._origin is not None and self._origin[0] == target.resolve():
-                    if file_fingerprint(target) != self._origin[1]:
-                        raise StateError(f"{target} was changed by another writer since this classifier read or "
-                                         "wrote it; saving would lose those changes: load it again and re-apply yours")
-                save_state(target, self.to_state())
-                self._origin = (target.resolve(), file_fingerprint(target))
-        except OSError as exc:  # the lock file cannot be created: no such folder, read-only, ...
-            raise StateError(f"cannot write the state file {target}: {exc}") from None
+        with self._lock:
+            self._origin = save_guarded(target, self.to_state(), self._origin)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str], backbone: Backbone) -> FewShotClassifier:
         """Read a state written by :meth:`save`; it must belong to ``backbone``."""
-        target = Path(path)
-        for _ in range(5):  # a fingerprint that matches what was read, even while another process writes
-            before = file_fingerprint(target)
-            clf = cls.from_state(load_state(target), backbone, source=str(target))
-            if file_fingerprint(target) == before:
-                clf._origin = (target.resolve(), before)
-                return clf
-        raise StateError(f"{target} keeps changing while it is read: another process is writing it")
+        clf, origin = load_consistent(path, lambda state: cls.from_state(state, backbone, source=str(path)))
+        clf._origin = origin
+        return clf
 
     def __len__(self) -> int:
         """The number of enrolled classes."""

@@ -20,19 +20,22 @@ import json
 import os
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, exclusive_lock
 from ..errors import InputError, StateError, raise_if_problems
 from .adaptation import Adaptation
 from .decision import threshold_problems
 from .file_kind import STATE, file_kind
 from .labels import Label, check_label
 from .validation import embedding_range_problems
+
+T = TypeVar("T")
 
 MAX_STATE_BYTES = 2**31  # 2 GiB uncompressed: about 8 million 64-d embeddings
 MAX_HEADER_BYTES = 64 * 2**20  # labels and settings
@@ -85,6 +88,49 @@ def file_fingerprint(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
     except OSError:
         return None
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def check_belongs(state: EnrollmentState, backbone_sha256: str, embedding_dim: int, model: os.PathLike[str] | str,
+                  source: str) -> None:
+    """:class:`StateError` unless ``state`` was enrolled with this backbone (its SHA-256) at its width."""
+    if state.backbone_sha256 != backbone_sha256:
+        raise StateError(
+            f"{source} was enrolled with backbone {state.backbone_sha256[:12]}…, but this model's backbone is "
+            f"{backbone_sha256[:12]}… ({model}); its embeddings do not apply: enroll the classes again with this model")
+    if state.embeddings.shape[1:] != (embedding_dim,):
+        raise StateError(f"{source} holds embeddings of shape {state.embeddings.shape}, but this backbone's are "
+                         f"{embedding_dim}-d: expected (M, {embedding_dim})")
+
+
+Origin = tuple[Path, "tuple[int, ...] | None"]  # a state file and its fingerprint when last read or written
+
+
+def save_guarded(path: str | os.PathLike[str], state: EnrollmentState, origin: Origin | None) -> Origin:
+    """:func:`save_state` under the file's lock (concurrent writers take turns), refused with
+    :class:`StateError` when ``origin`` is this file and another process has rewritten it since
+    (saving would lose that process's classes). Returns the new origin."""
+    target = Path(path)
+    try:
+        with exclusive_lock(target):
+            if origin is not None and origin[0] == target.resolve() and file_fingerprint(target) != origin[1]:
+                raise StateError(f"{target} was changed by another writer since this classifier read or wrote it; "
+                                 "saving would lose those changes: load it again and re-apply yours")
+            save_state(target, state)
+            return target.resolve(), file_fingerprint(target)
+    except OSError as exc:  # the lock file cannot be created: no such folder, read-only, ...
+        raise StateError(f"cannot write the state file {target}: {exc}") from None
+
+
+def load_consistent(path: str | os.PathLike[str], build: Callable[[EnrollmentState], T]) -> tuple[T, Origin]:
+    """``build(load_state(path))`` from a read that no writer overlapped (the fingerprint is the
+    same before and after; retried a few times), and the origin it was read at."""
+    target = Path(path)
+    for _ in range(5):
+        before = file_fingerprint(target)
+        built = build(load_state(target))
+        if file_fingerprint(target) == before:
+            return built, (target.resolve(), before)
+    raise StateError(f"{target} keeps changing while it is read: another process is writing it")
 
 
 def load_state(path: str | os.PathLike[str]) -> EnrollmentState:

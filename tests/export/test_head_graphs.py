@@ -100,10 +100,12 @@ def test_the_classifier_onnx_engine_equals_the_numpy_engine(exported_with_graphs
 
 def test_the_onnx_engine_refuses_settings_it_cannot_run(exported_with_graphs, model_path):
     path, _ = exported_with_graphs
-    clf = FewShotClassifier(Backbone(path), engine="onnx", adaptation_steps=2)
-    clf.enroll("a", np.zeros((28, 28), np.uint8))
+    with pytest.raises(InputError, match="baked into the exported head graph"):  # at construction, not at predict
+        FewShotClassifier(Backbone(path), engine="onnx", adaptation_steps=2)
+    clf = FewShotClassifier(Backbone(path), engine="onnx")
     with pytest.raises(InputError, match="baked into the exported head graph"):
-        clf.predict(np.zeros((28, 28), np.uint8))
+        clf.configure(adaptation_steps=2)
+    assert clf.adaptation == Backbone(path).metadata.adaptation  # a refused configure changes nothing
     with pytest.raises(ModelError, match="needs the head graphs"):
         FewShotClassifier(Backbone(model_path), engine="onnx")
     with pytest.raises(InputError, match="engine must be one of"):
