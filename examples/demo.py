@@ -20,6 +20,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from anil_edge.data.glyphs import load_glyphs
+from anil_edge.data.scoring import score as score_predictions
+from anil_edge.data.splits import split_by_group
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.export.parity import DeployedEmbeddings
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
@@ -27,11 +31,7 @@ from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.glyphs import load_glyphs
-from anil_edge.train.data.splits import split_by_group
-from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import embed_images, predict_tasks
-from anil_edge.train.scoring import score as score_predictions
 from anil_edge.train.trainer import train
 
 ENROLL_CLASSES, QUERIES_PER_CLASS = 10, 4

@@ -19,7 +19,7 @@ import pytest
 
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
-from anil_edge.synthetic import block_glyphs
+from tests.synthetic import block_glyphs
 
 WAYS, DIM = 5, 32
 TINY_ADAPTATION = Adaptation(adaptation_lr=0.5, adaptation_steps=5, head_init="learned")

@@ -11,13 +11,13 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 Image = pytest.importorskip("PIL.Image")
 
+from anil_edge.data.decode import decode
+from anil_edge.data.sources import load_split
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.decode import decode
-from anil_edge.train.data.sources import load_split
 from anil_edge.train.trainer import decode_preprocessing, train
 
 COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 200, 20), (160, 40, 200), (20, 190, 200)]

@@ -11,12 +11,12 @@ import argparse
 
 import numpy as np
 
+from anil_edge.data.config_data import located, provenance_split
+from anil_edge.data.scoring import score, summarise
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.episodes import episode_probabilities, predict_episodes
-from anil_edge.train.data.config_data import located, provenance_split
-from anil_edge.train.data.tasks import fixed_tasks
-from anil_edge.train.scoring import score, summarise
 
 
 def distort(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:

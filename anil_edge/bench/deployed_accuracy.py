@@ -18,6 +18,9 @@ import onnxruntime as ort
 import torch
 
 from anil_edge.cpu_features import cpu_name, int8_speed_note
+from anil_edge.data.config_data import provenance_split, training_sample
+from anil_edge.data.scoring import score
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.export.int8_check import compare_int8
 from anil_edge.export.parity import DeployedEmbeddings, compare
 from anil_edge.export.pipeline import export_checkpoint
@@ -25,10 +28,7 @@ from anil_edge.export.quantize import FORMATS, quantize_int8
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime.backbone import Backbone
 from anil_edge.train.batches import BatchMaker
-from anil_edge.train.data.config_data import provenance_split, training_sample
-from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import embed_images, predict_tasks
-from anil_edge.train.scoring import score
 
 
 def main(argv: list[str] | None = None) -> None:

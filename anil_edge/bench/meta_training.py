@@ -26,14 +26,14 @@ import numpy as np
 import torch
 
 from anil_edge.bench.timing import device_sync, median_seconds
+from anil_edge.data.image_set import ImageSet
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.image_set import ImageSet
-from anil_edge.train.data.task_sampler import TaskSampler
 from anil_edge.train.engines import ENGINES
 from anil_edge.train.model import AnilModel, build_model
 from anil_edge.train.speed import SpeedOptions, device_description, resolve_speed
+from anil_edge.train.task_sampler import TaskSampler
 
 
 @dataclass(frozen=True)

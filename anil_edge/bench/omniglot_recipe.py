@@ -24,11 +24,11 @@ from pathlib import Path
 import torch
 
 from anil_edge.bench.timing import device_sync, median_seconds
+from anil_edge.data.sources import load_split
+from anil_edge.data.splits import Split
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.sources import load_split
-from anil_edge.train.data.splits import Split
-from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import evaluate, evaluate_transductive
 from anil_edge.train.loop import MetaLoop
 from anil_edge.train.recipes import recipe

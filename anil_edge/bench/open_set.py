@@ -18,11 +18,11 @@ import platform
 
 import numpy as np
 
+from anil_edge.data.config_data import located, provenance_split
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.episodes import class_means, fit_head
 from anil_edge.runtime.head import logits, predict_proba
 from anil_edge.runtime.open_set import cosine_to_means
-from anil_edge.train.data.config_data import located, provenance_split
 
 SOFTMAX_THRESHOLD = 0.6  # the threshold the README documented before open-set rejection
 

@@ -36,9 +36,9 @@ import numpy as np
 import torch
 
 from anil_edge.bench.timing import device_sync, median_seconds
+from anil_edge.data.image_set import ImageSet
+from anil_edge.data.splits import Split, split_by_group
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.image_set import ImageSet
-from anil_edge.train.data.splits import Split, split_by_group
 from anil_edge.train.loop import MetaLoop
 from anil_edge.train.metrics import read_metrics
 from anil_edge.train.recipes import recipe

@@ -39,9 +39,9 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..data.scoring import score
+    from ..data.tasks import fixed_tasks
     from ..errors import InputError
-    from ..train.data.tasks import fixed_tasks
-    from ..train.scoring import score
 
     if args.tasks < 2 or args.ways < 2 or args.shots < 1 or args.queries < 1:
         raise InputError(f"expected --tasks >= 2, --ways >= 2, --shots >= 1, --queries >= 1, found "
@@ -85,7 +85,7 @@ def _onnx(args):
 
     backbone = Backbone(args.model)
     meta = backbone.metadata
-    from ..train.data.config_data import located
+    from ..data.config_data import located
 
     data = _classes(located(meta.training.data, Path(args.model).parent), args, meta.preprocessing)
     LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)
@@ -100,9 +100,9 @@ def _onnx(args):
 def _classes(provenance, args, prep):
     """The classes to score: a split of the data the model was trained on (or of ``--data``, split
     as in training), or with ``--split all`` every class of ``--data``."""
+    from ..data.config_data import provenance_split
+    from ..data.sources import load_dataset
     from ..errors import InputError
-    from ..train.data.config_data import provenance_split
-    from ..train.data.sources import load_dataset
 
     if args.split == "all":
         if not args.data:

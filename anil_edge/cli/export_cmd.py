@@ -38,9 +38,9 @@ def add_parser(sub, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cpu_features import int8_speed_note
+    from ..data.config_data import provenance_split, training_sample
     from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.trained import load_trained
-    from ..train.data.config_data import provenance_split, training_sample
 
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")

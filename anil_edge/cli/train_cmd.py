@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args, args.config)  # every problem at once, before torch is imported
     _check_run_folder(Path(config.out_dir), args)
 
-    from ..train.data.sources import load_split
+    from ..data.sources import load_split
     from ..train.distributed import shutdown
     from ..train.trainer import check_out_dir, check_ways_before_loading, decode_preprocessing, train
 

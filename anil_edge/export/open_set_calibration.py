@@ -15,10 +15,10 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..data.image_set import ImageSet
 from ..errors import require
 from ..runtime.backbone import Backbone
 from ..runtime.open_set import OpenSetCalibration, calibrate, open_set_scores
-from ..train.data.image_set import ImageSet
 from .onnx_export import set_metadata, write_onnx
 
 EPISODES, WAYS, SHOTS, QUERIES = 300, 5, 1, 5

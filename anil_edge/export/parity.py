@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..data.tasks import TaskIndices
 from ..runtime.backbone import Backbone
 from ..runtime.episodes import predict_episodes
-from ..train.data.tasks import TaskIndices
 
 
 @dataclass(frozen=True)

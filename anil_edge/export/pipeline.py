@@ -18,12 +18,12 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import refuse_to_overwrite, remove_stale_folders
+from ..data.image_set import ImageSet
 from ..errors import CheckpointError, InputError, ModelError
 from ..file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.backbone import read_metadata
 from ..runtime.export_files import beside, output_suffixes
 from ..runtime.open_set import OpenSetCalibration
-from ..train.data.image_set import ImageSet
 from .deployment_files import write_deployment_files, write_sidecar
 from .int8_check import Int8Report
 from .mobile import convert_to_ort, fix_batch

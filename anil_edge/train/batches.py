@@ -12,10 +12,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..data.image_set import ImageSet
+from ..data.tasks import TaskIndices
 from ..runtime.metadata import Preprocessing
 from .augment import random_affine, random_strokes
-from .data.image_set import ImageSet
-from .data.tasks import TaskIndices
 
 
 @dataclass(frozen=True, eq=False)

@@ -12,12 +12,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.scoring import EvalResult, score, summarise
+from ..data.tasks import TaskIndices
 from ..runtime.adaptation import Adaptation
 from ..runtime.episodes import predict_episodes
 from .batches import BatchMaker
-from .data.tasks import TaskIndices
 from .model import AnilModel
-from .scoring import EvalResult, score, summarise
 
 
 @torch.no_grad()

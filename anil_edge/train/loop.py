@@ -10,21 +10,21 @@ from __future__ import annotations
 
 import torch
 
+from ..data.scoring import EvalResult, score
+from ..data.splits import Split
+from ..data.tasks import TaskIndices, fixed_tasks
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
 from .batches import BatchMaker, TaskBatch
 from .bn_stats import recalibrate_batchnorm
 from .config import TrainConfig
-from .data.device_sampler import DeviceTaskSampler, task_labels
-from .data.splits import Split
-from .data.task_sampler import TaskSampler
-from .data.tasks import TaskIndices, fixed_tasks
+from .device_sampler import DeviceTaskSampler, task_labels
 from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks, wrap_ddp
 from .engines import ENGINES, MetaLoss
 from .evaluate import embed_images, predict_tasks
 from .model import AnilModel
-from .scoring import EvalResult, score
 from .streams import TaskStreams
+from .task_sampler import TaskSampler
 
 
 class MetaLoop:

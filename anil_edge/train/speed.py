@@ -168,7 +168,7 @@ def time_meta_step(config: TrainConfig, options: SpeedOptions, device: torch.dev
 
 def _random_batch(config: TrainConfig, device: torch.device):
     from .batches import TaskBatch
-    from .data.device_sampler import task_labels
+    from .device_sampler import task_labels
 
     c = config
     shape = (c.channels, c.input_size, c.input_size)

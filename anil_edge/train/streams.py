@@ -17,8 +17,8 @@ from typing import Any
 
 import torch
 
-from .data.task_sampler import TaskSampler
-from .data.tasks import TaskIndices
+from ..data.tasks import TaskIndices
+from .task_sampler import TaskSampler
 
 
 class TaskStreams:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.splits import Split
 from ..errors import InputError, TrainingError
 from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .batches import normalisation_stats
@@ -31,7 +32,6 @@ from .checkpoint import (
     set_rng_state,
 )
 from .config import TrainConfig
-from .data.splits import Split
 from .distributed import SINGLE, DistContext, barrier, from_main, gather_to_main, init_distributed, launched_by_torchrun
 from .loop import MetaLoop
 from .metrics import MetricsLog, RecordWindow, plot_curves
@@ -242,7 +242,7 @@ def check_ways_before_loading(config: TrainConfig) -> None:
     classes, follows the load."""
     if config.dataset != "folder" or len(config.data) != 1:
         return
-    from .data.folder import count_class_folders
+    from ..data.folder import count_class_folders
 
     found = count_class_folders(config.data[0])
     classes = found * (4 if config.uses_rotations else 1)

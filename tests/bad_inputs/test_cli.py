@@ -324,7 +324,7 @@ def test_a_config_typo_is_reported_before_torch_is_imported(tmp_path):
 def test_too_few_class_folders_for_the_ways_is_refused_before_any_image_is_decoded(capsys, tmp_path, monkeypatch,
                                                                                    channels, rotated):
     pytest.importorskip("torch")
-    from anil_edge.train.data import folder
+    from anil_edge.data import folder
 
     write_folder(tmp_path / "photos", {f"item{c}": 3 for c in range(5)}, size=32, rgb=channels == 3)
     monkeypatch.setattr(folder, "decode", lambda *a: pytest.fail("an image was decoded before the ways check"))

@@ -223,9 +223,9 @@ def _tiny_config(out, data, **changes):
 
 def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
     pytest.importorskip("torch")
+    from anil_edge.data.sources import load_split
     from anil_edge.errors import TrainingError
     from anil_edge.train.checkpoint import load_checkpoint
-    from anil_edge.train.data.sources import load_split
     from anil_edge.train.loop import MetaLoop
     from anil_edge.train.trainer import decode_preprocessing, train
 
@@ -314,7 +314,7 @@ def test_a_json_prediction_is_always_valid_json(model_path, tmp_path):
 def tiny_run(tiny_data, tmp_path_factory):
     """A 2-iteration training run: (config, result)."""
     pytest.importorskip("torch")
-    from anil_edge.train.data.sources import load_split
+    from anil_edge.data.sources import load_split
     from anil_edge.train.trainer import decode_preprocessing, train
 
     config = _tiny_config(tmp_path_factory.mktemp("run"), tiny_data, iterations=2, ways=5)
@@ -345,7 +345,7 @@ def test_a_checkpoint_with_a_malformed_iteration(tiny_run, tmp_path, capsys, ite
 
 def test_a_truncated_glyph_cache_is_rebuilt(tmp_path):
     pytest.importorskip("scipy")
-    from anil_edge.train.data.glyphs import load_glyphs
+    from anil_edge.data.glyphs import load_glyphs
 
     first = load_glyphs(instances=2, max_classes=4, cache_dir=str(tmp_path))
     (cache,) = list(tmp_path.glob("glyphs-*.npz"))
@@ -393,7 +393,7 @@ def test_images_of_another_size_than_the_config_are_refused(tiny_data, tmp_path)
     """A split decoded at 28 px cannot train a 32-px configuration (it would train one model and
     export another)."""
     pytest.importorskip("torch")
-    from anil_edge.train.data.sources import load_split
+    from anil_edge.data.sources import load_split
     from anil_edge.train.trainer import decode_preprocessing, train
 
     at_28 = _tiny_config(tmp_path, tiny_data)

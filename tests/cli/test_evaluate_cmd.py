@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
+from anil_edge.data.config_data import provenance_split
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.metadata import DataProvenance, TrainingInfo
-from anil_edge.train.data.config_data import provenance_split
-from anil_edge.train.data.tasks import fixed_tasks
 from tests.conftest import GRAY, TINY_ADAPTATION, WAYS, tiny_head
 from tests.runtime.test_torch_free import run_isolated
 from tests.train.helpers import write_folder

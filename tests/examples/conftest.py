@@ -42,7 +42,7 @@ def glyph_files(tmp_path_factory):
     """classes/<label>/0.png (one support image each) and queries/*.png, 28×28 grayscale PNGs."""
     from PIL import Image
 
-    from anil_edge.synthetic import block_glyphs
+    from tests.synthetic import block_glyphs
 
     root = tmp_path_factory.mktemp("images")
     images, labels = block_glyphs(4, 4, seed=21)

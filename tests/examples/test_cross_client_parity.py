@@ -37,7 +37,7 @@ def offsize_files(tmp_path_factory):
     RGB JPEG or RGBA PNG with a transparent background."""
     from PIL import Image
 
-    from anil_edge.synthetic import block_glyphs
+    from tests.synthetic import block_glyphs
 
     root = tmp_path_factory.mktemp("offsize")
     images, labels = block_glyphs(4, 4, seed=21)

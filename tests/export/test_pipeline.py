@@ -11,6 +11,8 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 pytest.importorskip("onnxruntime")
 
+from anil_edge.data.splits import split_by_group
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.errors import InputError, ModelError
 from anil_edge.export.parity import DeployedEmbeddings, compare
 from anil_edge.export.pipeline import export_checkpoint
@@ -22,8 +24,6 @@ from anil_edge.runtime.metadata_props import metadata_to_props
 from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from anil_edge.train.data.splits import split_by_group
-from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import embed_images, predict_tasks
 from anil_edge.train.trainer import train
 

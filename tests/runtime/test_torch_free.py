@@ -56,3 +56,13 @@ def test_runtime_enrolls_and_predicts_without_torch(model_path, tmp_path):
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["loaded"] == []
     assert out["labels"] == ["a", "a", "a", "b", "b", "b"]
+
+
+def test_every_data_module_imports_without_torch():
+    """anil_edge.data is numpy code every stage uses: no module of it needs torch or onnx."""
+    from pathlib import Path
+
+    names = sorted(f"anil_edge.data.{p.stem}" for p in (Path(__file__).parents[2] / "anil_edge" / "data").glob("*.py")
+                   if p.stem != "__init__")
+    result = run_isolated("import importlib\n" + "".join(f"importlib.import_module({n!r})\n" for n in names))
+    assert result.returncode == 0, result.stderr

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
+from anil_edge.data.image_set import ImageSet
 from anil_edge.runtime.metadata import Preprocessing
-from anil_edge.synthetic import block_glyphs
-from anil_edge.train.data.image_set import ImageSet
+from tests.synthetic import block_glyphs
 
 OMNI_PREP = Preprocessing((28, 28), 1, (0.0,), (1.0,), invert=True, resize="lanczos")
 

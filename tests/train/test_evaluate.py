@@ -8,15 +8,15 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from anil_edge.data.scoring import summarise
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.episodes import fit_head, predict_episodes
 from anil_edge.train.backbones import BackboneConfig
 from anil_edge.train.batches import BatchMaker
-from anil_edge.train.data.tasks import fixed_tasks
 from anil_edge.train.evaluate import evaluate, evaluate_transductive
 from anil_edge.train.inner_loop import adapt_heads, initial_heads
 from anil_edge.train.model import AnilModel
-from anil_edge.train.scoring import summarise
 from tests.tolerances import HEAD_TERMS, assert_f32_close
 
 from .helpers import OMNI_PREP, glyph_set

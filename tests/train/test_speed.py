@@ -9,10 +9,10 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from anil_edge.data.splits import split_by_group
 from anil_edge.train import speed
 from anil_edge.train.checkpoint import load_checkpoint
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.splits import split_by_group
 from anil_edge.train.speed import SpeedOptions, candidates, native_bf16, resolve_speed
 from anil_edge.train.trainer import train
 

@@ -10,10 +10,10 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 
+from anil_edge.data.splits import split_by_group
 from anil_edge.errors import InputError
 from anil_edge.train.checkpoint import CheckpointError, load_checkpoint
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.data.splits import split_by_group
 from anil_edge.train.trainer import train
 
 from .helpers import glyph_set
@@ -142,7 +142,7 @@ def test_bad_configuration_lists_every_problem():
 
 
 def test_validation_within_groups_keeps_drawers_apart_where_recorded(tmp_path):
-    from anil_edge.train.data.image_set import ImageSet
+    from anil_edge.data.image_set import ImageSet
     from anil_edge.train.loop import _within_group_tasks
 
     base = glyph_set(n_classes=24, per_class=5, n_groups=6)

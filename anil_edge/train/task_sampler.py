@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .image_set import ImageSet
-from .tasks import TaskIndices, check_task_shape
+from ..data.image_set import ImageSet
+from ..data.tasks import TaskIndices, check_task_shape
 
 
 class _IndexDataset(torch.utils.data.Dataset):
@@ -34,7 +34,7 @@ class TaskSampler:
 
     def __init__(self, data: ImageSet, *, ways: int, shots: int, queries: int, name: str = "data") -> None:
         check_task_shape(data, ways, shots, queries, name)
-        from ..l2l_import import learn2learn
+        from .l2l_import import learn2learn
 
         l2l = learn2learn()
         from learn2learn.data.transforms import ConsecutiveLabels, FusedNWaysKShots, LoadData, RemapLabels

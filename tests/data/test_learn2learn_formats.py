@@ -10,12 +10,11 @@ import pytest
 pytest.importorskip("torch")
 l2l = pytest.importorskip("learn2learn")
 
+from anil_edge.data.learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, load_mini_imagenet
+from anil_edge.data.sources import load_split
 from anil_edge.errors import InputError
 from anil_edge.runtime.metadata import Preprocessing
-from anil_edge.train.data.learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, load_mini_imagenet
-from anil_edge.train.data.sources import load_split
-
-from ..helpers import OMNI_PREP, write_folder, write_omniglot_zip
+from tests.train.helpers import OMNI_PREP, write_folder, write_omniglot_zip
 
 RGB32 = Preprocessing((32, 32), 3, (0.5,) * 3, (0.25,) * 3)
 RGB84 = Preprocessing((84, 84), 3, (0.5,) * 3, (0.25,) * 3)

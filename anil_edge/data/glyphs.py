@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...atomic import atomic_write
-from ...cache import cache_folder
-from ...errors import InputError, require
+from ..atomic import atomic_write
+from ..cache import cache_folder
+from ..errors import InputError, require
 from .image_set import ImageSet
 
 VERSION = 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...errors import InputError
+from ..errors import InputError
 from .image_set import ImageSet
 
 

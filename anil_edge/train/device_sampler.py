@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .image_set import ImageSet
-from .tasks import check_task_shape
+from ..data.image_set import ImageSet
+from ..data.tasks import check_task_shape
 
 
 class DeviceTaskSampler:

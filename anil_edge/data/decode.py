@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError, require
-from ...runtime.metadata import Preprocessing
-from ...runtime.preprocess import pil_pixels
+from ..errors import InputError, require
+from ..runtime.metadata import Preprocessing
+from ..runtime.preprocess import pil_pixels
 
 
 def decode(data: bytes | Path, prep: Preprocessing, where: str) -> np.ndarray:

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ...errors import InputError
-from ...runtime.metadata import Preprocessing
+from ..errors import InputError
+from ..runtime.metadata import Preprocessing
 from .folder import load_image_folder
 from .image_set import ImageSet
 from .learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, load_mini_imagenet

@@ -12,7 +12,7 @@ import pickle
 from pathlib import Path
 from typing import Any
 
-from ...errors import InputError
+from ..errors import InputError
 
 _ALLOWED = {
     ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError
-from ...runtime.metadata import Preprocessing
+from ..errors import InputError
+from ..runtime.metadata import Preprocessing
 from .decode import stack
 from .folder import load_image_folder
 from .image_set import ImageSet
@@ -96,6 +96,6 @@ def _from_arrays(images, labels: np.ndarray, names: list[str], prep: Preprocessi
 def _resize(images: np.ndarray, prep: Preprocessing) -> np.ndarray:
     from PIL import Image
 
-    from ...runtime.preprocess import pil_pixels
+    from ..runtime.preprocess import pil_pixels
 
     return stack([pil_pixels(Image.fromarray(img), prep) for img in images], prep)

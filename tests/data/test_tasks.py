@@ -9,13 +9,12 @@ import pytest
 
 pytest.importorskip("torch")
 
+from anil_edge.data.image_set import ImageSet
+from anil_edge.data.splits import split_by_group
+from anil_edge.data.tasks import fixed_tasks
 from anil_edge.errors import InputError
-from anil_edge.train.data.image_set import ImageSet
-from anil_edge.train.data.splits import split_by_group
-from anil_edge.train.data.task_sampler import TaskSampler
-from anil_edge.train.data.tasks import fixed_tasks
-
-from ..helpers import glyph_set
+from anil_edge.train.task_sampler import TaskSampler
+from tests.train.helpers import glyph_set
 
 
 def test_rotations_add_classes():

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError
-from ...runtime.metadata import Preprocessing
-from ...runtime.preprocess import is_image_name
+from ..errors import InputError
+from ..runtime.metadata import Preprocessing
+from ..runtime.preprocess import is_image_name
 from .decode import decode, stack
 from .image_set import ImageSet
 

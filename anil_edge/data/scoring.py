@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .data.tasks import TaskIndices
+from .tasks import TaskIndices
 
 
 @dataclass(frozen=True, eq=False)

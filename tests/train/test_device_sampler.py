@@ -11,12 +11,11 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from anil_edge.data.image_set import ImageSet
 from anil_edge.errors import InputError
-from anil_edge.train.data.device_sampler import DeviceTaskSampler, task_labels
-from anil_edge.train.data.image_set import ImageSet
-from anil_edge.train.data.task_sampler import TaskSampler
-
-from ..helpers import glyph_set
+from anil_edge.train.device_sampler import DeviceTaskSampler, task_labels
+from anil_edge.train.task_sampler import TaskSampler
+from tests.train.helpers import glyph_set
 
 SHAPE = dict(ways=3, shots=1, queries=2)
 

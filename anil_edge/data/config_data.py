@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ...errors import InputError
-from ...runtime.metadata import DataProvenance, Preprocessing
-from ...runtime.preprocess import to_input
+from ..errors import InputError
+from ..runtime.metadata import DataProvenance, Preprocessing
+from ..runtime.preprocess import to_input
 from .sources import load_split
 from .splits import Split
 

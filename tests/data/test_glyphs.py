@@ -10,8 +10,8 @@ import pytest
 pytest.importorskip("matplotlib")
 pytest.importorskip("scipy")
 
-from anil_edge.train.data.glyphs import load_glyphs, render_glyphs
-from anil_edge.train.data.splits import split_by_group
+from anil_edge.data.glyphs import load_glyphs, render_glyphs
+from anil_edge.data.splits import split_by_group
 
 
 @pytest.fixture(scope="module")

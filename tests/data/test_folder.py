@@ -8,11 +8,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("PIL")
 
+from anil_edge.data.folder import load_image_folder
 from anil_edge.errors import InputError
 from anil_edge.runtime.metadata import Preprocessing
-from anil_edge.train.data.folder import load_image_folder
-
-from ..helpers import OMNI_PREP, write_folder
+from tests.train.helpers import OMNI_PREP, write_folder
 
 RGB32 = Preprocessing((32, 32), 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
 

@@ -10,12 +10,11 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("PIL")
 
+from anil_edge.data.omniglot import load_omniglot
+from anil_edge.data.splits import split_by_group
 from anil_edge.errors import InputError
 from anil_edge.runtime.preprocess import to_input
-from anil_edge.train.data.omniglot import load_omniglot
-from anil_edge.train.data.splits import split_by_group
-
-from ..helpers import OMNI_PREP, big_glyph, png_bytes, shared_omniglot, write_omniglot_zip
+from tests.train.helpers import OMNI_PREP, big_glyph, png_bytes, shared_omniglot, write_omniglot_zip
 
 
 @pytest.fixture(scope="module")
