@@ -71,4 +71,4 @@ def backbone(model_path):
     return Backbone(model_path, intra_op_threads=1, inter_op_threads=1)
 
 
-glyphs = block_glyphs  # synthetic classes shared with the smoke demo
+glyphs = block_glyphs  # tiny synthetic classes (tests/synthetic.py) for the runtime and export tests

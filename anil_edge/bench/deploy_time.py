@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> None:
     for steps in (0, 1, 5, 10, 20):
         for lr in (0.25, 0.5, 1.0):
             a = Adaptation(lr, steps, meta.adaptation.head_init)
-            preds = predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, args.ways, a, meta.learned_head)
+            preds = predict_episodes(E, tasks, args.ways, a, meta.learned_head)
             print(f"| {steps} steps, lr {lr} | {score(preds, tasks)} |")
     rng = np.random.default_rng(0)
     for copies in (4, 8):

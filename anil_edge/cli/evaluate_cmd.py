@@ -91,7 +91,7 @@ def _onnx(args):
     LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)
 
     def predict(E, tasks):
-        return predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, args.ways, meta.adaptation,
+        return predict_episodes(E, tasks, args.ways, meta.adaptation,
                                 meta.learned_head)
 
     return backbone.embed(data.images), data, predict

@@ -23,11 +23,12 @@ def run(args: argparse.Namespace) -> int:
 
         _, meta = read_torchscript_metadata(args.model)
         inputs: list[tuple[str, str, list]] = []
+        file_format = "2"  # the TorchScript archive carries the current document
     else:
         from ..runtime.backbone import read_model_file
 
-        meta, inputs = read_model_file(args.model)  # any anil-edge model file: float, INT8, pixels, .ort
-    from ..runtime.metadata_props import FORMAT_VERSION, metadata_document
+        meta, inputs, file_format = read_model_file(args.model)  # any anil-edge model file: float, INT8, pixels, .ort
+    from ..runtime.metadata_props import metadata_document
 
     doc = metadata_document(meta)
     if args.json:
@@ -46,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         ("trained", f"{t.ways}-way {t.shots}-shot on {t.data.dataset} {list(t.data.sources)}"),
         ("precision", _precision(meta.extra)),
         ("backbone sha256", meta.backbone_sha256),
-        ("anil-edge", f"{meta.anil_edge_version} (read as metadata format {FORMAT_VERSION})"),
+        ("anil-edge", f"written by {meta.anil_edge_version}, metadata format {file_format}"),
     ]
     if meta.extra.get("precision") == "int8":
         from ..cpu_features import cpu_name, int8_speed_note

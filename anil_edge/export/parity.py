@@ -40,7 +40,7 @@ class DeployedEmbeddings:
 
     def predict(self, tasks: TaskIndices, ways: int) -> np.ndarray:
         """Query predictions (T, Nq) of the runtime's episodes on ``tasks`` (indices into the images)."""
-        return predict_episodes(self.embeddings, tasks.support, tasks.support_labels, tasks.query, ways,
+        return predict_episodes(self.embeddings, tasks, ways,
                                 self.metadata.adaptation, self.metadata.learned_head)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -13,7 +13,7 @@ from ..errors import InputError, ModelError, raise_if_problems, require
 from ..file_set import complete_interrupted
 from .file_kind import ONNX, hint
 from .metadata import ModelMetadata
-from .metadata_props import metadata_from_props
+from .metadata_props import VERSION_KEY, metadata_from_props
 from .model_hash import model_sha256
 from .preprocess import to_input
 
@@ -118,11 +118,19 @@ class Backbone:
 
 def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:
     """The anil-edge metadata of any exported model file (also ``.pixels.onnx``, INT8 and ``.ort``)."""
-    return read_model_file(path)[0]
+    return read_model_file(path).metadata
 
 
-def read_model_file(path: str | os.PathLike[str]) -> tuple[ModelMetadata, list[tuple[str, str, list[Any]]]]:
-    """The metadata and the real inputs (name, element type, shape) of any exported model file."""
+class ModelFile(NamedTuple):
+    """What an exported model file says about itself."""
+
+    metadata: ModelMetadata
+    inputs: list[tuple[str, str, list[Any]]]  # (name, element type, shape) of each input
+    format_version: str  # the file's own anil-edge metadata format ("1", "2")
+
+
+def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
+    """The metadata, real inputs and metadata format of any exported model file (also ``.ort``)."""
     ort = require("onnxruntime", "cpu")
     data = _read(Path(path))
     try:
@@ -130,7 +138,8 @@ def read_model_file(path: str | os.PathLike[str]) -> tuple[ModelMetadata, list[t
     except Exception as exc:  # onnxruntime's own error types
         raise ModelError(f"cannot load {path} as an ONNX model: {_first_line(exc)}") from None
     inputs = [(i.name, i.type.removeprefix("tensor(").removesuffix(")"), list(i.shape)) for i in session.get_inputs()]
-    return metadata_from_props(dict(session.get_modelmeta().custom_metadata_map), source=str(path)), inputs
+    props = dict(session.get_modelmeta().custom_metadata_map)
+    return ModelFile(metadata_from_props(props, source=str(path)), inputs, props.get(VERSION_KEY, "?"))
 
 
 def _read(path: Path) -> bytes:

@@ -133,8 +133,8 @@ class FewShotClassifier:
         E = check_embedding_range(name, as_float32(name, embeddings, (1, 2)).reshape(-1, self._dim_of(embeddings)))
         if E.shape[0] == 0:
             raise InputError(f"class {label!r}: the support set is empty; expected at least one example")
-        with self._lock:
-            added = self._support.add(label, E, deduplicate=deduplicate)
+        with self._lock:  # the label's type against the enrolled ones, under the lock that adds it
+            added = self._support.add(check_label(label, self._support.labels), E, deduplicate=deduplicate)
             if added:
                 self._head = None
         return added

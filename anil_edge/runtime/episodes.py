@@ -13,13 +13,14 @@ Shapes: one task is ``E`` (N, D), ``y`` (N,); a batch of T tasks adds a leading 
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import numpy as np
 
 from ..errors import InputError
 from . import head
 from .adaptation import Adaptation
 from .metadata import LearnedHead
-from .validation import check_labels
 
 
 def class_means(E: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
@@ -48,30 +49,43 @@ def initial_head(adaptation: Adaptation, learned: LearnedHead, means: np.ndarray
 
 def fit_head(E: np.ndarray, y: np.ndarray, n_classes: int, adaptation: Adaptation,
              learned: LearnedHead) -> tuple[np.ndarray, np.ndarray]:
-    """The head adapted to the support set ``(E, y)``: ``W`` (…, C, D), ``b`` (…, C)."""
-    E = np.asarray(E, dtype=np.float32)
-    y = check_labels(y, E, n_classes)
+    """The head adapted to the support set ``(E, y)``: ``W`` (…, C, D), ``b`` (…, C).
+
+    Trusted inputs: float32 embeddings and integer labels in [0, n_classes) of matching shapes,
+    as the classifier (which checks what users give it) and the task sets (which draw them)
+    produce; a valid :class:`Adaptation` (checked when it is made)."""
     W0, b0 = initial_head(adaptation, learned, class_means(E, y, n_classes))
-    return head.adapt(E, y, W0, b0, lr=adaptation.adaptation_lr, steps=adaptation.adaptation_steps)
+    return head.adapt_kernel(E, y, W0, b0, adaptation.adaptation_lr, adaptation.adaptation_steps)
 
 
 def episode_probabilities(E_support: np.ndarray, y_support: np.ndarray, E_query: np.ndarray, n_classes: int,
                           adaptation: Adaptation, learned: LearnedHead) -> np.ndarray:
     """Query probabilities (…, Q, C) after adapting the head on the support set."""
     W, b = fit_head(E_support, y_support, n_classes, adaptation, learned)
-    return head.predict_proba(E_query, W, b)
+    return head.probabilities_kernel(E_query, W, b)
 
 
-def predict_episodes(embeddings: np.ndarray, support: np.ndarray, support_labels: np.ndarray, query: np.ndarray,
-                     n_classes: int, adaptation: Adaptation, learned: LearnedHead,
-                     chunk: int = 256) -> np.ndarray:
-    """Query predictions (T, Q) of T tasks given as indices into cached ``embeddings`` (M, D).
+class Episodes(Protocol):
+    """T tasks as image indices into cached embeddings (``anil_edge.data.tasks.TaskIndices``)."""
+
+    @property
+    def support(self) -> np.ndarray: ...  # (T, N) support image indices
+
+    @property
+    def support_labels(self) -> np.ndarray: ...  # (T, N) their classes in [0, n_classes)
+
+    @property
+    def query(self) -> np.ndarray: ...  # (T, Q) query image indices
+
+
+def predict_episodes(embeddings: np.ndarray, tasks: Episodes, n_classes: int, adaptation: Adaptation,
+                     learned: LearnedHead, chunk: int = 256) -> np.ndarray:
+    """Query predictions (T, Q) of ``tasks`` on cached ``embeddings`` (M, D).
 
     Args:
-        support, support_labels: (T, N) image indices and their classes in [0, n_classes).
-        query: (T, Q) image indices.
         chunk: tasks adapted together (bounds memory; results do not depend on it).
     """
+    support, support_labels, query = tasks.support, tasks.support_labels, tasks.query
     out = []
     for i in range(0, support.shape[0], chunk):
         part = slice(i, i + chunk)

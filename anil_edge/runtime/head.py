@@ -88,16 +88,27 @@ def adapt(
     n_classes = W.shape[-2]
     y = check_labels(y, E, n_classes)
     raise_if_problems(lr_problems(lr, "lr") + steps_problems(steps, "steps"), InputError, "invalid adaptation settings")
+    return adapt_kernel(E, y, W, b, float(lr), int(steps))
+
+
+def adapt_kernel(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, lr: float,
+                 steps: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`adapt` on trusted inputs: float32 arrays of matching shapes, labels in range, valid
+    settings (what the classifier and the episode code hand it, checked where they came in)."""
     if steps == 0:
         batch = E.shape[:-2]
         return np.broadcast_to(W, batch + W.shape[-2:]).copy(), np.broadcast_to(b, batch + b.shape[-1:]).copy()
-    kernel = _adapt_gram if _gram_is_cheaper(E.shape[-2], E.shape[-1], n_classes, int(steps)) else _adapt_direct
-    return kernel(E, y, W, b, np.float32(lr), int(steps))
+    kernel = _adapt_gram if _gram_is_cheaper(E.shape[-2], E.shape[-1], W.shape[-2], steps) else _adapt_direct
+    return kernel(E, y, W, b, np.float32(lr), steps)
 
 
 def predict_proba(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Class probabilities of the head: (N, C), or (T, N, C)."""
-    E, W, b = check_head(E, W, b)
+    return probabilities_kernel(*check_head(E, W, b))
+
+
+def probabilities_kernel(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """:func:`predict_proba` on trusted float32 inputs of matching shapes."""
     Z = _logits(E, W, b)
     if not np.isfinite(Z).all():
         raise InputError("the head's logits overflow float32 (embeddings or head weights of magnitude ~1e19 or more); "

@@ -57,7 +57,7 @@ class NumpyHead:
         return W, b, class_means(E, y, n_classes)
 
     def classify(self, Q, W, b, means):
-        return head.predict_proba(Q, W, b), open_set_scores(Q, means)
+        return head.probabilities_kernel(Q, W, b), open_set_scores(Q, means)
 
 
 class OnnxHead:

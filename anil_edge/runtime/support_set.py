@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError
-from .labels import Label, check_label, normalised
+from .labels import Label, normalised
 
 DUPLICATE_ATOL = 1e-5  # embeddings this close (relative to their scale) are the same example
 
@@ -35,8 +35,8 @@ class SupportSet:
         return normalised(label) in self._by_label
 
     def add(self, label: Label, E: np.ndarray, *, deduplicate: bool = False) -> int:
-        """Append float32 embeddings (n, D) to ``label``'s class; returns how many were added."""
-        label = check_label(label, self._by_label)
+        """Append float32 embeddings (n, D) to ``label``'s class; returns how many were added.
+        Trusted inputs: a label checked by :func:`.labels.check_label` against :attr:`labels`."""
         old = self._by_label.get(label)
         if deduplicate:
             E = new_rows(E, old)

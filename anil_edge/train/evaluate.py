@@ -35,7 +35,7 @@ def embed_images(model: AnilModel, maker: BatchMaker, batch_size: int = 500) -> 
 def predict_tasks(model: AnilModel, embeddings: np.ndarray, tasks: TaskIndices, adaptation: Adaptation,
                   ways: int) -> np.ndarray:
     """Each task's query predictions (T, Nq) from cached embeddings (M, D): the runtime's episode."""
-    return predict_episodes(embeddings, tasks.support, tasks.support_labels, tasks.query, ways, adaptation,
+    return predict_episodes(embeddings, tasks, ways, adaptation,
                             model.learned_head())
 
 

@@ -61,7 +61,7 @@ def test_evaluate_scores_the_runtime_episode_on_per_image_embeddings():
     result = evaluate(model, maker, tasks, adaptation, 3)
     with torch.no_grad():
         E = torch.cat([model.forward_features(maker.images(np.array([i]))) for i in range(len(data.images))]).numpy()
-    preds = predict_episodes(E, tasks.support, tasks.support_labels, tasks.query, 3, adaptation, model.learned_head())
+    preds = predict_episodes(E, tasks, 3, adaptation, model.learned_head())
     np.testing.assert_allclose(result.per_task, (preds == tasks.query_labels).mean(-1))
 
 
