@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny seeded Conv-4 exported once per session, and helpers."""
+"""Shared fixtures: a tiny seeded Conv-4 exported once per session. Plain helpers live in
+``tests/helpers.py`` (and each folder's ``helpers.py``); test modules never import test modules."""
 
 from __future__ import annotations
 
@@ -14,25 +15,9 @@ if "ANIL_EDGE_CACHE" not in os.environ:
     os.environ["ANIL_EDGE_CACHE"] = tempfile.mkdtemp(prefix="anil-edge-test-cache-")
     atexit.register(shutil.rmtree, os.environ["ANIL_EDGE_CACHE"], ignore_errors=True)
 
-import numpy as np
 import pytest
 
-from anil_edge.runtime.adaptation import Adaptation
-from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
-from tests.synthetic import block_glyphs
-
-WAYS, DIM = 5, 32
-TINY_ADAPTATION = Adaptation(adaptation_lr=0.5, adaptation_steps=5, head_init="learned")
-TINY_TRAINING = TrainingInfo(WAYS, 1, DataProvenance("tiny"))
-
-
-def tiny_head(dim: int = DIM) -> LearnedHead:
-    rng = np.random.default_rng(1)
-    return LearnedHead(weight=rng.normal(0, 0.1, (WAYS, dim)).astype(np.float32),
-                       bias=rng.normal(0, 0.1, WAYS).astype(np.float32))
-
-
-GRAY = Preprocessing(input_size=(28, 28), channels=1, mean=(0.1,), std=(0.5,), invert=True, resize="lanczos")
+from tests.helpers import DIM, GRAY, TINY_ADAPTATION, TINY_TRAINING, tiny_head  # noqa: F401  (fixtures use them)
 
 
 @pytest.fixture(scope="session")
@@ -71,4 +56,3 @@ def backbone(model_path):
     return Backbone(model_path, intra_op_threads=1, inter_op_threads=1)
 
 
-glyphs = block_glyphs  # tiny synthetic classes (tests/synthetic.py) for the runtime and export tests

@@ -83,3 +83,17 @@ def test_the_graph_is_read_correctly(module):
     expected = {"anil_edge.runtime.classifier": {"anil_edge.runtime.state", "anil_edge.runtime.head_engines"},
                 "anil_edge.train.batches": {"anil_edge.runtime.metadata", "anil_edge.data.tasks"}}[module]
     assert expected <= GRAPH[module]
+
+
+def test_test_modules_share_helpers_only_through_helpers_and_conftest():
+    """One way to share test code: ``helpers.py`` modules and ``conftest.py`` fixtures; a test
+    module never imports another test module (nor plain names from a conftest)."""
+    tests = Path(__file__).parent
+    found = []
+    for path in tests.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                last = node.module.split(".")[-1]
+                if last.startswith("test_") or last == "conftest":
+                    found.append(f"{path.relative_to(tests)} imports {'.' * node.level}{node.module}")
+    assert not found, "\n".join(found)

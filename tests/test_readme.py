@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 Image = pytest.importorskip("PIL.Image")
 
-README = Path(__file__).parents[1] / "README.md"
-
-
-def _snippet(heading: str) -> str:
-    text = README.read_text()
-    section = text[text.index(heading):]
-    return re.search(r"```python\n(.*?)```", section, re.S).group(1)
+from tests.helpers import readme_snippet  # noqa: E402
 
 
 def test_the_runtime_example_runs_as_written(model_path, tmp_path, capsys):
@@ -35,7 +27,7 @@ def test_the_runtime_example_runs_as_written(model_path, tmp_path, capsys):
     cwd = os.getcwd()
     os.chdir(tmp_path)
     try:
-        exec(_snippet("## Using the runtime in an app"), {"keys_images_uint8": rng.integers(0, 256, (2, 28, 28, 1),
+        exec(readme_snippet("## Using the runtime in an app"), {"keys_images_uint8": rng.integers(0, 256, (2, 28, 28, 1),
                                                                                           dtype=np.uint8)})
     finally:
         os.chdir(cwd)

@@ -65,7 +65,7 @@ def test_the_device_install_has_no_torch_and_the_command(device_venv):
 def test_the_readme_example_runs_in_the_device_install(device_venv, model_path, tmp_path):
     pytest.importorskip("onnx")
     from anil_edge.export.open_set_calibration import add_calibration
-    from tests.test_readme import _snippet
+    from tests.helpers import readme_snippet
     from tests.train.helpers import glyph_set, write_folder
 
     model = tmp_path / "model.onnx"
@@ -77,6 +77,6 @@ def test_the_readme_example_runs_in_the_device_install(device_venv, model_path, 
     write_folder(tmp_path / "more_products", {"plate": 2, "cup": 1}, size=28)
     setup = "import numpy as np\nkeys_images_uint8 = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = _run(device_venv / "bin" / "python", "-c", setup + _snippet("## Using the runtime in an app"),
+    out = _run(device_venv / "bin" / "python", "-c", setup + readme_snippet("## Using the runtime in an app"),
                cwd=tmp_path, env=env).stdout.split()
     assert len(out) >= 4 and (tmp_path / "products.npz").is_file()

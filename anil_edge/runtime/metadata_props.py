@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ModelError, raise_if_problems
 from .adaptation import Adaptation, head_init_problems, lr_problems, steps_problems
+from .legacy import v1_head_init
 from .metadata import DataProvenance, LearnedHead, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
 from .open_set import SCORE, OpenSetCalibration
 
@@ -30,7 +31,6 @@ FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)
 VERSION_KEY = "anil_edge.format_version"
 METADATA_KEY = "anil_edge.metadata"
-_V1_HEAD_INITS = {"zeros": "zeros", "mean": "learned", "prototype": "prototype"}
 _MISSING = object()
 
 
@@ -104,7 +104,7 @@ def _read_v2(f: _Fields) -> ModelMetadata:
 
 
 def _read_v1(f: _Fields) -> ModelMetadata:
-    adaptation = _adaptation(f, "head.lr", "head.steps", "head.init", lambda rule: _V1_HEAD_INITS.get(rule, rule))
+    adaptation = _adaptation(f, "head.lr", "head.steps", "head.init", v1_head_init)
     head = LearnedHead(f.array("head.weight", 2), f.array("head.bias", 1))
     extra = dict(f.get("extra", dict, {}))
     old = extra.pop("data", None)

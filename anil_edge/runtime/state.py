@@ -33,6 +33,7 @@ from .adaptation import Adaptation
 from .decision import threshold_problems
 from .file_kind import STATE, file_kind
 from .labels import Label, check_label
+from .legacy import v1_head_init
 from .validation import embedding_range_problems
 
 T = TypeVar("T")
@@ -42,7 +43,6 @@ MAX_HEADER_BYTES = 64 * 2**20  # labels and settings
 STATE_FORMAT = "anil-edge-state"
 STATE_VERSION = 2
 _MEMBERS = ("header", "embeddings", "class_index")
-_V1_HEAD_INITS = {"zeros": "zeros", "mean": "learned", "prototype": "prototype"}
 
 
 @dataclass(frozen=True, eq=False)
@@ -240,7 +240,7 @@ def _settings(header: dict[str, Any], problems: list[str]) -> tuple[Adaptation, 
         s = s if isinstance(s, dict) else {}
         rule = s.get("head_init")
         values = {"adaptation_lr": s.get("lr"), "adaptation_steps": s.get("steps"),
-                  "head_init": _V1_HEAD_INITS.get(rule, rule) if isinstance(rule, str) else rule}
+                  "head_init": v1_head_init(rule)}
         threshold = s.get("threshold")
     else:
         a = header.get("adaptation")

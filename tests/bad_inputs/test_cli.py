@@ -10,7 +10,7 @@ import pytest
 
 from anil_edge.cli.main import main
 from anil_edge.runtime import FewShotClassifier
-from tests.conftest import glyphs
+from tests.helpers import glyphs
 from tests.train.helpers import write_folder
 
 

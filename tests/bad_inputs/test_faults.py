@@ -21,8 +21,7 @@ from anil_edge.atomic import atomic_write, remove_stale_temporaries
 from anil_edge.errors import InputError, StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
-from tests.conftest import DIM, glyphs
-from tests.runtime.test_state import atomic_write_with
+from tests.helpers import DIM, atomic_write_with, glyphs
 from tests.train.helpers import write_folder
 
 CLI = [sys.executable, "-m", "anil_edge"]

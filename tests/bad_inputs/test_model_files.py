@@ -12,7 +12,7 @@ from anil_edge.errors import ModelError
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.metadata_props import METADATA_KEY, VERSION_KEY
 from tests.bad_inputs.helpers import edit
-from tests.runtime.test_backbone import rewrite
+from tests.helpers import rewrite
 
 
 def _leaves(doc, prefix=()):
@@ -40,7 +40,7 @@ def document(model_path):
 
 
 def _paths():
-    from tests.conftest import GRAY  # noqa: F401  (the fixture model's layout, documented in conftest)
+    from tests.helpers import GRAY  # noqa: F401  (the fixture model's layout, documented in conftest)
 
     return ["anil_edge_version", "backbone_sha256", "embedding_dim", "preprocessing.input_size",
             "preprocessing.channels", "preprocessing.mean", "preprocessing.std", "preprocessing.invert",

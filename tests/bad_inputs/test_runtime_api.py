@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from anil_edge.errors import AnilEdgeError, InputError, ModelError, NotEnrolledError
 from anil_edge.runtime import Backbone, FewShotClassifier, head
-from tests.conftest import DIM, glyphs
+from tests.helpers import DIM, glyphs
 from tests.tolerances import assert_f32_close, conv_terms
 
 GOOD = dict(E=np.ones((4, 8), np.float32), y=np.array([0, 1, 2, 1]), W=np.zeros((3, 8), np.float32),

@@ -14,7 +14,7 @@ from anil_edge.errors import StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
 from tests.bad_inputs.helpers import edit
-from tests.conftest import glyphs
+from tests.helpers import glyphs
 
 
 @pytest.fixture(scope="module")

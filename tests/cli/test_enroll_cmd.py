@@ -35,7 +35,7 @@ def test_predict_json_has_scores_and_top_k(model_path, tmp_path, capsys):
 
 def test_remove_takes_integer_labels(model_path, tmp_path, capsys):
     """A state enrolled with integer labels (the Python API) loses class 7 to ``--remove 7``."""
-    from tests.conftest import glyphs
+    from tests.helpers import glyphs
 
     images, labels = glyphs(3, 2, seed=4)
     clf = FewShotClassifier(Backbone(model_path))

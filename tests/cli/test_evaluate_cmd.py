@@ -12,8 +12,7 @@ from anil_edge.data.config_data import provenance_split
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.metadata import DataProvenance, TrainingInfo
-from tests.conftest import GRAY, TINY_ADAPTATION, WAYS, tiny_head
-from tests.runtime.test_torch_free import run_isolated
+from tests.helpers import GRAY, TINY_ADAPTATION, WAYS, run_isolated, tiny_head
 from tests.train.helpers import write_folder
 
 pytest.importorskip("PIL")

@@ -10,9 +10,10 @@ pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 pytest.importorskip("onnxruntime")
 
+from tests.cli.helpers import TINY
+
 from ..train.helpers import write_folder
 from .helpers import anil_edge
-from .test_train_cmd import TINY
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,10 @@ import pytest
 pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 
+from tests.cli.helpers import TINY
+
 from ..train.helpers import write_folder
 from .helpers import anil_edge
-
-TINY = ["--dataset", "folder", "--input-size", "28", "--ways", "3", "--shots", "1", "--queries", "2",
-        "--hidden", "8", "--blocks", "2", "--meta-batch", "2", "--eval-every", "2", "--eval-tasks", "4",
-        "--checkpoint-every", "2", "--no-progress", "--threads", "1", "--device", "cpu"]
 
 
 @pytest.fixture(scope="module")

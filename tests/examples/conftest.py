@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+import functools
+import http.server
+import threading
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-EXAMPLES = Path(__file__).parents[2] / "examples"
+from .helpers import EXAMPLES, python_predictions
 
 
 @pytest.fixture(scope="session")
@@ -55,29 +55,32 @@ def glyph_files(tmp_path_factory):
     return root
 
 
-def npm_install(folder: Path) -> None:
-    """``npm ci`` once (node_modules is not committed); onnxruntime-node's CPU binaries ship in
-    its package, so its download step is skipped."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.skip("node and npm are needed for the JavaScript clients; none found on PATH")
-    if not (folder / "node_modules").is_dir():
-        env = {**__import__("os").environ, "npm_config_onnxruntime_node_install": "skip"}
-        subprocess.run(["npm", "ci", "--no-audit", "--no-fund"], cwd=folder, check=True, env=env,
-                       capture_output=True, timeout=600)
-
-
-def python_predictions(export_dir: Path, glyph_files: Path, model: str = "model.onnx"):
-    from anil_edge.runtime import Backbone, FewShotClassifier
-
-    clf = FewShotClassifier(Backbone(export_dir / model))
-    clf.enroll_folder(glyph_files / "classes")
-    queries = sorted((glyph_files / "queries").glob("*.png"))
-    return queries, clf.predict([str(q) for q in queries]), clf.predict_proba([str(q) for q in queries])
-
-
 @pytest.fixture
 def reference(export_dir, glyph_files):
     return python_predictions(export_dir, glyph_files)
 
 
-__all__ = ["EXAMPLES", "np", "npm_install"]
+class _Handler(http.server.SimpleHTTPRequestHandler):
+    """examples/web at /, the export directory at /model/."""
+
+    model_dir: Path
+    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
+                      ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
+
+    def translate_path(self, path: str) -> str:
+        path = path.split("?")[0]
+        if path.startswith("/model/"):
+            return str(self.model_dir / path[len("/model/"):])
+        return super().translate_path(path)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def server(export_dir):
+    handler = type("Handler", (_Handler,), {"model_dir": export_dir})
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(EXAMPLES / "web")))
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    httpd.shutdown()

@@ -15,8 +15,7 @@ import pytest
 
 from tests.tolerances import CLIENT_TERMS, assert_f32_close
 
-from .conftest import EXAMPLES, npm_install
-from .test_web_page import CHROMIUM, server  # noqa: F401  (the page's server fixture)
+from .helpers import CHROMIUM, EXAMPLES, npm_install
 
 # Each client's embedding of each query must be the Python runtime's within the float32 rounding
 # of another onnxruntime build's convolutions (CLIENT_TERMS): a decoding that differs by one level
@@ -102,7 +101,7 @@ def _data_url(path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_dir, offsize_files, tmp_path):  # noqa: F811
+def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_dir, offsize_files, tmp_path):
     if CHROMIUM is None:
         pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
     npm_install(EXAMPLES / "web")

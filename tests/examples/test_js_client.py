@@ -11,7 +11,7 @@ import pytest
 
 from anil_edge.runtime import export_files
 
-from .conftest import EXAMPLES
+from .helpers import EXAMPLES
 
 NAMES = ("ADAPT_INPUTS", "ADAPT_OUTPUTS", "CLASSIFY_INPUTS", "CLASSIFY_OUTPUTS", "PIXELS", "RGBA", "EMBEDDINGS")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import EXAMPLES, npm_install
+from .helpers import EXAMPLES, npm_install
 
 pytestmark = pytest.mark.bad_input
 

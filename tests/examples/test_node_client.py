@@ -10,7 +10,7 @@ import numpy as np
 
 from tests.tolerances import CLIENT_TERMS, assert_f32_close
 
-from .conftest import EXAMPLES, npm_install, python_predictions
+from .helpers import EXAMPLES, npm_install, python_predictions
 
 
 def test_node_client_agrees_with_the_python_runtime(export_dir, glyph_files, reference):

@@ -4,47 +4,15 @@
 from __future__ import annotations
 
 import base64
-import functools
-import http.server
 import json
-import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import pytest
 
 from tests.tolerances import CLIENT_TERMS, assert_f32_close
 
-from .conftest import EXAMPLES, npm_install
-
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-
-
-class _Handler(http.server.SimpleHTTPRequestHandler):
-    """examples/web at /, the export directory at /model/."""
-
-    model_dir: Path
-    extensions_map = {**http.server.SimpleHTTPRequestHandler.extensions_map, ".mjs": "text/javascript",
-                      ".wasm": "application/wasm", ".onnx": "application/octet-stream"}
-
-    def translate_path(self, path: str) -> str:
-        path = path.split("?")[0]
-        if path.startswith("/model/"):
-            return str(self.model_dir / path[len("/model/"):])
-        return super().translate_path(path)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def server(export_dir):
-    handler = type("Handler", (_Handler,), {"model_dir": export_dir})
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(EXAMPLES / "web")))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-    httpd.shutdown()
+from .helpers import CHROMIUM, EXAMPLES, npm_install
 
 
 def _url(path: Path) -> str:

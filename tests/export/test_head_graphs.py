@@ -21,7 +21,7 @@ from anil_edge.runtime.episodes import class_means, fit_head
 from anil_edge.runtime.head import predict_proba
 from anil_edge.runtime.metadata import LearnedHead
 from anil_edge.runtime.open_set import open_set_scores
-from tests.conftest import glyphs
+from tests.helpers import glyphs
 from tests.tolerances import HEAD_TERMS, assert_f32_close, conv_terms
 
 TOL = 1e-5

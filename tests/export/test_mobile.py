@@ -12,7 +12,7 @@ from anil_edge.cli.main import main
 from anil_edge.errors import InputError
 from anil_edge.export.deployment_files import write_deployment_files
 from anil_edge.export.mobile import convert_to_ort, fix_batch, usability_report
-from tests.conftest import glyphs
+from tests.helpers import glyphs
 from tests.tolerances import assert_f32_close, conv_terms
 
 
@@ -63,7 +63,7 @@ def cosine(torch_backbone, tmp_path_factory):
     pixel model of fixed batch 1, as `anil-edge export --fixed-batch 1` writes it."""
     from anil_edge.export.onnx_export import export_onnx
     from anil_edge.train.backbones import ScaledNormalized
-    from tests.conftest import GRAY, TINY_ADAPTATION, TINY_TRAINING, tiny_head
+    from tests.helpers import GRAY, TINY_ADAPTATION, TINY_TRAINING, tiny_head
 
     folder = tmp_path_factory.mktemp("cosine")
     model = ScaledNormalized(torch_backbone).eval()

@@ -9,7 +9,7 @@ import pytest
 from anil_edge.errors import ModelError
 from anil_edge.export.onnx_export import export_onnx, graph_sha256
 from anil_edge.runtime.metadata_props import FORMAT_VERSION, VERSION_KEY, metadata_from_props, metadata_to_props
-from tests.conftest import GRAY, TINY_ADAPTATION, TINY_TRAINING, tiny_head
+from tests.helpers import GRAY, TINY_ADAPTATION, TINY_TRAINING, tiny_head
 
 
 def _props(model) -> dict[str, str]:

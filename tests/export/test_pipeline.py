@@ -26,10 +26,10 @@ from anil_edge.train.batches import BatchMaker
 from anil_edge.train.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from anil_edge.train.evaluate import embed_images, predict_tasks
 from anil_edge.train.trainer import train
+from tests.train.helpers import tiny_config
 
 from ..tolerances import HEAD_TERMS, assert_f32_close
 from ..train.helpers import glyph_set
-from ..train.test_trainer import tiny_config
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 
 from anil_edge.export.pixel_input import with_pixel_input
 from anil_edge.runtime.preprocess import to_input
-from tests.conftest import GRAY, glyphs
+from tests.helpers import GRAY, glyphs
 from tests.tolerances import assert_f32_close, conv_terms
 
 

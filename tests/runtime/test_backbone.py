@@ -5,14 +5,13 @@ from __future__ import annotations
 import json
 
 import numpy as np
-import onnx
 import pytest
 import torch
 
 from anil_edge.errors import InputError, ModelError
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.metadata_props import METADATA_KEY, VERSION_KEY
-from tests.conftest import DIM, GRAY, glyphs
+from tests.helpers import DIM, GRAY, glyphs, rewrite
 from tests.tolerances import assert_f32_close, conv_terms
 
 ONNX_TOL = 1e-5  # max abs difference, FP32 onnxruntime vs PyTorch eager
@@ -43,20 +42,6 @@ def test_metadata_is_read_from_the_model(backbone):
     assert meta.learned_head.weight.shape == (5, DIM)
     assert meta.training.ways == 5 and len(meta.backbone_sha256) == 64
     assert backbone.providers == ["CPUExecutionProvider"]
-
-
-def rewrite(model_path, tmp_path, mutate) -> str:
-    """A copy of the model whose metadata_props dict went through ``mutate``."""
-    model = onnx.load(str(model_path))
-    props = {p.key: p.value for p in model.metadata_props}
-    mutate(props)
-    del model.metadata_props[:]
-    for key, value in props.items():
-        entry = model.metadata_props.add()
-        entry.key, entry.value = key, value
-    out = tmp_path / "rewritten.onnx"
-    onnx.save(model, str(out))
-    return out
 
 
 def edit_doc(edit):

@@ -9,7 +9,7 @@ from anil_edge.errors import InputError, NotEnrolledError
 from anil_edge.runtime import FewShotClassifier, head
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.episodes import initial_head
-from tests.conftest import DIM, WAYS, glyphs
+from tests.helpers import DIM, WAYS, glyphs
 from tests.tolerances import HEAD_TERMS, assert_f32_close
 
 

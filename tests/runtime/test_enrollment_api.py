@@ -9,7 +9,7 @@ import pytest
 from anil_edge.errors import InputError
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.open_set import OpenSetCalibration, calibrate, cosine_to_means, open_set_scores
-from tests.conftest import DIM, glyphs
+from tests.helpers import DIM, glyphs
 from tests.tolerances import HEAD_TERMS, assert_f32_close, conv_terms
 from tests.train.helpers import glyph_set, write_folder
 

@@ -9,7 +9,7 @@ from PIL import Image
 from anil_edge.errors import InputError
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.runtime.preprocess import to_input
-from tests.conftest import GRAY
+from tests.helpers import GRAY
 
 RGB = Preprocessing(input_size=(8, 6), channels=3, mean=(0.5, 0.4, 0.3), std=(0.2, 0.25, 0.5))
 

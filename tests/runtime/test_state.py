@@ -12,7 +12,7 @@ import pytest
 from anil_edge.errors import StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
-from tests.conftest import glyphs
+from tests.helpers import atomic_write_with, glyphs
 from tests.tolerances import HEAD_TERMS, assert_f32_close
 
 
@@ -47,28 +47,6 @@ def test_state_is_plain_npz_without_pickle(enrolled, tmp_path):
         header = json.loads(archive["header"].tobytes())
     assert header["format"] == "anil-edge-state" and header["version"] == 2
     assert header["backbone_sha256"] == clf.backbone.metadata.backbone_sha256
-
-
-def atomic_write_with(replace_write):
-    """``state.atomic_write`` whose handle's ``write`` is ``replace_write(real_write)``: a fault
-    injected inside the atomic writer (a crash or a failing disk mid-write)."""
-    real = state_module.atomic_write
-
-    def patched(path):
-        cm = real(path)
-
-        class Wrapper:
-            def __enter__(self):
-                handle = cm.__enter__()
-                handle.write = replace_write(handle.write)
-                return handle
-
-            def __exit__(self, *exc):
-                return cm.__exit__(*exc)
-
-        return Wrapper()
-
-    return patched
 
 
 def test_interrupted_save_leaves_the_previous_state_intact(enrolled, tmp_path):

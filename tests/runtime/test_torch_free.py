@@ -3,29 +3,10 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-import textwrap
 
 import numpy as np
 
-from tests.conftest import glyphs
-
-BLOCKER = """
-import sys
-class Block:
-    def find_spec(self, name, path=None, target=None):
-        root = name.split(".")[0]
-        if root in ("torch", "torchvision", "learn2learn", "onnx", "onnxscript"):
-            raise ImportError("blocked for this test: " + name)
-sys.meta_path.insert(0, Block())
-"""
-
-
-def run_isolated(code: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True, timeout=120
-    )
+from tests.helpers import glyphs, run_isolated
 
 
 def test_blocker_really_blocks_torch():

@@ -76,3 +76,13 @@ def shared_omniglot() -> list[Path]:
         if zips:
             return zips
     return []
+
+
+def tiny_config(out, **changes):
+    """A TrainConfig for a seconds-long training run into ``out`` (fields in ``changes`` win)."""
+    from anil_edge.train.config import TrainConfig
+
+    base = dict(ways=3, shots=1, queries=2, hidden=8, blocks=2, meta_batch=2, iterations=6, eval_every=3,
+                eval_tasks=5, checkpoint_every=2, rotations=True, augment=True, progress=False, threads=1,
+                out_dir=str(out), device="cpu")
+    return TrainConfig(**{**base, **changes})

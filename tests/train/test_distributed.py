@@ -13,9 +13,9 @@ torch = pytest.importorskip("torch")
 pytest.importorskip("learn2learn")
 
 from anil_edge.train.checkpoint import load_checkpoint
+from tests.cli.helpers import TINY
 
 from ..cli.helpers import anil_edge
-from ..cli.test_train_cmd import TINY
 from .helpers import write_folder
 
 COMMON = [*TINY, "--norm", "group", "--precision", "fp32", "--no-channels-last", "--meta-batch", "4",

@@ -15,9 +15,9 @@ from anil_edge.train.checkpoint import load_checkpoint
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.speed import SpeedOptions, candidates, native_bf16, resolve_speed
 from anil_edge.train.trainer import train
+from tests.train.helpers import tiny_config
 
 from .helpers import glyph_set
-from .test_trainer import tiny_config
 
 CPU = torch.device("cpu")
 BIG = dict(ways=20, shots=1, queries=1, meta_batch=8)  # 320 images per backbone call: chunking is a choice

@@ -15,15 +15,9 @@ from anil_edge.errors import InputError
 from anil_edge.train.checkpoint import CheckpointError, load_checkpoint
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.trainer import train
+from tests.train.helpers import tiny_config
 
 from .helpers import glyph_set
-
-
-def tiny_config(out, **changes) -> TrainConfig:
-    base = dict(ways=3, shots=1, queries=2, hidden=8, blocks=2, meta_batch=2, iterations=6, eval_every=3,
-                eval_tasks=5, checkpoint_every=2, rotations=True, augment=True, progress=False, threads=1,
-                out_dir=str(out), device="cpu")
-    return TrainConfig(**{**base, **changes})
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,98 @@
+"""Plain helpers every test folder shares: the tiny fixture model's settings, synthetic classes,
+a subprocess with torch blocked, metadata rewriting and fault injection. Fixtures are in
+``conftest.py``; folder-specific helpers in each folder's ``helpers.py``."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+
+from anil_edge.runtime import state as state_module
+from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
+from tests.synthetic import block_glyphs
+
+WAYS, DIM = 5, 32
+TINY_ADAPTATION = Adaptation(adaptation_lr=0.5, adaptation_steps=5, head_init="learned")
+TINY_TRAINING = TrainingInfo(WAYS, 1, DataProvenance("tiny"))
+
+
+def tiny_head(dim: int = DIM) -> LearnedHead:
+    rng = np.random.default_rng(1)
+    return LearnedHead(weight=rng.normal(0, 0.1, (WAYS, dim)).astype(np.float32),
+                       bias=rng.normal(0, 0.1, WAYS).astype(np.float32))
+
+
+GRAY = Preprocessing(input_size=(28, 28), channels=1, mean=(0.1,), std=(0.5,), invert=True, resize="lanczos")
+
+
+glyphs = block_glyphs  # tiny synthetic classes (tests/synthetic.py) for the runtime and export tests
+
+
+BLOCKER = """
+import sys
+class Block:
+    def find_spec(self, name, path=None, target=None):
+        root = name.split(".")[0]
+        if root in ("torch", "torchvision", "learn2learn", "onnx", "onnxscript"):
+            raise ImportError("blocked for this test: " + name)
+sys.meta_path.insert(0, Block())
+"""
+
+
+def run_isolated(code: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-c", BLOCKER + textwrap.dedent(code)], capture_output=True, text=True, timeout=120
+    )
+
+
+def rewrite(model_path, tmp_path, mutate) -> str:
+    """A copy of the model whose metadata_props dict went through ``mutate``."""
+    import onnx
+
+    model = onnx.load(str(model_path))
+    props = {p.key: p.value for p in model.metadata_props}
+    mutate(props)
+    del model.metadata_props[:]
+    for key, value in props.items():
+        entry = model.metadata_props.add()
+        entry.key, entry.value = key, value
+    out = tmp_path / "rewritten.onnx"
+    onnx.save(model, str(out))
+    return out
+
+
+def atomic_write_with(replace_write):
+    """``state.atomic_write`` whose handle's ``write`` is ``replace_write(real_write)``: a fault
+    injected inside the atomic writer (a crash or a failing disk mid-write)."""
+    real = state_module.atomic_write
+
+    def patched(path):
+        cm = real(path)
+
+        class Wrapper:
+            def __enter__(self):
+                handle = cm.__enter__()
+                handle.write = replace_write(handle.write)
+                return handle
+
+            def __exit__(self, *exc):
+                return cm.__exit__(*exc)
+
+        return Wrapper()
+
+    return patched
+
+
+def readme_snippet(heading: str) -> str:
+    """The first ```python block after ``heading`` in the README."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = text[text.index(heading):]
+    match = re.search(r"```python\n(.*?)```", section, re.S)
+    assert match, f"no python block after {heading!r} in the README"
+    return match.group(1)
