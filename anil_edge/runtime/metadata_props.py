@@ -23,6 +23,7 @@ import numpy as np
 
 from ..errors import ModelError, raise_if_problems
 from .adaptation import Adaptation, head_init_problems, lr_problems, steps_problems
+from .documents import to_document
 from .legacy import v1_head_init
 from .metadata import DataProvenance, LearnedHead, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
 from .open_set import SCORE, OpenSetCalibration
@@ -35,24 +36,9 @@ _MISSING = object()
 
 
 def metadata_document(meta: ModelMetadata) -> dict[str, Any]:
-    """The JSON document (format 2) describing ``meta``; also the sidecar's content."""
-    p, t = meta.preprocessing, meta.training
-    return {
-        "anil_edge_version": meta.anil_edge_version,
-        "backbone_sha256": meta.backbone_sha256,
-        "embedding_dim": meta.embedding_dim,
-        "preprocessing": {"input_size": list(p.input_size), "channels": p.channels, "mean": list(p.mean),
-                          "std": list(p.std), "invert": p.invert, "resize": p.resize, "crop": p.crop,
-                          "crop_pct": p.crop_pct},
-        "adaptation": meta.adaptation.to_dict(),
-        "learned_head": {"weight": _encode(meta.learned_head.weight), "bias": _encode(meta.learned_head.bias)},
-        "training": {"ways": t.ways, "shots": t.shots, "data": {
-            "dataset": t.data.dataset, "sources": list(t.data.sources),
-            "validation_fraction": t.data.validation_fraction, "test_fraction": t.data.test_fraction,
-            "split_seed": t.data.split_seed}},
-        "extra": dict(meta.extra),
-        **({"open_set": _open_set_doc(meta.open_set)} if meta.open_set is not None else {}),
-    }
+    """The JSON document (format 2) describing ``meta``; also the sidecar's content. Derived
+    from the dataclasses' fields (:func:`.documents.to_document`): the keys are the field names."""
+    return to_document(meta)
 
 
 def metadata_to_props(meta: ModelMetadata) -> dict[str, str]:
@@ -150,12 +136,6 @@ def _adaptation(f: _Fields, lr_path: str, steps_path: str, init_path: str, rule)
     return Adaptation() if found else Adaptation(lr, steps, init)
 
 
-def _open_set_doc(c: OpenSetCalibration) -> dict[str, Any]:
-    return {"score": c.score, "thresholds": {str(k): v for k, v in c.thresholds.items()},
-            "true_accept": {str(k): v for k, v in c.true_accept.items()}, "episodes": c.episodes, "ways": c.ways,
-            "shots": c.shots}
-
-
 def _read_open_set(f: _Fields) -> OpenSetCalibration | None:
     score = f.get("open_set.score", str, "")
     tables = {}
@@ -250,8 +230,3 @@ class _Fields:
             self.problems.append(f"field '{self.prefix}{path}' holds NaN or infinite values")
             return empty
         return array
-
-
-def _encode(array: np.ndarray) -> dict[str, Any]:
-    array = np.ascontiguousarray(array, dtype="<f4")
-    return {"dtype": "float32", "shape": list(array.shape), "base64": base64.b64encode(array.tobytes()).decode()}
