@@ -96,3 +96,21 @@ def readme_snippet(heading: str) -> str:
     match = re.search(r"```python\n(.*?)```", section, re.S)
     assert match, f"no python block after {heading!r} in the README"
     return match.group(1)
+
+
+def readme_example_files(model_path, folder) -> None:
+    """What the README's runtime example opens, in ``folder``: a calibrated model.onnx (as
+    anil-edge export writes it), three JPEGs and a class folder."""
+    from PIL import Image
+
+    from anil_edge.export.open_set_calibration import add_calibration
+    from tests.train.helpers import glyph_set, write_folder
+
+    model = folder / "model.onnx"
+    model.write_bytes(model_path.read_bytes())
+    add_calibration(model, glyph_set(n_classes=20, per_class=6, seed=3))
+    rng = np.random.default_rng(0)
+    for name in ("mug1.jpg", "mug2.jpg", "photo.jpg"):
+        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(folder / name)
+    write_folder(folder / "more_products", {"plate": 2, "cup": 1}, size=28)
+

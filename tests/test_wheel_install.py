@@ -10,7 +10,6 @@ import sys
 import tomllib
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from anil_edge import __version__
@@ -64,17 +63,9 @@ def test_the_device_install_has_no_torch_and_the_command(device_venv):
 
 def test_the_readme_example_runs_in_the_device_install(device_venv, model_path, tmp_path):
     pytest.importorskip("onnx")
-    from anil_edge.export.open_set_calibration import add_calibration
-    from tests.helpers import readme_snippet
-    from tests.train.helpers import glyph_set, write_folder
+    from tests.helpers import readme_example_files, readme_snippet
 
-    model = tmp_path / "model.onnx"
-    model.write_bytes(model_path.read_bytes())
-    add_calibration(model, glyph_set(n_classes=20, per_class=6, seed=3))  # as anil-edge export does
-    rng = np.random.default_rng(0)
-    for name in ("mug1.jpg", "mug2.jpg", "photo.jpg"):
-        Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(tmp_path / name)
-    write_folder(tmp_path / "more_products", {"plate": 2, "cup": 1}, size=28)
+    readme_example_files(model_path, tmp_path)
     setup = "import numpy as np\nkeys_images_uint8 = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = _run(device_venv / "bin" / "python", "-c", setup + readme_snippet("## Using the runtime in an app"),
