@@ -3,9 +3,11 @@
 //
 //   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json [--embeddings]]
 //
-// MODEL_DIR holds what `anil-edge export` writes: model.json (the sidecar), model.pixels.onnx
-// (the backbone taking raw uint8 pixels), model.head_adapt.onnx and model.head_classify.onnx
-// (ANIL's inner loop). CLASS_FOLDERS is a folder with one sub-folder of images per class (PNG or
+// MODEL_DIR holds what `anil-edge export` writes: model.json (the sidecar), model.preprocess.onnx
+// (decoded RGBA of any size -> the model's pixels, as training decoded), model.pixels.onnx (the
+// backbone taking those uint8 pixels), model.head_adapt.onnx and model.head_classify.onnx
+// (ANIL's inner loop). The steps themselves are ../web/anil_edge_client.mjs, shared with the
+// browser page; this file reads the files and decodes the images. CLASS_FOLDERS is a folder with one sub-folder of images per class (PNG or
 // JPEG; images in nested folders belong to their class folder); QUERY_IMAGES are image files or
 // folders of them. Prints one line per query (JSON with --json; --embeddings adds each query's
 // embedding, to compare clients).
