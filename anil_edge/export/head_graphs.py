@@ -28,53 +28,29 @@ from ..errors import require
 from ..runtime.adaptation import Adaptation
 from ..runtime.export_files import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, CLASSIFY_OUTPUTS
 from ..runtime.metadata import LearnedHead
-
-
-class _Graph:
-    """A tiny ONNX graph builder: each method adds one node and returns its output's name."""
-
-    def __init__(self, onnx: Any) -> None:
-        self.onnx, self._n = onnx, 0
-        self.nodes: list[Any] = []
-        self.initializers: list[Any] = []
-
-    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
-        self._n += 1
-        out = f"{kind.lower()}_{self._n}"
-        self.nodes.append(self.onnx.helper.make_node(kind, list(inputs), [out], **attrs))
-        return out
-
-    def const(self, value: Any, dtype: Any = np.float32) -> str:
-        self._n += 1
-        name = f"const_{self._n}"
-        self.initializers.append(self.onnx.numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
-        return name
-
-    def rename(self, source: str, target: str) -> None:
-        self.nodes.append(self.onnx.helper.make_node("Identity", [source], [target]))
-
+from .graph_builder import GraphBuilder
 
 # -- the inner loop, once ---------------------------------------------------------------------
 
 
-def _logits(g: _Graph, E: str, W: str, b: str) -> str:
+def _logits(g: GraphBuilder, E: str, W: str, b: str) -> str:
     """E Wᵀ + b: (N, C)."""
     return g.op("Add", g.op("MatMul", E, g.op("Transpose", W, perm=[1, 0])), b)
 
 
-def _onehot(g: _Graph, labels: str) -> tuple[str, str]:
+def _onehot(g: GraphBuilder, labels: str) -> tuple[str, str]:
     """onehot(labels) (N, C) float and C = max(labels) + 1 as a (1,) int64."""
     C = g.op("Add", g.op("ReduceMax", labels, keepdims=1), g.const([1], np.int64))
     return g.op("OneHot", labels, C, g.const([0.0, 1.0]), axis=-1), C
 
 
-def _class_means(g: _Graph, E: str, Y: str) -> str:
+def _class_means(g: GraphBuilder, E: str, Y: str) -> str:
     """Mean embedding per class: (Yᵀ E) / counts, (C, D)."""
     counts = g.op("ReduceSum", Y, g.const([0], np.int64), keepdims=1)  # (1, C)
     return g.op("Div", g.op("MatMul", g.op("Transpose", Y, perm=[1, 0]), E), g.op("Transpose", counts, perm=[1, 0]))
 
 
-def _initial_head(g: _Graph, adaptation: Adaptation, learned: LearnedHead, means: str, C: str) -> tuple[str, str]:
+def _initial_head(g: GraphBuilder, adaptation: Adaptation, learned: LearnedHead, means: str, C: str) -> tuple[str, str]:
     """The starting head by the rule: prototype (2μ, −‖μ‖²), zeros, or the mean learned row."""
     rule = adaptation.head_init
     if rule == "prototype":
@@ -87,7 +63,7 @@ def _initial_head(g: _Graph, adaptation: Adaptation, learned: LearnedHead, means
     return g.op("Expand", row, shape), g.op("Expand", g.const([learned.bias.mean(dtype=np.float32)]), C)
 
 
-def _step(g: _Graph, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
+def _step(g: GraphBuilder, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
     """One SGD step of the mean softmax cross-entropy: G = (softmax(E Wᵀ + b) − Y) / N."""
     G = g.op("Mul", g.op("Sub", g.op("Softmax", _logits(g, E, W, b), axis=-1), Y), inv_n)
     dW = g.op("MatMul", g.op("Transpose", G, perm=[1, 0]), E)
@@ -95,11 +71,11 @@ def _step(g: _Graph, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tup
     return g.op("Sub", W, g.op("Mul", dW, lr)), g.op("Sub", b, g.op("Mul", db, lr))
 
 
-def _loop(g: _Graph, steps: int, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
+def _loop(g: GraphBuilder, steps: int, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
     """The same step as the body of an ONNX Loop run ``steps`` times (outer values captured)."""
     onnx = g.onnx
-    body = _Graph(onnx)
-    body._n = 10_000  # names distinct from the outer graph's
+    body = GraphBuilder(onnx)
+    body.count = 10_000  # names distinct from the outer graph's
     W_out, b_out = _step(body, E, Y, inv_n, lr, "W_in", "b_in")
     body.rename("cond_in", "cond_out")
     body.rename(W_out, "W_out")
@@ -110,14 +86,14 @@ def _loop(g: _Graph, steps: int, E: str, Y: str, inv_n: str, lr: str, W: str, b:
                              _value(onnx, "W_in", f, None), _value(onnx, "b_in", f, None)],
         [_value(onnx, "cond_out", onnx.TensorProto.BOOL, []), _value(onnx, "W_out", f, None), _value(onnx, "b_out", f, None)],
         initializer=body.initializers)
-    g._n += 1
-    outs = [f"loop_W_{g._n}", f"loop_b_{g._n}"]
+    g.count += 1
+    outs = [f"loop_W_{g.count}", f"loop_b_{g.count}"]
     g.nodes.append(onnx.helper.make_node("Loop", [g.const(steps, np.int64), g.const(True, np.bool_), W, b], outs,
                                          body=graph))
     return outs[0], outs[1]
 
 
-def _cosine_to_nearest(g: _Graph, Q: str, means: str) -> str:
+def _cosine_to_nearest(g: GraphBuilder, Q: str, means: str) -> str:
     """max over classes of cos(q, μ_c): (Q,)."""
     def unit(x: str) -> str:
         norm = g.op("ReduceL2", x, g.const([1], np.int64), keepdims=1)
@@ -126,7 +102,7 @@ def _cosine_to_nearest(g: _Graph, Q: str, means: str) -> str:
     return g.op("ReduceMax", cosines, g.const([1], np.int64), keepdims=0)
 
 
-def _zero_tensor(g: _Graph) -> Any:
+def _zero_tensor(g: GraphBuilder) -> Any:
     return g.onnx.helper.make_tensor("zero", g.onnx.TensorProto.FLOAT, [1], [0.0])
 
 
@@ -138,7 +114,7 @@ def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, op
     """The adapt graph for ``dim``-d embeddings (see the module doc). ``loop=True`` runs the
     steps in an ONNX ``Loop`` instead of unrolling them (``anil-edge bench head`` compares them)."""
     onnx = require("onnx", "train")
-    g = _Graph(onnx)
+    g = GraphBuilder(onnx)
     embeddings, labels = ADAPT_INPUTS
     Y, C = _onehot(g, labels)
     means = _class_means(g, embeddings, Y)
@@ -157,13 +133,13 @@ def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, op
     out_shapes: list[list[Any]] = [["C", dim], ["C"], ["C", dim]]
     inputs = [_value(onnx, name, t, s) for name, t, s in zip(ADAPT_INPUTS, (f, i64), in_shapes)]
     outputs = [_value(onnx, name, f, s) for name, s in zip(ADAPT_OUTPUTS, out_shapes)]
-    return _model(onnx, g, "anil_edge_head_adapt", inputs, outputs, opset)
+    return g.model("anil_edge_head_adapt", inputs, outputs, opset)
 
 
 def build_classify_graph(dim: int, opset: int = 18) -> Any:
     """The classify graph for ``dim``-d embeddings (see the module doc)."""
     onnx = require("onnx", "train")
-    g = _Graph(onnx)
+    g = GraphBuilder(onnx)
     queries, weight, bias, class_means = CLASSIFY_INPUTS
     logits = _logits(g, queries, weight, bias)
     for source, target in zip((logits, g.op("Softmax", logits, axis=-1), _cosine_to_nearest(g, queries, class_means)),
@@ -174,17 +150,8 @@ def build_classify_graph(dim: int, opset: int = 18) -> Any:
     out_shapes: list[list[Any]] = [["Q", "C"], ["Q", "C"], ["Q"]]
     inputs = [_value(onnx, name, f, s) for name, s in zip(CLASSIFY_INPUTS, in_shapes)]
     outputs = [_value(onnx, name, f, s) for name, s in zip(CLASSIFY_OUTPUTS, out_shapes)]
-    return _model(onnx, g, "anil_edge_head_classify", inputs, outputs, opset)
+    return g.model("anil_edge_head_classify", inputs, outputs, opset)
 
 
 def _value(onnx: Any, name: str, kind: int, shape: list | None) -> Any:
     return onnx.helper.make_tensor_value_info(name, kind, shape)
-
-
-def _model(onnx: Any, g: _Graph, name: str, inputs: list, outputs: list, opset: int) -> Any:
-    graph = onnx.helper.make_graph(g.nodes, name, inputs, outputs, initializer=g.initializers)
-    model = onnx.helper.make_model(graph, opset_imports=[onnx.helper.make_opsetid("", opset)],
-                                   producer_name="anil-edge")
-    model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime 1.17+ (and its web/mobile builds)
-    onnx.checker.check_model(model, full_check=True)
-    return model

@@ -31,29 +31,10 @@ from ..errors import require
 from ..runtime.export_files import PIXELS as OUTPUT  # model.pixels.onnx's input: the two graphs chain
 from ..runtime.export_files import RGBA
 from ..runtime.metadata import Preprocessing
+from .graph_builder import GraphBuilder
 
 GRAPH_FILTERS = {"bilinear": 1.0, "bicubic": 2.0, "lanczos": 3.0}  # Pillow's filters the graph builds: support
 PRECISION_BITS = 22  # Pillow's fixed point for 8-bit resampling (32 - 8 - 2)
-
-
-class _Builder:
-    """Nodes and constants of one graph, named in order."""
-
-    def __init__(self, onnx: Any) -> None:
-        self.onnx, self.count = onnx, 0
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
-
-    def const(self, value: Any, dtype: Any = np.float64) -> str:
-        name = f"pp_c{len(self.inits)}"
-        self.inits.append(self.onnx.numpy_helper.from_array(np.asarray(value, dtype), name))
-        return name
-
-    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
-        self.count += 1
-        name = f"pp_{kind.lower()}{self.count}"
-        self.nodes.append(self.onnx.helper.make_node(kind, list(inputs), [name], **attrs))
-        return name
 
 
 def supports(prep: Preprocessing) -> bool:
@@ -65,7 +46,7 @@ def build_preprocess_graph(prep: Preprocessing, opset: int = 18) -> Any:
     """The ONNX model: ``rgba`` uint8 (N, H, W, 4) → ``pixels`` uint8 (N, h, w, C)."""
     onnx = require("onnx", "train")
     helper, T = onnx.helper, onnx.TensorProto
-    g = _Builder(onnx)
+    g = GraphBuilder(onnx, float_dtype=np.float64)  # exact integer arithmetic in float64
     x = g.op("Cast", RGBA, to=T.DOUBLE)  # (N, H, W, 4), exact integers from here on
     image = _on_white(g, x)
     if prep.channels == 1:
@@ -82,19 +63,12 @@ def build_preprocess_graph(prep: Preprocessing, opset: int = 18) -> Any:
     resized = _round_clip(g, g.op("MatMul", vertical, rows))  # (N, C, out_h, out_w)
     if prep.crop == "center":
         resized = _centre_crop(g, resized, out_h, out_w, height, width)
-    g.op("Cast", g.op("Transpose", resized, perm=[0, 2, 3, 1]), to=T.UINT8)
-    g.nodes[-1].output[0] = OUTPUT  # the graph's output, model.pixels.onnx's input
-    graph = helper.make_graph(
-        g.nodes, "anil_edge_preprocess",
-        [helper.make_tensor_value_info(RGBA, T.UINT8, ["N", "H", "W", 4])],
-        [helper.make_tensor_value_info(OUTPUT, T.UINT8, ["N", height, width, prep.channels])], g.inits)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], producer_name="anil-edge")
-    model.ir_version = min(model.ir_version, 10)  # readable by onnxruntime 1.17+ (and its web/mobile builds), as the head graphs
-    onnx.checker.check_model(model, full_check=True)
-    return model
+    g.rename(g.op("Cast", g.op("Transpose", resized, perm=[0, 2, 3, 1]), to=T.UINT8), OUTPUT)
+    return g.model("anil_edge_preprocess", [helper.make_tensor_value_info(RGBA, T.UINT8, ["N", "H", "W", 4])],
+                   [helper.make_tensor_value_info(OUTPUT, T.UINT8, ["N", height, width, prep.channels])], opset)
 
 
-def _on_white(g: _Builder, x: str) -> str:
+def _on_white(g: GraphBuilder, x: str) -> str:
     """Pillow's ``alpha_composite(white, rgba)``: coef1 = a·128, coef2 = (255 − a)·128 over an
     opaque white background, then ``SHIFTFORDIV255(t + (0x80 << 7)) >> 7``."""
     rgb = g.op("Slice", x, g.const([0], np.int64), g.const([3], np.int64), g.const([3], np.int64))
@@ -106,18 +80,18 @@ def _on_white(g: _Builder, x: str) -> str:
     return _shift(g, t, 7)
 
 
-def _shift(g: _Builder, x: str, bits: int) -> str:
+def _shift(g: GraphBuilder, x: str, bits: int) -> str:
     """``x >> bits`` for non-negative exact integers (a division by a power of two is exact)."""
     return g.op("Floor", g.op("Div", x, g.const(float(2 ** bits))))
 
 
-def _round_clip(g: _Builder, sums: str) -> str:
+def _round_clip(g: GraphBuilder, sums: str) -> str:
     """Pillow's ``clip8(ss + (1 << 21))``: round the fixed-point sum to an integer in 0..255."""
     shifted = _shift(g, g.op("Add", sums, g.const(float(1 << (PRECISION_BITS - 1)))), PRECISION_BITS)
     return g.op("Clip", shifted, g.const(0.0), g.const(255.0))
 
 
-def _resized_size(g: _Builder, prep: Preprocessing, in_h: str, in_w: str) -> tuple[str, str]:
+def _resized_size(g: GraphBuilder, prep: Preprocessing, in_h: str, in_w: str) -> tuple[str, str]:
     """The size the image is resized to: the model's (squash), or covering it / crop_pct with the
     aspect ratio kept — ``max(size, round(side · scale))``, Python's round (half to even)."""
     height, width = prep.input_size
@@ -129,7 +103,7 @@ def _resized_size(g: _Builder, prep: Preprocessing, in_h: str, in_w: str) -> tup
             g.op("Max", g.const(float(width)), g.op("Round", g.op("Mul", in_w, scale))))
 
 
-def _coefficients(g: _Builder, resize: str, in_size: str, out_size: str) -> str:
+def _coefficients(g: GraphBuilder, resize: str, in_size: str, out_size: str) -> str:
     """Pillow's ``precompute_coeffs`` + ``normalize_coeffs_8bpc`` as an (out, in) matrix."""
     scale = g.op("Div", in_size, out_size)
     filterscale = g.op("Max", scale, g.const(1.0))
@@ -147,7 +121,7 @@ def _coefficients(g: _Builder, resize: str, in_size: str, out_size: str) -> str:
     return g.op("Mul", g.op("Sign", k), g.op("Floor", scaled))  # (int)(k·2²² ± 0.5)
 
 
-def _filter(g: _Builder, resize: str, x: str) -> str:
+def _filter(g: GraphBuilder, resize: str, x: str) -> str:
     """Pillow's filter functions at ``x`` (``bilinear_filter``, ``bicubic_filter``, ``lanczos_filter``)."""
     a = g.op("Abs", x)
     if resize == "bilinear":
@@ -165,14 +139,14 @@ def _filter(g: _Builder, resize: str, x: str) -> str:
     return g.op("Where", in_range, value, g.const(0.0))
 
 
-def _sinc(g: _Builder, x: str) -> str:
+def _sinc(g: GraphBuilder, x: str) -> str:
     zero = g.op("Equal", x, g.const(0.0))
     px = g.op("Mul", x, g.const(math.pi))
     safe = g.op("Where", zero, g.const(1.0), px)
     return g.op("Where", zero, g.const(1.0), g.op("Div", g.op("Sin", safe), safe))
 
 
-def _centre_crop(g: _Builder, image: str, out_h: str, out_w: str, height: int, width: int) -> str:
+def _centre_crop(g: GraphBuilder, image: str, out_h: str, out_w: str, height: int, width: int) -> str:
     """The centre (height, width) of the resized image: offsets ``(size − h) // 2``."""
     T = g.onnx.TensorProto
     top = _shift(g, g.op("Sub", out_h, g.const(float(height))), 1)

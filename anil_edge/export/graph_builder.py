@@ -1,0 +1,43 @@
+"""A tiny ONNX graph builder shared by the exported graphs (head graphs, preprocessing): each
+method adds one node or constant and returns its output's name."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+
+class GraphBuilder:
+    """Nodes and constants of one graph, named in order (``prefix`` keeps nested graphs apart)."""
+
+    def __init__(self, onnx: Any, float_dtype: Any = np.float32, prefix: str = "") -> None:
+        self.onnx, self.float_dtype, self.prefix, self.count = onnx, float_dtype, prefix, 0
+        self.nodes: list[Any] = []
+        self.initializers: list[Any] = []
+
+    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
+        self.count += 1
+        out = f"{self.prefix}{kind.lower()}_{self.count}"
+        self.nodes.append(self.onnx.helper.make_node(kind, list(inputs), [out], **attrs))
+        return out
+
+    def const(self, value: Any, dtype: Any = None) -> str:
+        """A constant; floating values take the builder's ``float_dtype`` unless ``dtype`` is given."""
+        self.count += 1
+        name = f"{self.prefix}const_{self.count}"
+        self.initializers.append(self.onnx.numpy_helper.from_array(
+            np.asarray(value, dtype=dtype or self.float_dtype), name))
+        return name
+
+    def rename(self, source: str, target: str) -> None:
+        self.nodes.append(self.onnx.helper.make_node("Identity", [source], [target]))
+
+    def model(self, name: str, inputs: list, outputs: list, opset: int) -> Any:
+        """The checked ModelProto, at an IR version onnxruntime 1.17+ (and its web/mobile builds) read."""
+        graph = self.onnx.helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
+        model = self.onnx.helper.make_model(graph, opset_imports=[self.onnx.helper.make_opsetid("", opset)],
+                                            producer_name="anil-edge")
+        model.ir_version = min(model.ir_version, 10)
+        self.onnx.checker.check_model(model, full_check=True)
+        return model
