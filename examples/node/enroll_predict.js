@@ -56,7 +56,7 @@ function parseArgs(argv) {
   return args;
 }
 
-function readSidecar(modelDir, backboneKind) {
+function readSidecar(modelDir) {
   const file = path.join(modelDir, 'model.json');
   const interrupted = fs.existsSync(modelDir) && fs.readdirSync(modelDir).some((name) =>
     name.startsWith('.anil-edge-export-') && fs.existsSync(path.join(modelDir, name, 'COMMIT.json')));
@@ -68,13 +68,7 @@ function readSidecar(modelDir, backboneKind) {
   let sidecar;
   try { sidecar = JSON.parse(fs.readFileSync(file, 'utf8')); } catch (err) { usage(`${file}: not readable JSON (${err.message})`); }
   if (sidecar.format !== 'anil-edge-sidecar') usage(`${file} is not an anil-edge sidecar`);
-  for (const kind of [backboneKind, 'head_adapt', 'head_classify', 'preprocess']) {
-    const hint = kind === 'backbone_int8_pixels' ? 'export with --int8 (and without --no-pixel-input)'
-      : kind === 'preprocess' ? 'export it again with anil-edge >= 0.2.0 (a model that resizes with "nearest" has none)'
-      : 'export without --no-pixel-input';
-    if (!sidecar.files[kind]) usage(`${file} lists no ${kind} file: ${hint}`);
-  }
-  return sidecar;
+  return sidecar; // the files it must list: the shared client's openModel checks them
 }
 
 const isImage = (name) => !name.startsWith('.') && IMAGE_SUFFIXES.includes(path.extname(name).toLowerCase());
@@ -156,7 +150,7 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const [modelDir, classRoot, ...queryPaths] = args.positional;
   const backboneKind = args.int8 ? 'backbone_int8_pixels' : 'backbone_pixels';
-  const sidecar = readSidecar(modelDir, backboneKind);
+  const sidecar = readSidecar(modelDir);
   const client = await import('../web/anil_edge_client.mjs'); // the steps the browser page runs too
   const where = (name) => path.join(modelDir, name);
   const read = (name) => {

@@ -35,16 +35,20 @@ export async function verifiedBytes(sidecar, kind, read, name = (p) => p) {
   return bytes;
 }
 
+// What to do when model.json lacks a file the client needs.
+const HINTS = {
+  backbone_int8_pixels: 'export with --int8 (and without --no-pixel-input)',
+  preprocess: 'export it again with anil-edge >= 0.2.0 (a model that resizes with "nearest" has none)',
+  other: 'export without --no-pixel-input',
+};
+
 // Sessions for the backbone `backboneKind` (backbone_pixels or backbone_int8_pixels), the head
 // graphs and the preprocessing graph, every file checked against model.json. `read(path)` gives a
 // listed file's bytes, `name(path)` how errors call it.
 export async function openModel(ort, sidecar, { read, name = (p) => p, backboneKind = 'backbone_pixels', options = {} }) {
   const kinds = [backboneKind, 'head_adapt', 'head_classify', 'preprocess'];
   const missing = kinds.filter((kind) => !sidecar.files[kind]);
-  if (missing.length) {
-    throw new Error(`model.json lists no ${missing.join(', ')} file: export the model again with anil-edge >= 0.2.0 ` +
-      '(without --no-pixel-input; --int8 for the INT8 backbone; a model resizing with "nearest" has no preprocess graph)');
-  }
+  if (missing.length) throw new Error(missing.map((kind) => `model.json lists no ${kind} file: ${HINTS[kind] || HINTS.other}`).join('; '));
   const [backbone, adapt, classify, preprocess] = await Promise.all(kinds.map(async (kind) =>
     ort.InferenceSession.create(await verifiedBytes(sidecar, kind, read, name), options)));
   const declared = sidecar.files[backboneKind].inputs[PIXELS][1][0];
