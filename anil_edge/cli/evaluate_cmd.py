@@ -80,13 +80,12 @@ def _checkpoint(args):
 
 
 def _onnx(args):
+    from ..data.config_data import located
     from ..runtime import Backbone
     from ..runtime.episodes import predict_episodes
 
     backbone = Backbone(args.model)
     meta = backbone.metadata
-    from ..data.config_data import located
-
     data = _classes(located(meta.training.data, Path(args.model).parent), args, meta.preprocessing)
     LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)
 

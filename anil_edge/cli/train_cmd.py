@@ -32,12 +32,12 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(TrainConfig, args, args.config)  # every problem at once, before torch is imported
     _check_run_folder(Path(config.out_dir), args)
 
-    from ..data.sources import load_split
+    from ..data.sources import check_ways_before_loading, load_split
     from ..train.distributed import shutdown
-    from ..train.trainer import check_out_dir, check_ways_before_loading, decode_preprocessing, train
+    from ..train.trainer import check_out_dir, decode_preprocessing, train  # a device install says: install torch
 
     check_out_dir(config)  # before the (slow) data loading
-    check_ways_before_loading(config)
+    check_ways_before_loading(config.dataset, config.data, config.ways, config.uses_rotations)
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job
     with info_lines(sys.stdout):  # the slow steps say what they do (glyph rendering, validation, progress)
         split = load_split(config.dataset, config.data, decode_preprocessing(config),

@@ -21,9 +21,11 @@ from .splits import Split
 def located(provenance: DataProvenance, model_folder: str | os.PathLike[str]) -> DataProvenance:
     """An exported model's sources found where it records them: relative to its folder (models
     since 0.2.0), else as given (earlier models recorded them relative to the training folder)."""
-    found = tuple(str(Path(model_folder) / s) if not Path(s).is_absolute() and (Path(model_folder) / s).exists()
-                  else s for s in provenance.sources)
-    return replace(provenance, sources=found)
+    def find(source: str) -> str:
+        beside_model = Path(model_folder) / source  # an absolute source stays itself
+        return str(beside_model) if beside_model.exists() else source
+
+    return replace(provenance, sources=tuple(map(find, provenance.sources)))
 
 
 def provenance_split(provenance: DataProvenance, sources: Sequence[str] | None, prep: Preprocessing) -> Split:

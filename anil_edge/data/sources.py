@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
-from .folder import load_image_folder
+from .folder import count_class_folders, load_image_folder
 from .image_set import ImageSet
 from .learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, load_mini_imagenet
 from .omniglot import load_omniglot
@@ -12,6 +12,20 @@ from .splits import Split, split_by_group
 
 FIXED_SPLITS = {"fc100": load_fc100, "mini-imagenet": load_mini_imagenet, "cifarfs": load_cifarfs}
 DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", *FIXED_SPLITS)
+
+
+def check_ways_before_loading(dataset: str, sources: tuple[str, ...], ways: int, rotations: bool) -> None:
+    """For a folder of classes, refuse tasks wider than its class folders allow (times four with
+    rotation classes) before any image is decoded; the exact check, on the split's training
+    classes, follows the load."""
+    if dataset != "folder" or len(sources) != 1:
+        return
+    found = count_class_folders(sources[0])
+    classes = found * (4 if rotations else 1)
+    if 0 < classes < ways:
+        rotated = f" x 4 rotations = {classes} classes" if rotations else ""
+        raise InputError(f"--data {sources[0]}: {found} class folders{rotated}, but {ways}-way tasks need "
+                         f"{ways} training classes: set fewer ways (--ways) or add classes")
 
 
 def load_dataset(dataset: str, sources: tuple[str, ...], prep: Preprocessing) -> ImageSet:

@@ -28,8 +28,6 @@ ENGINES = ("numpy", "onnx")
 
 
 class Engine(Protocol):
-    name: str
-
     def problems(self, adaptation: Adaptation) -> list[str]:
         """Why this engine cannot run ``adaptation`` (empty: it can)."""
 
@@ -43,8 +41,6 @@ class Engine(Protocol):
 
 class NumpyHead:
     """numpy only: :func:`.episodes.fit_head`, :func:`.head.predict_proba`, :func:`.open_set.open_set_scores`."""
-
-    name = "numpy"
 
     def __init__(self, learned_head: LearnedHead) -> None:
         self.learned_head = learned_head
@@ -62,8 +58,6 @@ class NumpyHead:
 
 class OnnxHead:
     """The head graphs exported beside the backbone, checked against its ``model.json``."""
-
-    name = "onnx"
 
     def __init__(self, backbone: Backbone) -> None:
         self.graphs = HeadGraphs(backbone.path, backbone.file_sha256)

@@ -117,7 +117,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
     if bar is not None:
-        bar.set_postfix(best_val=f"{100 * best:.1f}%" if best >= 0 else "not yet", refresh=False)
+        bar.set_postfix(best_val=_best_text(best), refresh=False)
     window = RecordWindow(start)
     for it in range(start, end):
         window.add(*loop.step(optimizer))
@@ -155,7 +155,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
         if log is not None:
             for r in records:
                 log.write(r)
-        best_text = f"{100 * best:.1f}%" if best >= 0 else "not yet"  # a percentage, as the summary prints it
+        best_text = _best_text(best)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * acc:.1f}%", best_val=best_text, refresh=False)
         elif ctx.main and (done % config.log_every == 0 or done == end):  # --no-progress: a line per log interval
@@ -236,22 +236,6 @@ def check_out_dir(config: TrainConfig) -> Path:
     return out
 
 
-def check_ways_before_loading(config: TrainConfig) -> None:
-    """For a folder of classes, refuse tasks wider than its class folders allow (times four with
-    rotation classes) before any image is decoded; the exact check, on the split's training
-    classes, follows the load."""
-    if config.dataset != "folder" or len(config.data) != 1:
-        return
-    from ..data.folder import count_class_folders
-
-    found = count_class_folders(config.data[0])
-    classes = found * (4 if config.uses_rotations else 1)
-    if 0 < classes < config.ways:
-        rotated = f" x 4 rotations = {classes} classes" if config.uses_rotations else ""
-        raise InputError(f"--data {config.data[0]}: {found} class folders{rotated}, but {config.ways}-way tasks need "
-                         f"{config.ways} training classes: set fewer ways (--ways) or add classes")
-
-
 def _check_images(config: TrainConfig, split: Split) -> None:
     """The split's images must be what the config's backbone takes (a silent mismatch would train
     one model and export another)."""
@@ -286,6 +270,11 @@ def _restore(payload: dict, path: Path, config: TrainConfig, loop: MetaLoop, opt
     if isinstance(best, bool) or not isinstance(best, (int, float)) or not math.isfinite(best):
         raise CheckpointError(f"{path}: malformed best_validation {best!r:.40}; expected a finite number")
     return checkpoint_iteration(payload, path), float(best)
+
+
+def _best_text(best: float) -> str:
+    """The best validation accuracy as the summary prints it (a percentage), "not yet" before the first."""
+    return f"{100 * best:.1f}%" if best >= 0 else "not yet"
 
 
 def _say(bar, what: str) -> None:
