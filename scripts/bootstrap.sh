@@ -30,6 +30,6 @@ echo "setting up $venv (onnxruntime flavour: $flavour); the first time takes a f
 "$py" -m pip install --quiet torch==2.14.1 torchvision==0.29.1
 bash scripts/build_learn2learn.sh "$py"
 "$py" -m pip uninstall --quiet --yes "$other" 2>/dev/null || true
-"$py" -m pip install --quiet -e ".[train,images,dev,$flavour]"
+"$py" -m pip install --quiet -e ".[train,images,timm,lite0,dev,$flavour]"
 "$py" -m pip check
 echo "$want" > "$stamp"

@@ -114,3 +114,55 @@ def readme_example_files(model_path, folder) -> None:
         Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(folder / name)
     write_folder(folder / "more_products", {"plate": 2, "cup": 1}, size=28)
 
+
+
+EMOJI = {  # code -> (short name, category, subcategory): a fabricated emoji.json's entries
+    "1F600": ("grinning", "Smileys & Emotion", "face-smiling"),
+    "1F603": ("smiley", "Smileys & Emotion", "face-smiling"),
+    "1F604": ("smile", "Smileys & Emotion", "face-smiling"),
+    "1F436": ("dog", "Animals & Nature", "animal-mammal"),
+    "1F431": ("cat", "Animals & Nature", "animal-mammal"),
+    "1F42D": ("mouse", "Animals & Nature", "animal-mammal"),
+    "1F34E": ("apple", "Food & Drink", "food-fruit"),
+    "1F34C": ("banana", "Food & Drink", "food-fruit"),
+    "1F3FB": ("skin-tone-2", "Component", "skin-tone"),
+}
+
+
+def emoji_packages(root: Path, vendors=("google", "twitter", "apple"), size: int = 16, missing=()) -> list[Path]:
+    """emoji-datasource-<vendor> folders as the npm packages unpack (emoji.json, img/<vendor>/64/):
+    each emoji a coloured RGBA disc whose colour depends on the emoji and (slightly) the vendor;
+    ``missing`` holds (vendor, code) pairs left undrawn."""
+    import json
+
+    from PIL import Image
+
+    folders = []
+    for v, vendor in enumerate(vendors):
+        folder = root / vendor
+        images = folder / "img" / vendor / "64"
+        images.mkdir(parents=True)
+        entries = []
+        for i, (code, (short, category, sub)) in enumerate(EMOJI.items()):
+            entries.append({"unified": code, "image": f"{code.lower()}.png", "short_name": short, "category": category,
+                            "subcategory": sub, f"has_img_{vendor}": (vendor, code) not in missing,
+                            "skin_variations": {"1F3FB": {"unified": f"{code}-1F3FB", "image": "x.png"}}})
+            if (vendor, code) in missing:
+                continue
+            yy, xx = np.mgrid[:size, :size]
+            disc = (yy - size / 2) ** 2 + (xx - size / 2) ** 2 < (size / 2.5) ** 2
+            rgba = np.zeros((size, size, 4), np.uint8)
+            rgba[disc] = [(37 * i) % 256, (91 * i + 20 * v) % 256, (53 * i) % 256, 255]
+            Image.fromarray(rgba).save(images / f"{code.lower()}.png")
+        (folder / "emoji.json").write_text(json.dumps(entries))
+        folders.append(folder)
+    return folders
+
+
+def readme_commands(heading: str) -> list[str]:
+    """The commands of the first ```sh block after ``heading`` (comments dropped, one per line)."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = text[text.index(heading):]
+    match = re.search(r"```sh\n(.*?)```", section, re.S)
+    assert match, f"no sh block after {heading!r} in the README"
+    return [line.split("  #")[0].strip() for line in match.group(1).splitlines() if line.strip()]

@@ -18,7 +18,8 @@ from anil_edge.export.trained import load_trained
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.trainer import decode_preprocessing, train
+from anil_edge.train.preprocessing import decode_preprocessing
+from anil_edge.train.trainer import train
 
 COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 200, 20), (160, 40, 200), (20, 190, 200)]
 

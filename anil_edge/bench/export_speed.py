@@ -6,8 +6,11 @@ whether it has native INT8 dot products (VNNI, AMX, ARM dot product): without th
 usually no faster than FP32.
 
 Weights are random (speed does not depend on them); INT8 is calibrated on random images.
+``--backbone timm:NAME --sizes 224 160 128`` times a timm backbone (RGB) at those input sizes
+instead: the photo models' per-image latency, FP32 vs INT8.
 
     anil-edge bench export [--repeats 200]
+    anil-edge bench export --backbone timm:tf_efficientnet_lite0 --sizes 224 160 128 --repeats 50
 """
 
 from __future__ import annotations
@@ -29,14 +32,14 @@ from anil_edge.export.quantize import FORMATS, quantize_int8
 from anil_edge.export.torchscript_export import export_torchscript, read_torchscript_metadata
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
-from anil_edge.train.backbones import BackboneConfig, CNN4Backbone
+from anil_edge.train.backbones import BackboneConfig, build_backbone
 
 MODELS = {"conv4 28x28x1 (64-d)": (1, 28), "conv4 84x84x3 (1600-d)": (3, 84)}
 
 
-def export_all(channels: int, size: int, folder: Path) -> tuple[torch.nn.Module, dict[str, Path]]:
+def export_all(channels: int, size: int, folder: Path, arch: str = "conv4") -> tuple[torch.nn.Module, dict[str, Path]]:
     torch.manual_seed(0)
-    model = CNN4Backbone(BackboneConfig(channels, size)).eval()
+    model = build_backbone(BackboneConfig(channels, size, arch=arch, embedding="raw")).eval()
     prep = Preprocessing((size, size), channels, (0.5,) * channels, (0.25,) * channels)
     dim = model.embedding_dim
     head = LearnedHead(np.zeros((5, dim), np.float32), np.zeros(5, np.float32))
@@ -92,15 +95,18 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeats", type=int, default=200, help="timed batch-1 calls per row (default 200)")
     parser.add_argument("--device", default="cpu", help="cpu, or cuda to add GPU rows")
+    parser.add_argument("--backbone", help="a timm:NAME backbone (RGB) instead of the two Conv-4s")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[224, 160, 128], help="input sizes for --backbone")
     args = parser.parse_args(argv)
+    models = {f"{args.backbone} {s}x{s}x3": (3, s) for s in args.sizes} if args.backbone else MODELS
     card = torch.cuda.get_device_name() if args.device == "cuda" else cpu_name()
     print(f"# embedding speed on {card}, {os.cpu_count()} CPUs, torch {torch.__version__}, onnxruntime {ort.__version__}; "
           f"{int8_speed_note()}")
     print("| model | threads | runtime | batch-1 latency ms | batch-64 images/s | latency vs eager | vs ort fp32 |")
     print("|---|---|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name, (channels, size) in MODELS.items():
-            model, paths = export_all(channels, size, Path(tmp))
+        for name, (channels, size) in models.items():
+            model, paths = export_all(channels, size, Path(tmp), args.backbone or "conv4")
             rng = np.random.default_rng(1)
             one = rng.standard_normal((1, channels, size, size)).astype(np.float32)
             batch = rng.standard_normal((64, channels, size, size)).astype(np.float32)

@@ -31,8 +31,9 @@ from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.evaluate import evaluate, evaluate_transductive
 from anil_edge.train.loop import MetaLoop
+from anil_edge.train.preprocessing import decode_preprocessing, preprocessing_for
 from anil_edge.train.recipes import recipe
-from anil_edge.train.trainer import decode_preprocessing, preprocessing_for, resolve_device, train, training_model
+from anil_edge.train.trainer import resolve_device, train, training_model
 
 
 def calibrate(config: TrainConfig, split, iterations: int = 30, warmup: int = 5) -> float:

@@ -41,8 +41,9 @@ from anil_edge.data.splits import Split, split_by_group
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.loop import MetaLoop
 from anil_edge.train.metrics import read_metrics
+from anil_edge.train.preprocessing import preprocessing_for
 from anil_edge.train.recipes import recipe
-from anil_edge.train.trainer import preprocessing_for, train, training_model
+from anil_edge.train.trainer import train, training_model
 
 VARIANTS = {"now": {}, "before": dict(sampler="learn2learn", log_every=1)}
 

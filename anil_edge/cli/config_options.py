@@ -37,13 +37,14 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[s
         elif isinstance(default, tuple):
             group.add_argument(*flags, dest=f.name, nargs="+", default=None, metavar="VALUE", help=help_text)
         else:
-            group.add_argument(*flags, dest=f.name, type=type(default), default=None, metavar=type(default).__name__.upper(),
-                               help=help_text)
+            kind = float if str(f.type) == "float | None" else type(default)
+            group.add_argument(*flags, dest=f.name, type=kind, default=None, metavar=kind.__name__.upper(), help=help_text)
 
 
-def config_from_args(cls: Any, args: argparse.Namespace, config_file: str | None) -> Any:
-    """``cls`` from its defaults, then the TOML file's values, then the flags given."""
-    values: dict[str, Any] = _read_toml(config_file, cls) if config_file else {}
+def config_from_args(cls: Any, args: argparse.Namespace, config_file: str | None,
+                     base: dict[str, Any] | None = None) -> Any:
+    """``cls`` from its defaults, then ``base`` (a preset), the TOML file's values, the flags given."""
+    values: dict[str, Any] = {**(base or {}), **(_read_toml(config_file, cls) if config_file else {})}
     for f in fields(cls):
         given = getattr(args, f.name, None)
         if given is not None:

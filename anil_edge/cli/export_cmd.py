@@ -16,9 +16,9 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("checkpoint", help="a .pt checkpoint written by anil-edge train (best.pt or last.pt)")
     p.add_argument("--out", help="the .onnx path (default: model.onnx beside the checkpoint)")
     p.add_argument("--int8", action="store_true", help="also write OUT.int8.onnx (static QDQ, per-channel)")
-    p.add_argument("--int8-format", default=DEFAULT_FORMAT, choices=tuple(FORMATS),
+    p.add_argument("--int8-format", default=DEFAULT_FORMAT, choices=("auto", *FORMATS),
                    help=f"INT8 activation x weight types (default: {DEFAULT_FORMAT}: uint8 x 7-bit int8, which no CPU's "
-                        "kernels saturate; see anil_edge/export/quantize.py)")
+                        "kernels saturate, else uint8 x uint8 if 7 bits lose too much; see anil_edge/export/quantize.py)")
     p.add_argument("--torchscript", action="store_true", help="also write OUT.ts (traced TorchScript)")
     p.add_argument("--opset", type=int, default=OPSET, help=f"ONNX opset (default: {OPSET})")
     p.add_argument("--calibration-images", type=int, default=256,
@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
     if result.int8_check is not None:
-        print(f"{result.int8_check.summary()} (format {args.int8_format}); {int8_speed_note()}")
+        print(f"{result.int8_check.summary()} (format {result.int8_check.format}); {int8_speed_note()}")
     if result.open_set is None:
-        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes are too few)")
+        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes: fewer than 6 "
+              "have 2 or more images)")
     else:
         rates = ", ".join(f"false-accept {100 * r:g}%: threshold {t:.3f} (accepts {100 * result.open_set.true_accept[r]:.1f}"
                           f"% of known queries)" for r, t in result.open_set.thresholds.items())

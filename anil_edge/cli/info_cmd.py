@@ -39,9 +39,11 @@ def run(args: argparse.Namespace) -> int:
         ("model", args.model),
         *(("file input", _describe(name, kind, shape)) for name, kind, shape in inputs),
         ("preprocessing", f"{p.channels} x {p.input_size[0]} x {p.input_size[1]}, mean {p.mean}, std {p.std}, "
-                          f"invert {p.invert}, resize {p.resize}"),
+                          f"invert {p.invert}, resize {p.resize}" + (f", centre crop {p.crop_pct:g}" if p.crop == "center"
+                                                                     else "")),
         ("clients resize", _client_resize(p)),
-        ("embedding", f"{meta.embedding_dim}-d"),
+        ("embedding", f"{meta.embedding_dim}-d" + (f" from {meta.extra['backbone']}" if "backbone" in meta.extra else "")
+                      + (f", pretrained {meta.extra['pretrained']}" if "pretrained" in meta.extra else "")),
         ("adaptation", f"head_init {a.head_init!r}, {a.adaptation_steps} SGD steps at adaptation_lr "
                        f"{a.adaptation_lr}, meta-learned rows {meta.learned_head.weight.shape}"),
         ("trained", f"{t.ways}-way {t.shots}-shot on {t.data.dataset} {list(t.data.sources)}"),

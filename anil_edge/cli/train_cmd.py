@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from ..train.presets import PRESETS, preset
 from .info_lines import info_lines
 
 
@@ -16,6 +17,9 @@ def add_parser(sub, name: str) -> None:
 
     parser = sub.add_parser(name, help="meta-train with ANIL", description=__doc__)
     parser.add_argument("--config", metavar="TOML", help="a TOML file of TrainConfig fields (a [train] table or top level)")
+    parser.add_argument("--preset", choices=sorted(PRESETS),
+                        help="start from a measured recipe (photos: pretrained EfficientNet-Lite0, see README); "
+                             "--config and flags override it")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly")
     parser.add_argument("--overwrite", action="store_true",
                         help="start over in an OUT_DIR that holds an earlier run's checkpoints (without it, that is "
@@ -29,12 +33,14 @@ def run(args: argparse.Namespace) -> int:
     from ..train.config import TrainConfig
     from .config_options import config_from_args
 
-    config = config_from_args(TrainConfig, args, args.config)  # every problem at once, before torch is imported
+    # every problem at once, before torch is imported
+    config = config_from_args(TrainConfig, args, args.config, base=preset(args.preset))
     _check_run_folder(Path(config.out_dir), args)
 
     from ..data.sources import check_ways_before_loading, load_split
     from ..train.distributed import shutdown
-    from ..train.trainer import check_out_dir, decode_preprocessing, train  # a device install says: install torch
+    from ..train.preprocessing import decode_preprocessing  # a device install says: install torch
+    from ..train.trainer import check_out_dir, train
 
     check_out_dir(config)  # before the (slow) data loading
     check_ways_before_loading(config.dataset, config.data, config.ways, config.uses_rotations)

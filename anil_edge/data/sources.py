@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
+from .emoji import load_emoji
 from .folder import count_class_folders, load_image_folder
 from .image_set import ImageSet
 from .learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, load_mini_imagenet
@@ -11,7 +12,7 @@ from .omniglot import load_omniglot
 from .splits import Split, split_by_group
 
 FIXED_SPLITS = {"fc100": load_fc100, "mini-imagenet": load_mini_imagenet, "cifarfs": load_cifarfs}
-DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", *FIXED_SPLITS)
+DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", "emoji", *FIXED_SPLITS)
 
 
 def check_ways_before_loading(dataset: str, sources: tuple[str, ...], ways: int, rotations: bool) -> None:
@@ -36,6 +37,8 @@ def load_dataset(dataset: str, sources: tuple[str, ...], prep: Preprocessing) ->
         raise InputError(f"dataset {dataset!r} needs a data source (--data): none given")
     if dataset == "omniglot":
         return load_omniglot(sources, prep)
+    if dataset == "emoji":
+        return load_emoji(sources, prep)
     if dataset in ("folder", "full-omniglot"):
         if len(sources) != 1:
             raise InputError(f"dataset {dataset!r} takes one root folder, found {len(sources)} sources")

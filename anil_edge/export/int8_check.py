@@ -35,6 +35,7 @@ class Int8Report:
     median_cosine: float
     low_cosine: float  # 1st percentile
     ncm_agreement: float | None  # None without labels
+    format: str = ""  # the INT8 format (quantize.FORMATS) that was checked, when known
 
     def problems(self) -> list[str]:
         found = []
@@ -75,7 +76,7 @@ def check_int8(fp32: Backbone, int8: Backbone, images: np.ndarray, labels: np.nd
     problems = report.problems()
     if problems:
         raise Int8QualityError(f"the INT8 model is not shipped: {'; '.join(problems)} ({report.summary()}); try "
-                               "--int8-format u8u8 or another --calibration-method, or ship the FP32 model")
+                               "another --int8-format or --calibration-method, or ship the FP32 model")
     return report
 
 

@@ -28,9 +28,10 @@ def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EP
                        ways: int = WAYS, shots: int = SHOTS, queries: int = QUERIES,
                        seed: int = 0) -> OpenSetCalibration | None:
     """Thresholds for ``backbone`` from ``data`` (validation classes); None when ``data`` is too
-    small (fewer than ways + 1 classes with shots + queries images)."""
+    small (fewer than ways + 1 classes with more than ``shots`` images). A class with fewer than
+    shots + queries images (four designers' emoji) gives the queries it has."""
     members = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
-    usable = [c for c, m in enumerate(members) if m.size >= shots + queries]
+    usable = [c for c, m in enumerate(members) if m.size > shots]
     if len(usable) < ways + 1:
         return None
     E = backbone.embed(data.images)
@@ -39,10 +40,11 @@ def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EP
     for _ in range(episodes):
         classes = rng.choice(usable, min(len(usable), 2 * ways), replace=False)
         enrolled, others = classes[:ways], classes[ways:]
-        picks = [rng.choice(members[c], shots + queries, replace=False) for c in enrolled]
+        picks = [rng.choice(members[c], min(members[c].size, shots + queries), replace=False) for c in enrolled]
         means = np.stack([E[p[:shots]].mean(axis=0) for p in picks])
         known.append(open_set_scores(E[np.concatenate([p[shots:] for p in picks])], means))
-        strangers = np.concatenate([rng.choice(members[c], queries, replace=False) for c in others])
+        strangers = np.concatenate([rng.choice(members[c], min(members[c].size, queries), replace=False)
+                                    for c in others])
         unknown.append(open_set_scores(E[strangers], means))
     return calibrate(np.concatenate(known), np.concatenate(unknown), episodes=episodes, ways=ways, shots=shots)
 

@@ -104,7 +104,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
     with _staging(out.parent) as stage:
         model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
                                  learned_head=trained.learned_head, training=trained.training(out.parent), opset=opset,
-                                 extra={"checkpoint_iteration": trained.iteration, "opset": opset})
+                                 extra={"checkpoint_iteration": trained.iteration, "opset": opset,
+                                        **_backbone_record(trained.config)})
         write_onnx(model, stage["onnx"])
         open_set = add_calibration(stage["onnx"], open_set_data) if open_set_data is not None else None
         meta = replace(meta, open_set=open_set)
@@ -118,10 +119,9 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         report.raise_if_failed()
         int8_report = None
         if calibration is not None and int8:
-            from .quantize import quantize_int8
 
-            quantize_int8(stage["onnx"], stage["int8"], calibration, method=calibration_method, fmt=int8_format)
-            int8_report = _check_int8(stage["onnx"], stage["int8"], open_set_data, real_images, calibration)
+            int8_report = _quantize_checked(stage["onnx"], stage["int8"], calibration, calibration_method,
+                                            int8_format, open_set_data, real_images)
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
         deployment = write_deployment_files(stage["onnx"], lambda suffix: beside(stage["onnx"], suffix),
@@ -151,6 +151,24 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
     return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report)
 
 
+def _quantize_checked(fp32: Path, int8: Path, calibration: np.ndarray, method: str, fmt: str,
+                      data: ImageSet | None, real: np.ndarray | None) -> Int8Report:
+    """Quantize and check: ``fmt``, or with "auto" each of :data:`.quantize.AUTO_FORMATS` in turn
+    until one keeps the FP32 embeddings (7-bit weights lose EfficientNet-Lite's depthwise filters;
+    uint8 weights keep them, exactly on every CPU)."""
+    from .int8_check import Int8QualityError
+    from .quantize import AUTO_FORMATS, quantize_int8
+
+    tried: list[str] = []
+    for candidate in AUTO_FORMATS if fmt == "auto" else (fmt,):
+        quantize_int8(fp32, int8, calibration, method=method, fmt=candidate)
+        try:
+            return replace(_check_int8(fp32, int8, data, real, calibration), format=candidate)
+        except Int8QualityError as exc:
+            tried.append(f"{candidate}: {exc}")
+    raise Int8QualityError(tried[0] if len(tried) == 1 else "no INT8 format keeps the embeddings: " + "; ".join(tried))
+
+
 def _check_int8(fp32: Path, int8: Path, data: ImageSet | None, real: np.ndarray | None,
                 calibration: np.ndarray) -> Int8Report:
     """The INT8 model against FP32 (:mod:`.int8_check`): on labelled classes it never trained on
@@ -162,6 +180,14 @@ def _check_int8(fp32: Path, int8: Path, data: ImageSet | None, real: np.ndarray 
     if data is not None:
         return check_int8(a, b, data.images, data.labels)
     return check_int8(a, b, real if real is not None else calibration, preprocessed=True)
+
+
+def _backbone_record(config) -> dict[str, str]:
+    """The architecture and pretrained weights, for ``info`` (a weights file by its name only)."""
+    record = {"backbone": config.backbone}
+    if config.pretrained:
+        record["pretrained"] = Path(config.pretrained).name
+    return record
 
 
 def _final_path(out: Path, staged: Path) -> Path:

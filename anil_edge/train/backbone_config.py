@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, raise_if_problems
+from .timm_names import name_problems, timm_name
 
 NORMS = ("batch", "group")
 ARCHS = ("conv4", "conv4-stride", "resnet12")
@@ -24,7 +25,7 @@ class BackboneConfig:
     blocks: int = 4  # conv4*: conv blocks, each halving the resolution
     norm: str = "batch"  # "batch": BatchNorm (learn2learn's); "group": GroupNorm, per image
     groups: int = 8  # GroupNorm groups (norm="group"); must divide every layer's width
-    arch: str = "conv4"  # "conv4", "conv4-stride" or "resnet12"
+    arch: str = "conv4"  # "conv4", "conv4-stride", "resnet12" or "timm:NAME"
     embedding: str = "raw"  # "raw" features, or "cosine": L2-normalised times a learned scale
 
     def __post_init__(self) -> None:
@@ -32,7 +33,8 @@ class BackboneConfig:
         if self.norm not in NORMS:
             problems.append(f"norm must be one of {NORMS}, found {self.norm!r}")
         if self.arch not in ARCHS:
-            problems.append(f"arch must be one of {ARCHS}, found {self.arch!r}")
+            problems += name_problems(self.arch) if timm_name(self.arch) else [
+                f"arch must be one of {ARCHS} or timm:NAME, found {self.arch!r}"]
         if self.embedding not in EMBEDDINGS:
             problems.append(f"embedding must be one of {EMBEDDINGS}, found {self.embedding!r}")
         if self.norm == "group" and self.arch != "resnet12" and self.hidden % self.groups:

@@ -6,6 +6,7 @@
 - ``conv4-stride``: learn2learn's ``OmniglotCNN`` features: the same blocks with stride-2
   convolutions instead of pooling, then the spatial mean (64-d).
 - ``resnet12``: learn2learn's ``ResNet12Backbone`` (:mod:`.resnet12`), the large option.
+- ``timm:NAME``: an ImageNet architecture from timm (:mod:`.timm_backbone`), for photos.
 
 ``embedding="cosine"`` ends any of them with an L2 normalisation and a learned scale
 (:class:`ScaledNormalized`; the cosine classifiers of Chen et al., 2019, and Gidaris &
@@ -29,9 +30,11 @@ from torch import nn
 
 from .backbone_config import ARCHS, EMBEDDINGS, NORMS, BackboneConfig, make_norm, probe_dim
 from .resnet12 import ResNet12Backbone
+from .timm_backbone import TimmBackbone
+from .timm_names import timm_name
 
 __all__ = ["ARCHS", "EMBEDDINGS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock",
-           "ResNet12Backbone", "ScaledNormalized", "build_backbone"]
+           "ResNet12Backbone", "ScaledNormalized", "TimmBackbone", "build_backbone", "timm_part"]
 
 
 class ConvBlock(nn.Module):
@@ -71,7 +74,7 @@ class ScaledNormalized(nn.Module):
     """``features`` (N, C, H, W) -> (N, D) embeddings of norm ``exp(log_scale)``, the scale learned
     (it sets the sharpness of the head's softmax); starts at sqrt(D)."""
 
-    def __init__(self, features: CNN4Backbone | ResNet12Backbone) -> None:
+    def __init__(self, features: CNN4Backbone | ResNet12Backbone | TimmBackbone) -> None:
         super().__init__()
         self.features = features
         self.config = features.config
@@ -95,10 +98,20 @@ def _mobile_normalized(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return z * (scale / squares.clamp_min(1e-12).sqrt())
 
 
-BackboneModule = CNN4Backbone | ResNet12Backbone | ScaledNormalized  # every one: ``config``, ``embedding_dim``
+BackboneModule = CNN4Backbone | ResNet12Backbone | TimmBackbone | ScaledNormalized  # every one: ``config``, ``embedding_dim``
 
 
 def build_backbone(config: BackboneConfig) -> BackboneModule:
     """The backbone an architecture name stands for; every one has ``embedding_dim``."""
-    features = ResNet12Backbone(config) if config.arch == "resnet12" else CNN4Backbone(config)
+    features: CNN4Backbone | ResNet12Backbone | TimmBackbone
+    if timm_name(config.arch):
+        features = TimmBackbone(config)
+    else:
+        features = ResNet12Backbone(config) if config.arch == "resnet12" else CNN4Backbone(config)
     return ScaledNormalized(features) if config.embedding == "cosine" else features
+
+
+def timm_part(backbone: BackboneModule) -> TimmBackbone | None:
+    """The timm network inside ``backbone`` (under the cosine normalisation), or None."""
+    inner = backbone.features if isinstance(backbone, ScaledNormalized) else backbone
+    return inner if isinstance(inner, TimmBackbone) else None

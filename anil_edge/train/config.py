@@ -23,7 +23,7 @@ BEFORE_FIELD = {"sampler": "learn2learn", "embedding": "raw"}
 @dataclass(frozen=True)
 class TrainConfig:
     # --- data ---
-    dataset: str = "glyphs"  # glyphs (embedded, offline), omniglot, folder, full-omniglot, fc100, mini-imagenet, cifarfs
+    dataset: str = "glyphs"  # glyphs (embedded, offline), omniglot, folder, full-omniglot, emoji, fc100, mini-imagenet, cifarfs
     data: tuple[str, ...] = ()  # sources: Omniglot zips / folders, a folder's or data set's root; glyphs: a cache folder
     rotations: bool | None = None  # 90/180/270° rotations of the training classes as extra classes; unset: 1 channel only
     validation_fraction: float = 0.15  # share of classes (whole groups) held out for validation
@@ -33,15 +33,20 @@ class TrainConfig:
     channels: int = 1  # 1 grayscale, 3 RGB
     invert: bool | None = None  # 1 - x (dark ink on white becomes strokes = 1); None: yes for 1 channel, no for RGB
     crop: str = "auto"  # "squash" (resize as is), "center" (keep the aspect ratio, centre-crop); auto: RGB center
-    crop_pct: float = 1.0  # crop="center": the shorter side is resized to input_size / crop_pct, then cropped
-    normalization: str = "dataset"  # per-channel mean/std: "dataset" (measured on the training images) or "imagenet"
+    crop_pct: float | None = None  # crop="center": shorter side resized to input_size / crop_pct; unset: timm's or 1
+    normalization: str = "auto"  # mean/std: "dataset" (of the images), "imagenet", "backbone" (timm's); auto: timm's or dataset
+    resize: str = "auto"  # filter resizing images to input_size: bilinear, bicubic, lanczos, nearest; auto: timm's or lanczos
     # --- tasks ---
     ways: int = 60  # classes per training task (and rows of the meta-learned head); tests use any number
     shots: int = 1  # support images per class
     queries: int = 1  # query images per class, scored by the outer loss
     sampler: str = "device"  # training tasks: "device" (vectorised on the training device) or "learn2learn" (Taskset)
     # --- backbone ---
-    backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN) or "resnet12"
+    backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN), "resnet12" or "timm:NAME" (ImageNet models)
+    pretrained: str = ""  # timm:NAME: ImageNet weights, a .pt/.pth/.safetensors state dict or "efficientnet-lite0"; "": random
+    freeze_bn: bool | None = None  # keep BatchNorm statistics fixed in meta-training; unset: yes with pretrained weights
+    freeze_stages: int = 0  # timm:NAME: no gradients through the first N stages (the stem is the first)
+    backbone_lr_scale: float = 1.0  # the backbone's learning rate is meta_lr times this (the head's is meta_lr)
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
     norm: str = "batch"  # "batch" (BatchNorm; deployed with recalibrated statistics) or "group" (GroupNorm, per image)
@@ -55,7 +60,7 @@ class TrainConfig:
     # --- outer loop ---
     meta_lr: float = 0.003  # Adam learning rate over backbone + head
     meta_batch: int = 8  # tasks per meta-iteration
-    iterations: int = 2000  # meta-iterations
+    iterations: int = 2000  # meta-iterations; 0: none (a pretrained backbone as is, with the prototype head)
     schedule: str = "cosine"  # meta-learning-rate schedule: "constant" or "cosine" decay to 5%
     augment: bool = True  # small random affine distortions of every training image
     stroke_augment: bool = False  # with augment: also random stroke width and smooth elastic warps (ink images)
@@ -94,6 +99,12 @@ class TrainConfig:
     def inverts(self) -> bool:
         """Whether pixels are inverted: ``invert``, or by default for grayscale (ink on paper) only."""
         return self.channels == 1 if self.invert is None else self.invert
+
+    @property
+    def freezes_bn(self) -> bool:
+        """``freeze_bn``, or by default with pretrained weights: a few-shot meta-batch's statistics
+        would overwrite the ImageNet ones the weights were trained with."""
+        return bool(self.pretrained) if self.freeze_bn is None else self.freeze_bn
 
     @property
     def crop_mode(self) -> str:

@@ -10,21 +10,23 @@ from dataclasses import fields
 from typing import Any
 
 from ..runtime.adaptation import head_init_problems, lr_problems, steps_problems
+from . import timm_names
 
 CHOICES = {
-    "dataset": ("glyphs", "omniglot", "folder", "full-omniglot", "fc100", "mini-imagenet", "cifarfs"),
+    "dataset": ("glyphs", "omniglot", "folder", "full-omniglot", "emoji", "fc100", "mini-imagenet", "cifarfs"),
     "engine": ("fast", "l2l"),
     "schedule": ("constant", "cosine"),
     "precision": ("auto", "fp32", "bf16"),
     "norm": ("batch", "group"),
-    "backbone": ("conv4", "conv4-stride", "resnet12"),
     "crop": ("auto", "squash", "center"),
-    "normalization": ("dataset", "imagenet"),
+    "normalization": ("auto", "dataset", "imagenet", "backbone"),
+    "resize": ("auto", "nearest", "bilinear", "bicubic", "lanczos"),
     "embedding": ("raw", "cosine"),
     "sampler": ("device", "learn2learn"),
 }
-POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "iterations", "eval_every", "log_every", "eval_tasks",
+POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "eval_every", "log_every", "eval_tasks",
             "checkpoint_every", "input_size", "task_streams", "dist_timeout")
+BACKBONES = ("conv4", "conv4-stride", "resnet12")
 MAX_META_LR = 10.0  # Adam steps beyond this only diverge
 GROUPS = 8  # GroupNorm groups (BackboneConfig.groups)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
@@ -35,6 +37,7 @@ _IS_TYPE = {  # the declared type (as written in TrainConfig) -> whether a value
     "bool | None": lambda v: v is None or isinstance(v, bool),
     "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
     "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
     "str": lambda v: isinstance(v, str),
     "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
 }
@@ -48,7 +51,7 @@ def type_problems(config: Any) -> list[str]:
         if not _IS_TYPE[kind](value):
             expected = {"tuple[str, ...]": "a list of strings", "float": "a number", "int": "an integer",
                         "bool": "a bool (true or false)", "str": "a string",
-                        "bool | None": "a bool (true or false), or unset"}[kind]
+                        "bool | None": "a bool (true or false), or unset", "float | None": "a number, or unset"}[kind]
             problems.append(f"{f.name} must be {expected}, found {type(value).__name__} {value!r:.40}")
     return problems
 
@@ -75,18 +78,31 @@ def value_problems(config: Any) -> list[str]:
                         f"{c.validation_fraction} + {c.test_fraction}")
     if not _DEVICE.match(c.device):
         problems.append(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {c.device!r}")
-    if not (math.isfinite(c.crop_pct) and 0.1 <= c.crop_pct <= 1.0):
-        problems.append(f"crop_pct must lie in [0.1, 1], found {c.crop_pct!r}")
+    if c.crop_pct is not None and not (math.isfinite(c.crop_pct) and 0.1 <= c.crop_pct <= 1.0):
+        problems.append(f"crop_pct must lie in [0.1, 1], or be unset, found {c.crop_pct!r}")
     if c.normalization == "imagenet" and c.channels != 3:
         problems.append("normalization 'imagenet' needs channels=3 (RGB)")
     if c.threads < 0 or c.chunk < -1:
         problems.append(f"threads must be >= 0 and chunk >= -1, found threads={c.threads}, chunk={c.chunk}")
+    if c.iterations < 0:
+        problems.append(f"iterations must be >= 0 (0: no meta-training), found {c.iterations}")
+    if not (math.isfinite(c.backbone_lr_scale) and 0 <= c.backbone_lr_scale <= 1):
+        problems.append(f"backbone_lr_scale must lie in [0, 1], found {c.backbone_lr_scale!r}")
     return problems + architecture_problems(c)
 
 
 def architecture_problems(c: Any) -> list[str]:
-    """Backbones that cannot be built: an input too small for the blocks, GroupNorm widths."""
-    problems = []
+    """Backbones that cannot be built: an unknown name, an input too small for the blocks,
+    GroupNorm widths, settings only a timm backbone has."""
+    if c.backbone.startswith(timm_names.PREFIX):
+        return _timm_problems(c)
+    problems = [] if c.backbone in BACKBONES else [
+        f"backbone must be one of {BACKBONES} or timm:NAME ({', '.join(timm_names.SUPPORTED)}), found {c.backbone!r}"]
+    problems += [f"{name} needs a timm:NAME backbone, found backbone {c.backbone!r}" for name, value in
+                 (("pretrained", c.pretrained), ("freeze_stages", c.freeze_stages)) if value]
+    if c.normalization == "backbone":
+        problems.append(f"normalization 'backbone' (timm's pretrained mean/std) needs a timm:NAME backbone, found "
+                        f"{c.backbone!r}")
     if c.backbone == "conv4" and c.input_size < 2**c.blocks:
         problems.append(f"input_size {c.input_size} is too small for {c.blocks} conv4 blocks (each halves it): "
                         f"expected >= {2**c.blocks}, or fewer --blocks")
@@ -94,4 +110,18 @@ def architecture_problems(c: Any) -> list[str]:
         problems.append(f"input_size {c.input_size} is too small for resnet12 (4 halvings): expected >= 16")
     if c.norm == "group" and c.backbone != "resnet12" and c.hidden % GROUPS:
         problems.append(f"norm 'group' uses {GROUPS} groups, which must divide hidden: found hidden={c.hidden}")
+    return problems
+
+
+def _timm_problems(c: Any) -> list[str]:
+    problems = timm_names.name_problems(c.backbone)
+    if c.channels != 3:
+        problems.append(f"{c.backbone} takes RGB images: expected channels=3, found {c.channels}")
+    if c.input_size < timm_names.MIN_INPUT:
+        problems.append(f"input_size {c.input_size} is too small for {c.backbone}: expected >= "
+                        f"{timm_names.MIN_INPUT} (its ImageNet weights were trained at 224; 128 or 160 are faster)")
+    if c.norm != "batch":
+        problems.append(f"{c.backbone} keeps its own norm layers: norm must be 'batch', found {c.norm!r}")
+    if c.freeze_stages < 0:
+        problems.append(f"freeze_stages must be >= 0, found {c.freeze_stages}")
     return problems

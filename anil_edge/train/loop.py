@@ -97,7 +97,7 @@ class MetaLoop:
 
     def validate(self) -> EvalResult:
         """Per-image accuracy on the fixed validation tasks (every rank computes the same)."""
-        if self.config.recalibrate_bn:
+        if self.config.recalibrate_bn and not self.config.freezes_bn:  # frozen: the pretrained statistics stay
             recalibrate_batchnorm(self.model, self.train_maker, seed=self.config.seed)
         E = embed_images(self.model, self.val_maker)
         if self.val_group_tasks is not None:

@@ -10,20 +10,32 @@ import torch
 from torch import nn
 
 from ..runtime.metadata import LearnedHead
-from .backbones import BackboneConfig, build_backbone
+from .backbones import BackboneConfig, ScaledNormalized, build_backbone, timm_part
 from .config import TrainConfig
+from .pretrained import load_pretrained, read_state_dict, resolve_pretrained
 
 
 class AnilModel(nn.Module):
     """Backbone (N, C, H, W) -> (N, D) and a meta-learned head of ``ways`` rows (ways, D)."""
 
-    def __init__(self, backbone: BackboneConfig, ways: int) -> None:
+    def __init__(self, backbone: BackboneConfig, ways: int, freeze_bn: bool = False) -> None:
         super().__init__()
         self.backbone = build_backbone(backbone)
         self.head = nn.Linear(self.backbone.embedding_dim, ways)
+        self.freeze_bn = freeze_bn  # BatchNorm keeps its running statistics (eval mode) in training too
         self.autocast: torch.dtype | None = None  # e.g. torch.bfloat16: the backbone runs under autocast
         self.channels_last = False  # feed the backbone NHWC tensors (set with .to(memory_format=...))
         self.chunk = 0  # images per backbone call (0: all at once); cache-sized chunks are faster on CPUs
+
+    def train(self, mode: bool = True) -> AnilModel:
+        """As ``nn.Module.train``; with ``freeze_bn`` every BatchNorm stays in eval mode, so that it
+        normalises with (and keeps) the statistics the pretrained weights were trained with."""
+        super().train(mode)
+        if mode and self.freeze_bn:
+            for module in self.modules():
+                if isinstance(module, nn.modules.batchnorm._BatchNorm):
+                    module.eval()
+        return self
 
     @property
     def embedding_dim(self) -> int:
@@ -60,8 +72,28 @@ class AnilModel(nn.Module):
                            self.head.bias.detach().float().cpu().numpy())
 
 
-def build_model(config: TrainConfig) -> AnilModel:
-    """The model a training config describes (CPU, float32, initial weights)."""
+def build_model(config: TrainConfig, pretrained: bool = False) -> AnilModel:
+    """The model a training config describes (CPU, float32): initial weights, or with
+    ``pretrained`` the config's pretrained backbone weights and frozen stages (for training)."""
     backbone = BackboneConfig(config.channels, config.input_size, config.hidden, config.blocks, norm=config.norm,
                               arch=config.backbone, embedding=config.embedding)
-    return AnilModel(backbone, config.ways)
+    model = AnilModel(backbone, config.ways, freeze_bn=config.freezes_bn)
+    net = timm_part(model.backbone)
+    if pretrained and net is not None:
+        if config.pretrained:
+            path = resolve_pretrained(config.pretrained, net.name)
+            load_pretrained(net.net, read_state_dict(path), str(path))
+        net.freeze_stages(config.freeze_stages)
+    return model
+
+
+def parameter_groups(model: AnilModel, config: TrainConfig) -> list[dict]:
+    """The outer loop's Adam groups: the head (and the cosine scale) at ``meta_lr``, the backbone's
+    trainable weights at ``meta_lr * backbone_lr_scale`` (one group when the scale is 1)."""
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    if config.backbone_lr_scale == 1.0:
+        return [{"params": trainable}]
+    features = model.backbone.features if isinstance(model.backbone, ScaledNormalized) else model.backbone
+    inner = {id(p) for p in features.parameters()}
+    return [{"params": [p for p in trainable if id(p) not in inner]},
+            {"params": [p for p in trainable if id(p) in inner], "lr": config.meta_lr * config.backbone_lr_scale}]

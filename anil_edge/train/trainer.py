@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import warnings
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,8 +21,7 @@ import torch
 
 from ..data.splits import Split
 from ..errors import InputError, TrainingError
-from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
-from .batches import normalisation_stats
+from ..runtime.metadata import Preprocessing
 from .checkpoint import (
     CheckpointError,
     checkpoint_iteration,
@@ -35,7 +34,8 @@ from .config import TrainConfig
 from .distributed import SINGLE, DistContext, barrier, from_main, gather_to_main, init_distributed, launched_by_torchrun
 from .loop import MetaLoop
 from .metrics import MetricsLog, RecordWindow, plot_curves
-from .model import AnilModel, build_model
+from .model import AnilModel, build_model, parameter_groups
+from .preprocessing import preprocessing_for
 from .speed import SpeedChoice, SpeedOptions, resolve_speed
 
 LOG = logging.getLogger(__name__)  # the speed options chosen (``anil-edge train`` prints its INFO lines)
@@ -64,25 +64,9 @@ def resolve_device(name: str) -> torch.device:
 def training_model(config: TrainConfig, device: torch.device, options: SpeedOptions | None = None) -> AnilModel:
     """The model on ``device`` with speed options (bf16, channels-last, chunk): ``options``, or
     the config's resolved on this device (:func:`~anil_edge.train.speed.resolve_speed`)."""
-    model = build_model(config).to(device)
+    model = build_model(config, pretrained=True).to(device)
     (options or resolve_speed(config, device).options).apply(model)
     return model
-
-
-def decode_preprocessing(config: TrainConfig) -> Preprocessing:
-    """How image files are decoded for training (size, colour, resize filter): the runtime's."""
-    size = (config.input_size, config.input_size)
-    return Preprocessing(size, config.channels, (0.0,) * config.channels, (1.0,) * config.channels,
-                         invert=config.inverts, resize="lanczos", crop=config.crop_mode, crop_pct=config.crop_pct)
-
-
-def preprocessing_for(config: TrainConfig, split: Split) -> Preprocessing:
-    """The decoding above, normalised with the training images' per-channel mean and std (or
-    ImageNet's, with ``normalization="imagenet"``)."""
-    if config.normalization == "imagenet":
-        return replace(decode_preprocessing(config), mean=IMAGENET_MEAN, std=IMAGENET_STD)
-    mean, std = normalisation_stats(split.train, config.inverts)
-    return replace(decode_preprocessing(config), mean=mean, std=std)
 
 
 def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after: int | None = None) -> TrainResult:
@@ -108,12 +92,14 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     _seed(config.seed)
     prep = preprocessing_for(config, split)
     model = training_model(config, device, speed.options)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.meta_lr)
+    optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.meta_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     loop = MetaLoop(config, split, prep, model, device, ctx)
     start, best = _restore(payload, out / "last.pt", config, loop, optimizer, schedule) if payload else (0, -1.0)
     writer = CheckpointWriter(config, loop, optimizer, schedule, prep, out, ctx, speed.options)
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
+    if config.iterations == 0:
+        return _no_meta_training(config, loop, writer, log, prep, out, ctx)
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
     if bar is not None:
@@ -169,6 +155,24 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     return TrainResult(model.eval(), prep, best, loop.val_ways, out)
 
 
+def _no_meta_training(config: TrainConfig, loop: MetaLoop, writer: CheckpointWriter, log: MetricsLog | None,
+                      prep: Preprocessing, out: Path, ctx: DistContext) -> TrainResult:
+    """``iterations=0``: the (pretrained) backbone as it is, validated once and saved as best.pt
+    and last.pt: the imprinting baseline (Qi et al., 2018) when the head starts from prototypes."""
+    if ctx.main:
+        LOG.info("no meta-training (iterations 0): validating the backbone as it is on %d tasks", config.eval_tasks)
+    result = loop.validate()
+    for name in ("best.pt", "last.pt"):
+        writer.save(name, 0, result.accuracy)
+    if log is not None:
+        record = {"split": "validation", "iteration": 0, "accuracy": result.accuracy, "ci95": result.ci95}
+        if loop.within_group is not None:
+            record.update(within_group_accuracy=loop.within_group.accuracy, within_group_ci95=loop.within_group.ci95)
+        log.write(record)
+    barrier(ctx)
+    return TrainResult(loop.model.eval(), prep, result.accuracy, loop.val_ways, out)
+
+
 class CheckpointWriter:
     """Saves checkpoints: every rank hands its task-stream state to rank 0, which writes."""
 
@@ -208,6 +212,8 @@ def _speed(config: TrainConfig, device: torch.device, ctx: DistContext, payload:
                                saved.channels_last if config.channels_last is None else config.channels_last,
                                saved.chunk if config.chunk < 0 else config.chunk)
         return SpeedChoice(options, (), "checkpoint")
+    if config.iterations == 0:  # nothing to speed up: validation only
+        return SpeedChoice(SpeedOptions("fp32", False, 0), (), "fixed")
     choice = from_main(resolve_speed(config, device) if ctx.main else None, ctx)
     if ctx.main and choice.source != "fixed":
         LOG.info(choice.summary())
@@ -225,7 +231,8 @@ def legacy_speed(config: TrainConfig, device: torch.device) -> SpeedOptions:
 def _schedule(config: TrainConfig):
     if config.schedule == "constant":
         return lambda it: 1.0
-    return lambda it: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(it, config.iterations) / config.iterations))
+    total = max(config.iterations, 1)
+    return lambda it: 0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(it, total) / total))
 
 
 def check_out_dir(config: TrainConfig) -> Path:

@@ -83,9 +83,13 @@ function listClasses() {
   document.getElementById('classes').innerHTML = [...examples].map(([k, v]) => `<span>${k}: ${v.length}</span>`).join('');
 }
 document.getElementById('add').onclick = () => { addExample(document.getElementById('label').value || '?', snapshot()); clearPad(); };
-document.getElementById('upload').onchange = async (e) => {
+// Example photos: files, or the camera on a phone (capture="environment"); any size: the
+// model's own preprocessing (resize, centre crop) runs in model.preprocess.onnx.
+const addFiles = async (e) => {
   for (const file of e.target.files) addExample(document.getElementById('label').value || '?', await decodeURL(URL.createObjectURL(file)));
 };
+document.getElementById('upload').onchange = addFiles;
+document.getElementById('camera').onchange = addFiles;
 document.getElementById('enroll').onclick = async () => {
   const model = await ready;
   head = await enroll(model, [...examples].map(([label, images]) => ({ label, images })));
@@ -96,6 +100,18 @@ document.getElementById('predict').onclick = async () => {
   if (!head) await document.getElementById('enroll').onclick();
   const rate = document.getElementById('reject').value;
   const [r] = await predict(model, head, [snapshot()], rate === '' ? null : Number(rate));
+  show(r, [...examples.keys()], null);
+};
+document.getElementById('query').onchange = async (e) => { // a photo as the query, shown on the pad
+  const [file] = e.target.files;
+  if (!file) return;
+  const photo = await decodeURL(URL.createObjectURL(file));
+  clearPad();
+  pen.drawImage(photo, 0, 0, pad.width, pad.height);
+  const model = await ready;
+  if (!head) await document.getElementById('enroll').onclick();
+  const rate = document.getElementById('reject').value;
+  const [r] = await predict(model, head, [photo], rate === '' ? null : Number(rate));
   show(r, [...examples.keys()], null);
 };
 

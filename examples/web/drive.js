@@ -1,6 +1,6 @@
 // Drives index.html in headless Chromium (the distribution's /usr/bin/chromium; nothing is
-// downloaded): enrolls the given PNGs, predicts the queries, prints the results as JSON and
-// saves a screenshot.   node drive.js URL CASE.json SCREENSHOT.png
+// downloaded): enrolls the given images, predicts the queries, prints the results as JSON and
+// saves a screenshot. With "uploads" in CASE.json it uses the page's file inputs instead.   node drive.js URL CASE.json SCREENSHOT.png
 'use strict';
 const fs = require('fs');
 const { chromium } = require('playwright-core');
@@ -19,8 +19,22 @@ const { chromium } = require('playwright-core');
     page.on('pageerror', (e) => errors.push(String(e)));
     await page.goto(url);
     await page.evaluate(() => window.anilEdge.ready);
-    const results = await page.evaluate(({ classes, queries, reject }) =>
-      window.anilEdge.enrollAndPredict(classes, queries, reject === undefined ? null : reject), data);
+    let results;
+    if (data.uploads) { // as a user does it: photo files into the page's inputs, then a photo as the query
+      for (const [label, files] of Object.entries(data.uploads)) {
+        await page.fill('#label', label);
+        await page.setInputFiles(data.camera ? '#camera' : '#upload', files);
+        await page.waitForFunction((l) => document.getElementById('classes').textContent.includes(l + ':'), label);
+      }
+      await page.click('#enroll');
+      await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('enrolled'));
+      await page.setInputFiles('#query', data.query_file);
+      await page.waitForFunction(() => document.getElementById('answer').textContent.startsWith('→'));
+      results = [await page.textContent('#answer')];
+    } else {
+      results = await page.evaluate(({ classes, queries, reject }) =>
+        window.anilEdge.enrollAndPredict(classes, queries, reject === undefined ? null : reject), data);
+    }
     if (screenshot) await page.screenshot({ path: screenshot });
     process.stdout.write(JSON.stringify({ results, errors }) + '\n');
   } finally {

@@ -70,7 +70,7 @@ TRAIN_CASES = {
     "fast-lr-nan (old flag)": (["--fast-lr", "nan"], "adaptation_lr must be a finite number"),
     "meta-lr-inf": (["--meta-lr", "inf"], "meta_lr must be a finite number"),
     "adaptation-steps-huge": (["--adaptation-steps", "1000000000"], "adaptation_steps must lie in"),
-    "iterations-0": (["--iterations", "0"], "iterations must be >= 1"),
+    "iterations-negative": (["--iterations", "-1"], "iterations must be >= 0"),
     "fractions": (["--validation-fraction", "0.6", "--test-fraction", "0.5"], "must leave training classes"),
     "no-data": ([], "needs a data source"),
     "data-missing": (["--data", "no/such/folder"], "no/such/folder"),

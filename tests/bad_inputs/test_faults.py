@@ -226,7 +226,8 @@ def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny
     from anil_edge.errors import TrainingError
     from anil_edge.train.checkpoint import load_checkpoint
     from anil_edge.train.loop import MetaLoop
-    from anil_edge.train.trainer import decode_preprocessing, train
+    from anil_edge.train.preprocessing import decode_preprocessing
+    from anil_edge.train.trainer import train
 
     config = _tiny_config(tmp_path, tiny_data)
     split = load_split("folder", config.data, decode_preprocessing(config), validation=0.15, test=0.25, seed=0)
@@ -314,7 +315,8 @@ def tiny_run(tiny_data, tmp_path_factory):
     """A 2-iteration training run: (config, result)."""
     pytest.importorskip("torch")
     from anil_edge.data.sources import load_split
-    from anil_edge.train.trainer import decode_preprocessing, train
+    from anil_edge.train.preprocessing import decode_preprocessing
+    from anil_edge.train.trainer import train
 
     config = _tiny_config(tmp_path_factory.mktemp("run"), tiny_data, iterations=2, ways=5)
     split = load_split("folder", config.data, decode_preprocessing(config), validation=0.15, test=0.25, seed=0)
@@ -393,7 +395,8 @@ def test_images_of_another_size_than_the_config_are_refused(tiny_data, tmp_path)
     export another)."""
     pytest.importorskip("torch")
     from anil_edge.data.sources import load_split
-    from anil_edge.train.trainer import decode_preprocessing, train
+    from anil_edge.train.preprocessing import decode_preprocessing
+    from anil_edge.train.trainer import train
 
     at_28 = _tiny_config(tmp_path, tiny_data)
     split = load_split("folder", at_28.data, decode_preprocessing(at_28), validation=0.15, test=0.25, seed=0)

@@ -16,6 +16,7 @@ WRONG_TYPES = {
     "bool | None": ["no", 1, 0.0, [True]],
     "int": [2.5, 28.0, "5", True, None],
     "float": ["0.5", None, [0.5], True],
+    "float | None": ["0.5", [0.5], True],
     "str": [5, None, ["glyphs"], b"glyphs"],
     "tuple[str, ...]": ["abc", 5, (1, 2), ("a", None)],
 }
@@ -32,13 +33,16 @@ OUT_OF_RANGE = [
     ("adaptation_lr", float("nan")), ("adaptation_lr", float("inf")), ("adaptation_lr", -0.1), ("adaptation_lr", 3e38),
     ("adaptation_steps", -1), ("adaptation_steps", 10**9), ("meta_lr", float("inf")), ("meta_lr", float("nan")),
     ("meta_lr", 0.0), ("meta_lr", -1.0), ("meta_lr", 1e6), ("ways", 1), ("ways", 0), ("shots", 0), ("queries", -3),
-    ("hidden", 0), ("blocks", 0), ("meta_batch", 0), ("iterations", 0), ("eval_every", 0), ("eval_tasks", 0),
+    ("hidden", 0), ("blocks", 0), ("meta_batch", 0), ("iterations", -1), ("eval_every", 0), ("eval_tasks", 0),
     ("checkpoint_every", 0), ("input_size", 0), ("task_streams", 0), ("dist_timeout", 0), ("channels", 2),
     ("channels", 4), ("validation_fraction", 0.0), ("validation_fraction", 1.0), ("test_fraction", -0.1),
     ("test_fraction", float("nan")), ("device", "bogus"), ("device", "cuda:x"), ("device", "gpu"), ("threads", -1),
     ("chunk", -2), ("dataset", "imagenet"), ("engine", "maml"), ("head_init", "mean"), ("head_init", "random"),
     ("schedule", "linear"), ("precision", "fp16"), ("norm", "layer"), ("backbone", "vit"), ("crop", "fill"),
-    ("crop_pct", 0.0), ("crop_pct", 1.5), ("normalization", "batch"),
+    ("crop_pct", 0.0), ("crop_pct", 1.5), ("normalization", "batch"), ("resize", "cubic"),
+    ("backbone", "timm:vit_base_patch16_224"), ("backbone", "timm:"), ("pretrained", "weights.pth"),
+    ("freeze_stages", 3), ("backbone_lr_scale", -0.1), ("backbone_lr_scale", float("nan")),
+    ("backbone_lr_scale", 1.5),
 ]
 
 
@@ -56,6 +60,10 @@ INCONSISTENT = [
     (dict(norm="group", hidden=60), "must divide hidden"),
     (dict(validation_fraction=0.5, test_fraction=0.5), "must leave training classes"),
     (dict(normalization="imagenet"), "needs channels=3"),
+    (dict(backbone="timm:resnet18", input_size=64), "takes RGB images: expected channels=3"),
+    (dict(backbone="timm:resnet18", channels=3), "input_size 28 is too small for timm:resnet18"),
+    (dict(backbone="timm:resnet18", channels=3, input_size=64, freeze_stages=-1), "freeze_stages must be >= 0"),
+    (dict(normalization="backbone", channels=3), "needs a timm:NAME backbone"),
 ]
 
 

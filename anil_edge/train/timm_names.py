@@ -1,0 +1,49 @@
+"""The timm backbones anil-edge accepts, and the preprocessing their ImageNet weights expect.
+
+No torch here: a training configuration is checked before torch is imported.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import InputError, require
+
+PREFIX = "timm:"
+SUPPORTED = ("tf_efficientnet_lite0", "mobilenetv3_small_100", "mobilenetv3_large_100", "resnet18")
+MIN_INPUT = 32  # five stride-2 stages: smaller inputs pool to nothing
+
+
+@dataclass(frozen=True)
+class PretrainedPreprocessing:
+    """What a timm model's ImageNet weights were trained on (its ``pretrained_cfg``)."""
+
+    mean: tuple[float, ...]  # per RGB channel
+    std: tuple[float, ...]
+    interpolation: str  # Pillow filter name: "bicubic", "bilinear"
+    crop_pct: float  # timm's centre crop: the shorter side resized to size / crop_pct
+
+
+def timm_name(backbone: str) -> str | None:
+    """The timm architecture a ``backbone`` value names (``"timm:resnet18"`` -> ``"resnet18"``), else None."""
+    return backbone[len(PREFIX):] if backbone.startswith(PREFIX) else None
+
+
+def name_problems(backbone: str) -> list[str]:
+    """Why ``backbone`` is not a supported timm name (empty when it is, or is not a timm name)."""
+    name = timm_name(backbone)
+    if name is None or name in SUPPORTED:
+        return []
+    return [f"backbone {backbone!r}: timm architecture {name!r} is not supported; expected one of "
+            f"{', '.join(PREFIX + s for s in SUPPORTED)} (each tested to export to ONNX FP32 and INT8)"]
+
+
+def pretrained_preprocessing(name: str) -> PretrainedPreprocessing:
+    """The preprocessing of ``name``'s ImageNet weights, from timm's registry (no download)."""
+    require("timm", "timm")
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(name)
+    if cfg is None:
+        raise InputError(f"timm has no pretrained config for {name!r}")
+    return PretrainedPreprocessing(tuple(cfg.mean), tuple(cfg.std), cfg.interpolation, float(cfg.crop_pct))

