@@ -13,7 +13,7 @@ import logging
 import math
 import random
 import warnings
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +26,11 @@ from .checkpoint import (
     CheckpointError,
     checkpoint_iteration,
     load_checkpoint,
-    rng_state,
-    save_checkpoint,
     set_rng_state,
 )
+from .checkpoint_writer import CheckpointWriter
 from .config import TrainConfig
-from .distributed import SINGLE, DistContext, barrier, from_main, gather_to_main, init_distributed, launched_by_torchrun
+from .distributed import SINGLE, DistContext, barrier, from_main, init_distributed, launched_by_torchrun
 from .loop import MetaLoop
 from .metrics import MetricsLog, RecordWindow, plot_curves
 from .model import AnilModel, build_model, parameter_groups
@@ -171,30 +170,6 @@ def _no_meta_training(config: TrainConfig, loop: MetaLoop, writer: CheckpointWri
         log.write(record)
     barrier(ctx)
     return TrainResult(loop.model.eval(), prep, result.accuracy, loop.val_ways, out)
-
-
-class CheckpointWriter:
-    """Saves checkpoints: every rank hands its task-stream state to rank 0, which writes."""
-
-    def __init__(self, config, loop: MetaLoop, optimizer, schedule, prep: Preprocessing, out: Path,
-                 ctx: DistContext, speed: SpeedOptions) -> None:
-        self.config, self.loop, self.optimizer, self.schedule = config, loop, optimizer, schedule
-        self.prep, self.out, self.ctx, self.speed = prep, out, ctx, speed
-
-    def save(self, name: str, iteration: int, best: float) -> None:
-        streams = self.loop.streams.state_dict()
-        if self.ctx.world > 1:
-            gathered = gather_to_main(streams, self.ctx)
-            streams = {k: v for part in (gathered or []) for k, v in part.items()}
-        if not self.ctx.main:
-            return
-        model = self.loop.model
-        save_checkpoint(self.out / name, {
-            "config": self.config.to_dict(), "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(), "iteration": iteration, "best_validation": best,
-            "preprocessing": asdict(self.prep), "embedding_dim": model.embedding_dim, "rng": rng_state(),
-            "streams": streams, "n_streams": self.loop.n_streams, "speed": asdict(self.speed),
-        })
 
 
 def _seed(seed: int) -> None:
