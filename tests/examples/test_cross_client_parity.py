@@ -75,17 +75,14 @@ def _check(rows, python):
     assert worst <= PROBABILITY_TOLERANCE
 
 
-def test_node_agrees_with_python_on_off_size_png_and_jpeg(export_dir, offsize_files):
+def _node_rows(export_dir, root) -> list[dict]:
+    """The Node client's answers (with embeddings) for root/classes and root/queries."""
     npm_install(EXAMPLES / "node")
-    result = subprocess.run(["node", "enroll_predict.js", str(export_dir), str(offsize_files / "classes"),
-                             str(offsize_files / "queries"), "--json", "--embeddings"], cwd=EXAMPLES / "node",
-                            capture_output=True,
-                            text=True, timeout=120)
+    result = subprocess.run(["node", "enroll_predict.js", str(export_dir), str(root / "classes"), str(root / "queries"),
+                             "--json", "--embeddings"], cwd=EXAMPLES / "node", capture_output=True, text=True,
+                            timeout=180)
     assert result.returncode == 0, result.stderr
-    python = _python(export_dir, offsize_files)
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
-    assert [r["image"] for r in rows] == [str(q) for q in python[0]]
-    _check(rows, python)
+    return [json.loads(line) for line in result.stdout.splitlines()]
 
 
 def _data_url(path) -> str:
@@ -93,20 +90,36 @@ def _data_url(path) -> str:
     return f"data:{mime};base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_dir, offsize_files, tmp_path):
+def _drive(url, case: dict, tmp_path) -> list:
+    """Drive the browser page with ``case`` (drive.js); its results, after checking it raised nothing."""
     if CHROMIUM is None:
         pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
     npm_install(EXAMPLES / "web")
-    classes = {d.name: [_data_url(p) for p in sorted(d.iterdir())] for d in sorted((offsize_files / "classes").iterdir())}
-    python = _python(export_dir, offsize_files)
-    case = tmp_path / "case.json"
-    case.write_text(json.dumps({"classes": classes, "queries": [_data_url(q) for q in python[0]]}))
-    result = subprocess.run(["node", "drive.js", server, str(case), str(tmp_path / "page.png")], cwd=EXAMPLES / "web",
-                            capture_output=True, text=True, timeout=180, env={**os.environ, "CHROMIUM": CHROMIUM})
+    (tmp_path / "case.json").write_text(json.dumps(case))
+    result = subprocess.run(["node", "drive.js", url, str(tmp_path / "case.json"), str(tmp_path / "page.png")],
+                            cwd=EXAMPLES / "web", capture_output=True, text=True, timeout=240,
+                            env={**os.environ, "CHROMIUM": CHROMIUM})
     assert result.returncode == 0, result.stderr
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["errors"] == []
-    _check(out["results"], python)
+    assert out["errors"] == [], out
+    return out["results"]
+
+
+def _browser_rows(url, root, queries, tmp_path) -> list[dict]:
+    classes = {d.name: [_data_url(p) for p in sorted(d.iterdir())] for d in sorted((root / "classes").iterdir())}
+    return _drive(url, {"classes": classes, "queries": [_data_url(q) for q in queries]}, tmp_path)
+
+
+def test_node_agrees_with_python_on_off_size_png_and_jpeg(export_dir, offsize_files):
+    python = _python(export_dir, offsize_files)
+    rows = _node_rows(export_dir, offsize_files)
+    assert [r["image"] for r in rows] == [str(q) for q in python[0]]
+    _check(rows, python)
+
+
+def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_dir, offsize_files, tmp_path):
+    python = _python(export_dir, offsize_files)
+    _check(_browser_rows(server, offsize_files, python[0], tmp_path), python)
 
 
 @pytest.fixture(scope="module")
@@ -125,48 +138,20 @@ def photo_files(tmp_path_factory):
 
 def test_node_agrees_with_python_on_a_photo_model(photo_export_dir, photo_files):
     """An RGB EfficientNet-Lite0 model (bicubic, centre crop, mean/std from its pretrained config)."""
-    npm_install(EXAMPLES / "node")
-    result = subprocess.run(["node", "enroll_predict.js", str(photo_export_dir), str(photo_files / "classes"),
-                             str(photo_files / "queries"), "--json", "--embeddings"], cwd=EXAMPLES / "node",
-                            capture_output=True, text=True, timeout=180)
-    assert result.returncode == 0, result.stderr
-    python = _python(photo_export_dir, photo_files)
-    rows = [json.loads(line) for line in result.stdout.splitlines()]
-    _check(rows, python)
+    _check(_node_rows(photo_export_dir, photo_files), _python(photo_export_dir, photo_files))
 
 
 def test_the_browser_agrees_with_python_on_a_photo_model(photo_server, photo_export_dir, photo_files, tmp_path):
-    if CHROMIUM is None:
-        pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
-    npm_install(EXAMPLES / "web")
-    classes = {d.name: [_data_url(p) for p in sorted(d.iterdir())] for d in sorted((photo_files / "classes").iterdir())}
     python = _python(photo_export_dir, photo_files)
-    case = tmp_path / "case.json"
-    case.write_text(json.dumps({"classes": classes, "queries": [_data_url(q) for q in python[0]]}))
-    result = subprocess.run(["node", "drive.js", photo_server, str(case), str(tmp_path / "page.png")],
-                            cwd=EXAMPLES / "web", capture_output=True, text=True, timeout=240,
-                            env={**os.environ, "CHROMIUM": CHROMIUM})
-    assert result.returncode == 0, result.stderr
-    out = json.loads(result.stdout.strip().splitlines()[-1])
-    assert out["errors"] == []
-    _check(out["results"], python)
+    _check(_browser_rows(photo_server, photo_files, python[0], tmp_path), python)
 
 
 def test_the_browser_page_enrolls_uploaded_photos_and_classifies_a_photo(photo_server, photo_export_dir, photo_files,
                                                                         tmp_path):
     """The page's own inputs: example photos per class (file upload and the camera input), then a
     photo as the query; the answer shown is the Python runtime's."""
-    if CHROMIUM is None:
-        pytest.skip("Chromium is needed for the browser test (.ci/run installs Debian's chromium package)")
-    npm_install(EXAMPLES / "web")
     queries, predictions, _, _ = _python(photo_export_dir, photo_files)
     uploads = {d.name: [str(p) for p in sorted(d.iterdir())] for d in sorted((photo_files / "classes").iterdir())}
     for camera in (False, True):
-        case = tmp_path / "case.json"
-        case.write_text(json.dumps({"uploads": uploads, "camera": camera, "query_file": str(queries[-1])}))
-        result = subprocess.run(["node", "drive.js", photo_server, str(case), str(tmp_path / "page.png")],
-                                cwd=EXAMPLES / "web", capture_output=True, text=True, timeout=240,
-                                env={**os.environ, "CHROMIUM": CHROMIUM})
-        assert result.returncode == 0, result.stderr
-        out = json.loads(result.stdout.strip().splitlines()[-1])
-        assert out["errors"] == [] and out["results"][0].startswith(f"→ {predictions[-1].label} "), out
+        [answer] = _drive(photo_server, {"uploads": uploads, "camera": camera, "query_file": str(queries[-1])}, tmp_path)
+        assert answer.startswith(f"→ {predictions[-1].label} "), answer
