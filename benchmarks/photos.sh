@@ -28,7 +28,8 @@ lscpu | grep "Model name" | tee "$out/cpu.txt"
 train() {  # NAME ARGS...: train (unless done) and export with INT8
     local name=$1; shift
     [ -f "$out/$name/best.pt" ] || "$bin" train "${common[@]}" "$@" --out-dir "$out/$name" 2>&1 | tail -3
-    [ -f "$out/$name/model.onnx" ] || "$bin" export "$out/$name/best.pt" --int8 2>&1 | grep -v "^wrote" | tail -4
+    [ -f "$out/$name/model.onnx" ] || { "$bin" export "$out/$name/best.pt" --int8 2>&1 \
+        || "$bin" export "$out/$name/best.pt" 2>&1; } | grep -v "^wrote" | tail -4  # FP32 only if INT8 is refused
 }
 train conv4-scratch --backbone conv4 --input-size 64 --iterations "$(its $STEP_S_CONV4)" --eval-every 200
 train lite0-imprint "${lite0[@]}" --iterations 0
@@ -38,6 +39,7 @@ train mnv3s-anil-scratch "${mnv3[@]}" --iterations "$(its $STEP_S_MNV3)" --eval-
 
 for name in conv4-scratch lite0-imprint lite0-anil mnv3s-anil-scratch; do
     for precision in model model.int8; do
+        [ -f "$out/$name/$precision.onnx" ] || continue
         for ways in 5 20; do
             "$bin" evaluate "$out/$name/$precision.onnx" --split test --within-group --distinct-drawers \
                 --ways "$ways" --shots 1 --queries 1 --tasks 600 --json > "$out/$name/$precision.eval$ways.json"

@@ -255,13 +255,13 @@ def _train_args(data, out, *, iterations: int, eval_every: int, checkpoint_every
 def test_a_full_disk_during_training_is_one_line(tiny_data, tmp_path, capsys):
     pytest.importorskip("torch")
     from anil_edge.cli.main import main
-    from anil_edge.train import trainer
+    from anil_edge.train import checkpoint_writer
 
     def full(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     args = _train_args(tiny_data, tmp_path / "run", iterations=2, eval_every=2, checkpoint_every=1)
-    with mock.patch.object(trainer, "save_checkpoint", full):
+    with mock.patch.object(checkpoint_writer, "save_checkpoint", full):
         assert main(args) == 2
     err = capsys.readouterr().err
     assert "No space left on device" in err and len(err.strip().splitlines()) == 1
