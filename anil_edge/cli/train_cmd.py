@@ -40,9 +40,12 @@ def run(args: argparse.Namespace) -> int:
     from ..data.sources import check_ways_before_loading, load_split
     from ..train.distributed import shutdown
     from ..train.preprocessing import decode_preprocessing  # a device install says: install torch
+    from ..train.timm_names import resolve_pretrained, timm_name
     from ..train.trainer import check_out_dir, train
 
-    check_out_dir(config)  # before the (slow) data loading
+    check_out_dir(config)  # before the (slow) data loading, as the weights file is
+    if config.pretrained:
+        resolve_pretrained(config.pretrained, timm_name(config.backbone) or "")
     check_ways_before_loading(config.dataset, config.data, config.ways, config.uses_rotations)
     main = int(os.environ.get("RANK", "0")) == 0  # under torchrun, rank 0 speaks for the job
     with info_lines(sys.stdout):  # the slow steps say what they do (glyph rendering, validation, progress)

@@ -62,6 +62,8 @@ def load_emoji(sources: tuple[str, ...], prep: Preprocessing) -> ImageSet:
 
 def _designer_set(root: Path) -> tuple[str, dict[str, tuple[str, str, Path]]]:
     """(designer, {code: (short name, subcategory, image path)}) of one package folder."""
+    if not root.is_dir():
+        raise InputError(f"{root}: no such folder (expected an emoji set: see scripts/fetch_emoji.sh)")
     if (root / "emoji.json").is_file():
         return _emoji_datasource(root)
     if (root / "data" / "openmoji.json").is_file():

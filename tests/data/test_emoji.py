@@ -60,6 +60,12 @@ def test_a_broken_package_is_named_with_what_was_expected(tmp_path, mutate, mess
         load_emoji(tuple(map(str, folders)), RGB)
 
 
+def test_a_missing_folder_is_named(tmp_path):
+    folders = emoji_packages(tmp_path, vendors=("google",))
+    with pytest.raises(InputError, match="no/such: no such folder"):
+        load_emoji((str(folders[0]), "no/such"), RGB)
+
+
 def test_too_few_or_repeated_designers_are_refused(tmp_path):
     folders = emoji_packages(tmp_path, vendors=("google", "twitter"))
     with pytest.raises(InputError, match="at least 2 designers"):

@@ -12,8 +12,9 @@ torch = pytest.importorskip("torch")
 timm = pytest.importorskip("timm")
 
 from anil_edge.errors import InputError, ModelError
-from anil_edge.train.pretrained import load_pretrained, read_state_dict, resolve_pretrained
+from anil_edge.train.pretrained import load_pretrained, read_state_dict
 from anil_edge.train.timm_backbone import create_timm
+from anil_edge.train.timm_names import resolve_pretrained
 
 CATS, CUPS = range(281, 286), (967, 968)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat; espresso, cup
 
