@@ -6,7 +6,8 @@ the ImageNet classifier. ANIL's head goes on top. The preprocessing a model was 
 (mean/std, interpolation, ``crop_pct``) comes from its timm pretrained config.
 
 Only the architectures in :data:`SUPPORTED` are accepted: each is tested to export to ONNX FP32
-and INT8, with the pixel model and the head graphs, through the same checks as Conv-4.
+and TorchScript, with the pixel, preprocessing and head graphs, through the same checks as
+Conv-4 (tests/export/test_timm_export.py; the pretrained EfficientNet-Lite0 to INT8 as well).
 """
 
 from __future__ import annotations

@@ -37,7 +37,7 @@ def name_problems(backbone: str) -> list[str]:
     if name is None or name in SUPPORTED:
         return []
     return [f"backbone {backbone!r}: timm architecture {name!r} is not supported; expected one of "
-            f"{', '.join(PREFIX + s for s in SUPPORTED)} (each tested to export to ONNX FP32 and INT8)"]
+            f"{', '.join(PREFIX + s for s in SUPPORTED)} (each tested to export to ONNX with its deployment files)"]
 
 
 def pretrained_preprocessing(name: str) -> PretrainedPreprocessing:
