@@ -119,7 +119,6 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         report.raise_if_failed()
         int8_report = None
         if calibration is not None and int8:
-
             int8_report = _quantize_checked(stage["onnx"], stage["int8"], calibration, calibration_method,
                                             int8_format, open_set_data, real_images)
             if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own

@@ -43,6 +43,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     from ..train.checkpoint import CheckpointError, checkpoint_iteration, load_checkpoint
     from ..train.config import TrainConfig
     from ..train.model import build_model
+    from ..train.pretrained import state_dict_mismatches
 
     payload = load_checkpoint(path)
     try:
@@ -54,7 +55,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete checkpoint ({type(exc).__name__}: {exc})") from None
     model = build_model(config)
-    missing, unexpected, wrong = _compare(model.state_dict(), payload.get("model", {}))
+    missing, unexpected, wrong = state_dict_mismatches(model.state_dict(), payload.get("model", {}))
     if missing or unexpected or wrong:
         raise ModelError(
             f"{path}: the weights do not fit the {config.backbone} architecture its config describes: "
@@ -63,14 +64,6 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     model.load_state_dict(payload["model"])
     model.eval()
     return TrainedModel(model, config, preprocessing, checkpoint_iteration(payload, path))
-
-
-def _compare(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
-    missing = [k for k in expected if k not in found]
-    unexpected = [k for k in found if k not in expected]
-    wrong = [f"{k} {tuple(found[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
-             if k in found and tuple(found[k].shape) != tuple(v.shape)]
-    return missing, unexpected, wrong
 
 
 def _list(what: str, items: list[str]) -> str:

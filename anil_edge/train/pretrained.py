@@ -64,15 +64,21 @@ def load_pretrained(net: nn.Module, state: dict[str, torch.Tensor], source: str)
     classifier = _classifier_keys(net)
     if not any(k in target for k in classifier):  # headless (num_classes=0): the ImageNet classifier is not used
         state = {k: v for k, v in state.items() if k not in classifier}
-    missing = [k for k in target if k not in state]
-    unexpected = [k for k in state if k not in target]
-    wrong = [f"{k} {tuple(state[k].shape)} (expected {tuple(v.shape)})" for k, v in target.items()
-             if k in state and state[k].shape != v.shape]
+    missing, unexpected, wrong = state_dict_mismatches(target, state)
     if missing or unexpected or wrong:
         raise ModelError(f"{source}: the weights do not fit timm:{_arch(net)}: " + "; ".join(
             f"{what} ({len(keys)}): {', '.join(keys)}" for what, keys in
             (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys))
     net.load_state_dict(state)
+
+
+def state_dict_mismatches(expected: dict, found: dict) -> tuple[list[str], list[str], list[str]]:
+    """(missing keys, unexpected keys, "key (shape) (expected (shape))" for misshapen tensors)."""
+    missing = [k for k in expected if k not in found]
+    unexpected = [k for k in found if k not in expected]
+    wrong = [f"{k} {tuple(found[k].shape)} (expected {tuple(v.shape)})" for k, v in expected.items()
+             if k in found and tuple(found[k].shape) != tuple(v.shape)]
+    return missing, unexpected, wrong
 
 
 def _from_efficientnet_pytorch(state: dict, target: dict, source: str, arch: str) -> dict[str, torch.Tensor]:
