@@ -8,7 +8,12 @@ from __future__ import annotations
 
 
 class AnilEdgeError(Exception):
-    """Base class of every error anil-edge raises on purpose."""
+    """Base class of every error anil-edge raises on purpose; :attr:`problems` lists what was wrong
+    (one entry per problem, each naming its field first), as :func:`raise_if_problems` found them."""
+
+    @property
+    def problems(self) -> list[str]:
+        return list(getattr(self, "_problems", [str(self)]))
 
 
 class ModelError(AnilEdgeError):
@@ -47,9 +52,12 @@ def raise_if_problems(problems: list[str], error: type[AnilEdgeError], what: str
     if not problems:
         return
     if len(problems) == 1:
-        raise error(f"{what}: {problems[0]}")
-    listed = "\n".join(f"  - {p}" for p in problems)
-    raise error(f"{what}: {len(problems)} problems:\n{listed}")
+        exc = error(f"{what}: {problems[0]}")
+    else:
+        listed = "\n".join(f"  - {p}" for p in problems)
+        exc = error(f"{what}: {len(problems)} problems:\n{listed}")
+    exc._problems = tuple(problems)  # type: ignore[attr-defined]
+    raise exc
 
 
 # Where each optional dependency comes from (the package's extras, or the bootstrap script).

@@ -71,8 +71,3 @@ class Adaptation:
         raise_if_problems(problems, InputError, "invalid adaptation settings")
         object.__setattr__(self, "adaptation_lr", float(self.adaptation_lr))  # np.float32(0.5) -> 0.5
         object.__setattr__(self, "adaptation_steps", int(self.adaptation_steps))  # np.int64(5) -> 5
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form written into model metadata and enrollment states."""
-        return {"adaptation_lr": self.adaptation_lr, "adaptation_steps": self.adaptation_steps,
-                "head_init": self.head_init}

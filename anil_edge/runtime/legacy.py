@@ -1,18 +1,68 @@
 """What anil-edge 0.1 (format 1 of the model metadata and of the enrollment state) wrote
-differently, in one place; the readers in :mod:`.metadata_props` and :mod:`.state` map it
-onto today's types.
+differently, in one place: each format-1 document is rewritten as today's, which the one
+reader (:func:`.documents.from_document`) then checks like any other.
 
-- The inner loop was ``head.{init, lr, steps}`` (metadata) and ``settings.{head_init, lr, steps,
-  threshold}`` (state), with the device rule names below.
-- The data split lived under ``extra.data`` (metadata); there was no crop (``"squash"``).
+- The inner loop was ``head.{init, lr, steps}`` beside the learned ``head.{weight, bias}``
+  (metadata) and ``settings.{head_init, lr, steps, threshold}`` (state), with the head rules
+  below (``"mean"`` is the device form of today's ``"learned"``).
+- The data split lived under ``extra.data`` and the dataset under ``training.dataset``
+  (metadata); there was no crop (``"squash"``).
+
+A key format 1 lacks stays missing, so that the reader names it.
 """
 
 from __future__ import annotations
 
-# format 1's device names for the head's starting rule -> today's Adaptation.head_init
+from typing import Any
+
+from .documents import to_document
+from .metadata import DataProvenance
+
+# format 1's names for the head's starting rule -> today's Adaptation.head_init
 V1_HEAD_INITS = {"zeros": "zeros", "mean": "learned", "prototype": "prototype"}
+_V1_INNER_LOOP = {"lr": "adaptation_lr", "steps": "adaptation_steps", "init": "head_init"}  # metadata's head.*
+_V1_SETTINGS = {"lr": "adaptation_lr", "steps": "adaptation_steps", "head_init": "head_init"}  # state's settings.*
 
 
-def v1_head_init(rule: object) -> object:
-    """Today's name for a format-1 rule; anything else unchanged (the reader reports it)."""
-    return V1_HEAD_INITS.get(rule, rule) if isinstance(rule, str) else rule
+def upgrade_metadata(doc: Any) -> Any:
+    """A format-1 metadata document as format 2 (anything but an object is returned as is)."""
+    if not isinstance(doc, dict):
+        return doc
+    new = {k: v for k, v in doc.items() if k != "head"}
+    head = _object(doc.get("head"))
+    new["adaptation"] = _adaptation(head, _V1_INNER_LOOP)
+    new["learned_head"] = {k: head[k] for k in ("weight", "bias") if k in head}
+    extra, training = dict(_object(doc.get("extra"))), dict(_object(doc.get("training")))
+    data, dataset = extra.pop("data", None), training.pop("dataset", None)
+    if "extra" in doc:
+        new["extra"] = extra if isinstance(doc["extra"], dict) else doc["extra"]
+    if isinstance(data, dict):
+        training["data"] = {"dataset": dataset, **data}
+    elif isinstance(dataset, str):
+        training["data"] = to_document(DataProvenance(dataset))
+    if "training" in doc:
+        new["training"] = training if isinstance(doc["training"], dict) else doc["training"]
+    if isinstance(doc.get("preprocessing"), dict):
+        new["preprocessing"] = {"crop": "squash", "crop_pct": 1.0, **doc["preprocessing"]}
+    return new
+
+
+def upgrade_state_header(header: dict[str, Any]) -> dict[str, Any]:
+    """A version-1 state header as version 2."""
+    settings = _object(header.get("settings"))
+    new = {k: v for k, v in header.items() if k != "settings"}
+    new["adaptation"] = _adaptation(settings, _V1_SETTINGS)
+    if "threshold" in settings:
+        new["threshold"] = settings["threshold"]
+    return new
+
+
+def _adaptation(values: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    out = {new: values[old] for old, new in names.items() if old in values}
+    if isinstance(out.get("head_init"), str):
+        out["head_init"] = V1_HEAD_INITS.get(out["head_init"], out["head_init"])
+    return out
+
+
+def _object(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}

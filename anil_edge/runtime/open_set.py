@@ -16,11 +16,12 @@ measures this score against the alternatives (softmax probability, max logit, di
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, raise_if_problems
 
 SCORE = "cosine-to-nearest-mean"
 TARGET_RATES = (0.01, 0.05)  # false-accept rates the export calibrates a threshold for
@@ -36,6 +37,14 @@ class OpenSetCalibration:
     episodes: int  # calibration episodes (each: enrolled classes, known and unknown queries)
     ways: int  # classes enrolled per calibration episode
     shots: int  # support images per enrolled class
+
+    def __post_init__(self) -> None:
+        problems = [] if self.score == SCORE else [f"score must be {SCORE!r}, found {self.score!r:.40}"]
+        for name in ("thresholds", "true_accept"):
+            table = getattr(self, name)
+            if not all(0 < rate < 1 and math.isfinite(value) for rate, value in table.items()):
+                problems.append(f"{name} must map rates in (0, 1) to finite numbers, found {table!r:.60}")
+        raise_if_problems(problems, InputError, "invalid open-set calibration")
 
     def threshold(self, rate: float) -> float:
         """The calibrated threshold for false-accept rate ``rate`` (one of :attr:`thresholds`)."""

@@ -9,8 +9,10 @@ builds one (``to_state``) and is rebuilt from one (``from_state``). Members of t
 - ``embeddings``: float32 (M, D), every cached support embedding;
 - ``class_index``: int32 (M,), the position in ``labels`` of each embedding's class.
 
-The adapted head is not stored: it is a deterministic function of the above. Version 1 files
-(anil-edge 0.1: ``settings.{lr, steps, head_init}`` with the rule ``"mean"``) are read too.
+The header is a :class:`StateHeader`, written and read by :mod:`.documents`. The adapted head
+is not stored: it is a deterministic function of the above. Version 1 headers (anil-edge 0.1:
+``settings.{lr, steps, head_init, threshold}``) are rewritten as version 2 first
+(:func:`.legacy.upgrade_state_header`).
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -31,9 +33,10 @@ from ..atomic import atomic_write, exclusive_lock
 from ..errors import InputError, StateError, raise_if_problems
 from .adaptation import Adaptation
 from .decision import threshold_problems
+from .documents import from_document, to_document
 from .file_kind import STATE, file_kind
 from .labels import Label, check_label
-from .legacy import v1_head_init
+from .legacy import upgrade_state_header
 from .validation import embedding_range_problems
 
 T = TypeVar("T")
@@ -58,21 +61,28 @@ class EnrollmentState:
     reject: float | None = None  # open-set rejection at this calibrated false-accept rate (None: off)
 
 
+@dataclass(frozen=True)
+class StateHeader:
+    """The archive's ``header`` member: everything but the arrays."""
+
+    format: str  # STATE_FORMAT
+    version: int  # STATE_VERSION when written; 1 and 2 are read
+    backbone_sha256: str  # the backbone the embeddings were computed with
+    embedding_dim: int  # D
+    labels: tuple[Label, ...]  # enrolled classes, in order
+    label_type: str  # "str" or "int": the labels' type
+    adaptation: Adaptation  # how the head is adapted
+    threshold: float  # below this top probability a prediction is "unknown"
+    reject: float | None = None  # open-set rejection's false-accept rate (None: off)
+
+
 def save_state(path: str | os.PathLike[str], state: EnrollmentState) -> None:
     """Write ``state`` to ``path`` atomically (a crash leaves the previous file intact)."""
-    header = {
-        "format": STATE_FORMAT,
-        "version": STATE_VERSION,
-        "backbone_sha256": state.backbone_sha256,
-        "embedding_dim": int(state.embeddings.shape[1]),
-        "labels": list(state.labels),
-        "label_type": type(state.labels[0]).__name__ if state.labels else "str",
-        "adaptation": state.adaptation.to_dict(),
-        "threshold": state.threshold,
-        "reject": state.reject,
-    }
+    header = StateHeader(STATE_FORMAT, STATE_VERSION, state.backbone_sha256, int(state.embeddings.shape[1]),
+                         state.labels, type(state.labels[0]).__name__ if state.labels else "str", state.adaptation,
+                         state.threshold, state.reject)
     buffer = io.BytesIO()
-    np.savez(buffer, header=np.frombuffer(json.dumps(header).encode("utf-8"), dtype=np.uint8),
+    np.savez(buffer, header=np.frombuffer(json.dumps(to_document(header)).encode("utf-8"), dtype=np.uint8),
              embeddings=state.embeddings, class_index=state.class_index)
     try:
         with atomic_write(path) as handle:
@@ -141,20 +151,20 @@ def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
         raise StateError(f"{path} is not an anil-edge state (format {found!r}, expected {STATE_FORMAT!r})")
     if header.get("version") not in (1, STATE_VERSION):
         raise StateError(f"{path} has state version {header.get('version')!r}; this runtime reads versions 1 and 2")
+    if header["version"] == 1:
+        header = upgrade_state_header(header)
     problems: list[str] = []
-    labels = _labels(header.get("labels"), problems)
+    read = from_document(StateHeader, header, problems)
+    labels = _labels(read.labels, problems) if read else []
     _check_arrays(embeddings, class_index, len(labels), problems)
-    adaptation, threshold = _settings(header, problems)
-    reject = header.get("reject")
-    if reject is not None and (isinstance(reject, bool) or not isinstance(reject, float) or not 0 < reject < 1):
-        problems.append(f"reject must be null or a false-accept rate in (0, 1), found {reject!r:.40}")
-        reject = None
-    sha = header.get("backbone_sha256")
-    if not isinstance(sha, str):
-        problems.append(f"backbone_sha256 must be a string, found {sha!r:.40}")
+    if read:
+        problems += threshold_problems(read.threshold)
+        if read.reject is not None and not 0 < read.reject < 1:
+            problems.append(f"reject must be null or a false-accept rate in (0, 1), found {read.reject!r:.40}")
     raise_if_problems(problems, StateError, f"{path} is not a valid anil-edge state")
-    return EnrollmentState(str(sha), tuple(labels), embeddings, class_index.astype(np.int32), adaptation, threshold,
-                           reject)
+    read = cast(StateHeader, read)  # no problems: the header was read
+    return EnrollmentState(read.backbone_sha256, tuple(labels), embeddings, class_index.astype(np.int32),
+                           read.adaptation, read.threshold, read.reject)
 
 
 def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -206,8 +216,8 @@ def _check_sizes(path: Path) -> None:
                          f"{MAX_STATE_BYTES / 2**20:.0f} MiB ({MAX_HEADER_BYTES / 2**20:.0f} MiB of header)")
 
 
-def _labels(labels: Any, problems: list[str]) -> list[Label]:
-    if not isinstance(labels, list) or len(set(map(repr, labels))) != len(labels):
+def _labels(labels: tuple[Label, ...], problems: list[str]) -> list[Label]:
+    if len(set(map(repr, labels))) != len(labels):
         problems.append(f"labels must be a list of distinct labels, found {labels!r:.80}")
         return []
     try:
@@ -216,7 +226,7 @@ def _labels(labels: Any, problems: list[str]) -> list[Label]:
     except InputError as exc:
         problems.append(str(exc))
         return []
-    return labels
+    return list(labels)
 
 
 def _check_arrays(embeddings: np.ndarray, class_index: np.ndarray, n_labels: int, problems: list[str]) -> None:
@@ -231,29 +241,3 @@ def _check_arrays(embeddings: np.ndarray, class_index: np.ndarray, n_labels: int
                         f"found {class_index.dtype} {class_index.shape}")
     elif n_labels and sorted(set(class_index.tolist())) != list(range(n_labels)):
         problems.append(f"every one of the {n_labels} labels needs at least one embedding and no index may exceed them")
-
-
-def _settings(header: dict[str, Any], problems: list[str]) -> tuple[Adaptation, float]:
-    values: dict[str, Any]
-    if header["version"] == 1:
-        s = header.get("settings")
-        s = s if isinstance(s, dict) else {}
-        rule = s.get("head_init")
-        values = {"adaptation_lr": s.get("lr"), "adaptation_steps": s.get("steps"),
-                  "head_init": v1_head_init(rule)}
-        threshold = s.get("threshold")
-    else:
-        a = header.get("adaptation")
-        values = a if isinstance(a, dict) else {}
-        threshold = header.get("threshold")
-    found = threshold_problems(threshold)
-    try:
-        lr: Any = values.get("adaptation_lr")  # any JSON value: Adaptation validates it
-        steps: Any = values.get("adaptation_steps")
-        init: Any = values.get("head_init")
-        adaptation = Adaptation(lr, steps, init)
-    except InputError as exc:
-        found.append(str(exc))
-        adaptation = Adaptation()
-    problems.extend(found)
-    return adaptation, 0.0 if found else float(threshold)  # type: ignore[arg-type]  # a number: checked above
