@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
-from ..errors import ModelError, require
+from ..errors import ModelError, raise_if_problems, require
 from ..runtime.adaptation import Adaptation
+from ..runtime.documents import from_document
 from ..runtime.metadata import LearnedHead, Preprocessing, TrainingInfo
 
 if TYPE_CHECKING:
@@ -49,11 +50,13 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     try:
         config = TrainConfig.from_checkpoint(payload["config"])
         prep = payload["preprocessing"]
-        preprocessing = Preprocessing(tuple(prep["input_size"]), prep["channels"], tuple(prep["mean"]),
-                                      tuple(prep["std"]), prep["invert"], prep["resize"],
-                                      prep.get("crop", "squash"), prep.get("crop_pct", 1.0))  # 0.1: no crop keys
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete checkpoint ({type(exc).__name__}: {exc})") from None
+    problems: list[str] = []
+    before_crop = {"crop": "squash", "crop_pct": 1.0}  # release 0.1 checkpoints have no crop keys
+    preprocessing = from_document(Preprocessing, {**before_crop, **prep} if isinstance(prep, dict) else prep, problems,
+                                  "preprocessing")
+    raise_if_problems(problems, CheckpointError, f"{path}: incomplete checkpoint")
     model = build_model(config)
     missing, unexpected, wrong = state_dict_mismatches(model.state_dict(), payload.get("model", {}))
     if missing or unexpected or wrong:
@@ -63,7 +66,7 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
                                     _list("wrong shape", wrong)) if p))
     model.load_state_dict(payload["model"])
     model.eval()
-    return TrainedModel(model, config, preprocessing, checkpoint_iteration(payload, path))
+    return TrainedModel(model, config, cast(Preprocessing, preprocessing), checkpoint_iteration(payload, path))
 
 
 def _list(what: str, items: list[str]) -> str:

@@ -3,9 +3,9 @@ model, optimiser, schedule, RNG and stream states atomically (:func:`.checkpoint
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from pathlib import Path
 
+from ..runtime.documents import to_document
 from ..runtime.metadata import Preprocessing
 from .checkpoint import rng_state, save_checkpoint
 from .distributed import DistContext, gather_to_main
@@ -32,6 +32,6 @@ class CheckpointWriter:
         save_checkpoint(self.out / name, {
             "config": self.config.to_dict(), "model": model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "schedule": self.schedule.state_dict(), "iteration": iteration, "best_validation": best,
-            "preprocessing": asdict(self.prep), "embedding_dim": model.embedding_dim, "rng": rng_state(),
-            "streams": streams, "n_streams": self.loop.n_streams, "speed": asdict(self.speed),
+            "preprocessing": to_document(self.prep), "embedding_dim": model.embedding_dim, "rng": rng_state(),
+            "streams": streams, "n_streams": self.loop.n_streams, "speed": to_document(self.speed),
         })

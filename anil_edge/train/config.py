@@ -11,8 +11,9 @@ from typing import Any
 
 from ..errors import InputError, raise_if_problems
 from ..runtime.adaptation import Adaptation
+from ..runtime.documents import from_document, type_problems
 from ..runtime.metadata import DataProvenance
-from .config_checks import CHOICES, type_problems, value_problems
+from .config_checks import CHOICES, value_problems
 
 DATASETS = CHOICES["dataset"]
 RENAMED = {"fast_lr": "adaptation_lr"}  # old field name -> new (checkpoints, TOML files, flags)
@@ -133,8 +134,9 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
-        """Inverse of :meth:`to_dict`; unknown keys are an error, missing keys take defaults,
-        and the names of earlier releases (:data:`RENAMED`) are read as their new names."""
+        """Inverse of :meth:`to_dict` (and the reader of TOML files and checkpoints): unknown keys
+        are an error, missing keys take defaults, lists are read as tuples, and the names of
+        earlier releases (:data:`RENAMED`) are read as their new names."""
         known = {f.name for f in fields(cls)}
         values = {RENAMED.get(k, k): v for k, v in values.items()}
         unknown = sorted(set(values) - known)
@@ -143,10 +145,10 @@ class TrainConfig:
                        if (close := difflib.get_close_matches(key, known, n=1))]
             raise InputError(f"unknown training configuration key(s) {unknown}"
                              + (f" ({'; '.join(guesses)})" if guesses else "") + f"; expected some of {sorted(known)}")
-        values = dict(values)
-        if isinstance(values.get("data"), list):  # JSON and TOML lists; a string stays a (wrong) string
-            values["data"] = tuple(values["data"])
-        return cls(**values)
+        problems: list[str] = []
+        config = from_document(cls, values, problems, defaults=True)
+        raise_if_problems(problems, InputError, "invalid training configuration")
+        return config  # type: ignore[return-value]  # read: no problems were found
 
 
 def _portable(source: str, base: Path) -> str:

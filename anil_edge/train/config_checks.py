@@ -1,12 +1,11 @@
-"""Every check on a :class:`~anil_edge.train.config.TrainConfig`, each problem described with
-what was found and what was expected. Types are checked strictly first (a string is not a bool,
-a float is not an int, a string is not a list), then values."""
+"""Every value check on a :class:`~anil_edge.train.config.TrainConfig`, each problem described
+with what was found and what was expected. Types are checked before these, strictly and by the
+fields' annotations (:func:`anil_edge.runtime.documents.type_problems`)."""
 
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import fields
 from typing import Any
 
 from ..runtime.adaptation import head_init_problems, lr_problems, steps_problems
@@ -30,30 +29,6 @@ BACKBONES = ("conv4", "conv4-stride", "resnet12")
 MAX_META_LR = 10.0  # Adam steps beyond this only diverge
 GROUPS = 8  # GroupNorm groups (BackboneConfig.groups)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
-
-
-_IS_TYPE = {  # the declared type (as written in TrainConfig) -> whether a value has it, strictly
-    "bool": lambda v: isinstance(v, bool),
-    "bool | None": lambda v: v is None or isinstance(v, bool),
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "float | None": lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool)),
-    "str": lambda v: isinstance(v, str),
-    "tuple[str, ...]": lambda v: isinstance(v, tuple) and all(isinstance(x, str) for x in v),
-}
-
-
-def type_problems(config: Any) -> list[str]:
-    """Fields whose value is not of the declared type."""
-    problems = []
-    for f in fields(config):
-        value, kind = getattr(config, f.name), str(f.type)
-        if not _IS_TYPE[kind](value):
-            expected = {"tuple[str, ...]": "a list of strings", "float": "a number", "int": "an integer",
-                        "bool": "a bool (true or false)", "str": "a string",
-                        "bool | None": "a bool (true or false), or unset", "float | None": "a number, or unset"}[kind]
-            problems.append(f"{f.name} must be {expected}, found {type(value).__name__} {value!r:.40}")
-    return problems
 
 
 def value_problems(config: Any) -> list[str]:

@@ -22,7 +22,7 @@ import json
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +31,7 @@ import torch
 from ..atomic import atomic_write
 from ..cache import cache_folder
 from ..cpu_features import bf16_acceleration, cpu_name
+from ..runtime.documents import from_document, to_document
 from .config import TrainConfig
 
 if TYPE_CHECKING:
@@ -65,11 +66,8 @@ class SpeedOptions:
     @classmethod
     def from_dict(cls, values: Any) -> SpeedOptions | None:
         """The options a checkpoint or cache entry stored, or None when malformed."""
-        try:
-            options = cls(str(values["precision"]), bool(values["channels_last"]), int(values["chunk"]))
-        except (KeyError, TypeError, ValueError):
-            return None
-        return options if options.precision in ("fp32", "bf16") and options.chunk >= 0 else None
+        options = from_document(cls, values, [])
+        return options if options is not None and options.precision in ("fp32", "bf16") and options.chunk >= 0 else None
 
 
 @dataclass(frozen=True)
@@ -207,7 +205,7 @@ def _read_cache(path: Path, options: list[SpeedOptions]) -> tuple[SpeedOptions, 
 
 def _write_cache(path: Path, best: SpeedOptions, timings: list[tuple[SpeedOptions, float]]) -> None:
     """Best effort: a cache that cannot be written only means timing again next time."""
-    doc = {"best": asdict(best), "timings": [[asdict(o), s] for o, s in timings]}
+    doc = {"best": to_document(best), "timings": [[to_document(o), s] for o, s in timings]}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with atomic_write(path) as handle:

@@ -287,7 +287,13 @@ def test_bad_checkpoints(trained, tmp_path):
     save_checkpoint(tmp_path / "other.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
     with pytest.raises(ModelError, match="do not fit the conv4 .*wrong shape: backbone.features.features.0.conv.weight"):
         export_checkpoint(tmp_path / "other.pt", tmp_path / "m.onnx")
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "other.pt"]
+    payload = load_checkpoint(checkpoint)
+    payload["preprocessing"] = {**payload["preprocessing"], "channels": "1", "invert": 1}  # read as strictly as metadata
+    save_checkpoint(tmp_path / "prep.pt", {k: v for k, v in payload.items() if k not in ("format", "version")})
+    with pytest.raises(CheckpointError, match="(?s)2 problems:.*preprocessing.channels must be an integer.*"
+                                              "preprocessing.invert must be a bool"):
+        export_checkpoint(tmp_path / "prep.pt", tmp_path / "m.onnx")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cut.pt", "other.pt", "prep.pt"]
 
 
 def test_bad_options_leave_nothing_behind(trained, tmp_path, monkeypatch):
