@@ -1,0 +1,51 @@
+"""INT8 weights: an all-zero channel of a per-channel uint8 weight gets the tensor's common zero
+point (onnxruntime leaves its fast kernels for mixed ones), and the weights it dequantizes to
+do not change."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from anil_edge.export.quantize import uniform_weight_zero_points
+
+
+def dequantize_graph(q: np.ndarray, zp: np.ndarray, scale: np.ndarray) -> onnx.ModelProto:
+    """A graph whose output is DequantizeLinear(q, scale, zp) along axis 0 (a Conv weight's layout)."""
+    inits = [numpy_helper.from_array(q, "q"), numpy_helper.from_array(scale, "s"), numpy_helper.from_array(zp, "zp")]
+    node = helper.make_node("DequantizeLinear", ["q", "s", "zp"], ["w"], axis=0)
+    graph = helper.make_graph([node], "dq", [], [helper.make_tensor_value_info("w", TensorProto.FLOAT, q.shape)], inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 19)])
+
+
+def run(model: onnx.ModelProto) -> np.ndarray:
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"]).run(None, {})[0]
+
+
+def weights(zp_of_dead: int, dead_values: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    q = rng.integers(0, 256, (4, 1, 3, 3), dtype=np.uint8)
+    q[2] = dead_values  # channel 2: all equal to its zero point when it holds only zeros
+    zp = np.array([128, 128, zp_of_dead, 128], np.uint8)
+    return q, zp, np.array([0.01, 0.02, 1.0, 0.03], np.float32)
+
+
+def test_an_all_zero_channel_takes_the_common_zero_point_and_dequantizes_the_same():
+    model = dequantize_graph(*weights(zp_of_dead=0, dead_values=0))
+    before = run(model)
+    assert uniform_weight_zero_points(model) == 1
+    zp = numpy_helper.to_array(next(t for t in model.graph.initializer if t.name == "zp"))
+    assert zp.tolist() == [128, 128, 128, 128]
+    np.testing.assert_array_equal(run(model), before)  # exactly the same weights
+    assert not before[2].any()
+
+
+@pytest.mark.parametrize("zp_of_dead, dead_values", [(0, 7), (128, 0)], ids=["a-live-channel", "already-uniform"])
+def test_other_tensors_are_left_as_they_are(zp_of_dead, dead_values):
+    q, zp, scale = weights(zp_of_dead, dead_values)
+    model = dequantize_graph(q, zp, scale)
+    assert uniform_weight_zero_points(model) == 0
+    np.testing.assert_array_equal(numpy_helper.to_array(model.graph.initializer[0]), q)
