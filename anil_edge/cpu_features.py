@@ -65,9 +65,14 @@ def bf16_acceleration(flags: frozenset[str] | None = None) -> str | None:
     return _first(BF16_FLAGS, cpu_flags() if flags is None else flags)
 
 
-def int8_speed_note(flags: frozenset[str] | None = None) -> str:
-    """One line on whether INT8 should be faster than FP32 on this CPU."""
+def int8_speed_note(flags: frozenset[str] | None = None, weights: str = "int8") -> str:
+    """One line on whether INT8 should be faster than FP32 on this CPU. ``weights`` is the INT8
+    model's weight type: with "uint8" (the ``u8u8`` format) onnxruntime widens products to int16
+    and cannot use VNNI or AMX (export/quantize.py)."""
     found = int8_acceleration(flags)
+    if found and weights == "uint8":
+        return (f"this CPU has {found}, but a model with uint8 weights (u8u8) cannot use it: it may be slower than "
+                "FP32 here (anil-edge bench export measures it)")
     if found:
         return f"INT8 has native dot products on this CPU ({found})"
     return ("INT8 will likely not be faster than FP32 on this CPU: it has no VNNI, AMX or ARM dot-product "

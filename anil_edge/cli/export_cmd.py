@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cpu_features import int8_speed_note
     from ..data.config_data import provenance_split, training_sample
     from ..export.pipeline import check_export_target, export_checkpoint
+    from ..export.quantize import FORMATS
     from ..export.trained import load_trained
 
     checkpoint = Path(args.checkpoint)
@@ -58,7 +59,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
     if result.int8_check is not None:
-        print(f"{result.int8_check.summary()} (format {result.int8_check.format}); {int8_speed_note()}")
+        weights = "uint8" if FORMATS[result.int8_check.format][1] == "QUInt8" else "int8"
+        print(f"{result.int8_check.summary()} (format {result.int8_check.format}); {int8_speed_note(weights=weights)}")
     if result.open_set is None:
         print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes: fewer than 6 "
               "have 2 or more images)")

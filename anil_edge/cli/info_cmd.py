@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> int:
     if meta.extra.get("precision") == "int8":
         from ..cpu_features import cpu_name, int8_speed_note
 
-        rows.append(("this CPU", f"{cpu_name()}: {int8_speed_note()}"))
+        quantization = meta.extra.get("quantization")
+        weights = quantization.get("weights", "int8") if isinstance(quantization, dict) else "int8"
+        rows.append(("this CPU", f"{cpu_name()}: {int8_speed_note(weights=weights)}"))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     if args.mobile:
