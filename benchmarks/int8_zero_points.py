@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import subprocess
 import tempfile
 from pathlib import Path
 from unittest import mock
@@ -19,13 +18,9 @@ import numpy as np
 import onnxruntime as ort
 
 from anil_edge.bench.timing import median_seconds
+from anil_edge.cpu_features import cpu_name
 from anil_edge.export import quantize
 from anil_edge.runtime import Backbone
-
-
-def cpu_name() -> str:
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown CPU")
 
 
 def session(path: Path, threads: int) -> ort.InferenceSession:

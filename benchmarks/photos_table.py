@@ -7,14 +7,15 @@ the FP32 and INT8 ONNX backbones (median of 50 calls, 1 thread, this machine's C
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
 
+from anil_edge.bench.timing import median_seconds
 from anil_edge.runtime import Backbone
 
 ROWS = {"conv4-scratch": "Conv-4 from scratch (64 px)", "lite0-imprint": "EfficientNet-Lite0 ImageNet, prototype head, "
@@ -26,13 +27,7 @@ def latency_ms(path: Path, calls: int = 50) -> float:
     backbone = Backbone(path, device="cpu", intra_op_threads=1)
     h, w = backbone.metadata.preprocessing.input_size
     image = np.random.default_rng(0).integers(0, 256, (1, h, w, backbone.metadata.preprocessing.channels), np.uint8)
-    backbone.embed(image)
-    times = []
-    for _ in range(calls):
-        start = time.perf_counter()
-        backbone.embed(image)
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times))
+    return 1000 * median_seconds(functools.partial(backbone.embed, image), calls)
 
 
 def cell(path: Path) -> str:

@@ -6,13 +6,13 @@ Run: .venv/bin/python benchmarks/preprocess_graph.py  (RESULTS.md, "Preprocessin
 from __future__ import annotations
 
 import functools
-import subprocess
 import time
 
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
 
+from anil_edge.cpu_features import cpu_name
 from anil_edge.export.preprocess_graph import build_preprocess_graph
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.runtime.preprocess import pil_pixels
@@ -20,11 +20,6 @@ from anil_edge.runtime.preprocess import pil_pixels
 GLYPH = Preprocessing((28, 28), 1, (0.5,), (0.5,), invert=True, resize="lanczos")
 PHOTO = Preprocessing((224, 224), 3, (0.5,) * 3, (0.5,) * 3, resize="bicubic", crop="center", crop_pct=0.875)
 CASES = [((105, 105), GLYPH), ((480, 640), PHOTO), ((1080, 1920), PHOTO), ((3024, 4032), PHOTO)]
-
-
-def cpu_name() -> str:
-    lines = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    return next((line.split(":", 1)[1].strip() for line in lines if line.startswith("Model name")), "unknown CPU")
 
 
 def median_ms(fn, repeats: int = 7) -> float:

@@ -115,7 +115,6 @@ def readme_example_files(model_path, folder) -> None:
     write_folder(folder / "more_products", {"plate": 2, "cup": 1}, size=28)
 
 
-
 EMOJI = {  # code -> (short name, category, subcategory): a fabricated emoji.json's entries
     "1F600": ("grinning", "Smileys & Emotion", "face-smiling"),
     "1F603": ("smiley", "Smileys & Emotion", "face-smiling"),
@@ -166,3 +165,25 @@ def readme_commands(heading: str) -> list[str]:
     match = re.search(r"```sh\n(.*?)```", section, re.S)
     assert match, f"no sh block after {heading!r} in the README"
     return [line.split("  #")[0].strip() for line in match.group(1).splitlines() if line.strip()]
+
+
+DISC_COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 200, 20)]
+DISC_SIZES = [(60, 80), (90, 64), (120, 160), (64, 64), (45, 100)]  # (H, W): landscape, portrait, square
+
+
+def disc_photos(seed: int = 0, per_class: int = 3):
+    """[(PIL image, class)]: a coloured disc per class on a noisy light background, at sizes and
+    aspect ratios the model's centre crop must handle."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    photos = []
+    for c, colour in enumerate(DISC_COLOURS):
+        for k in range(per_class):
+            h, w = DISC_SIZES[(c + k) % len(DISC_SIZES)]
+            img = rng.integers(190, 256, (h, w, 3)).astype(np.uint8)
+            yy, xx = np.mgrid[:h, :w]
+            r = min(h, w) // 3
+            img[(yy - h // 2 - rng.integers(-3, 4)) ** 2 + (xx - w // 2 - rng.integers(-3, 4)) ** 2 < r * r] = colour
+            photos.append((Image.fromarray(img), c))
+    return photos

@@ -39,6 +39,7 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cpu_features import int8_speed_note
     from ..data.config_data import provenance_split, training_sample
+    from ..export.open_set_calibration import SHOTS, WAYS
     from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.quantize import FORMATS
     from ..export.trained import load_trained
@@ -62,8 +63,8 @@ def run(args: argparse.Namespace) -> int:
         weights = "uint8" if FORMATS[result.int8_check.format][1] == "QUInt8" else "int8"
         print(f"{result.int8_check.summary()} (format {result.int8_check.format}); {int8_speed_note(weights=weights)}")
     if result.open_set is None:
-        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes: fewer than 6 "
-              "have 2 or more images)")
+        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes: fewer than "
+              f"{WAYS + 1} have {SHOTS + 1} or more images)")
     else:
         rates = ", ".join(f"false-accept {100 * r:g}%: threshold {t:.3f} (accepts {100 * result.open_set.true_accept[r]:.1f}"
                           f"% of known queries)" for r, t in result.open_set.thresholds.items())

@@ -220,7 +220,7 @@ class FewShotClassifier:
         if calibration is None:
             raise InputError(f"reject={reject!r}: {self.backbone.path} has no open-set calibration: the export "
                              "calibrates on the validation classes, and this model's were too few (fewer than 6 classes "
-                             "with 6 images) or it predates calibration; export it again with more validation classes "
+                             "with 2 or more images) or it predates calibration; export it again with more validation classes "
                              "(--validation-fraction), or reject by probability instead (threshold=, --threshold)")
         return calibration.threshold(reject)
 

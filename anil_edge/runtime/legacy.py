@@ -34,14 +34,14 @@ def upgrade_metadata(doc: Any) -> Any:
     new["learned_head"] = {k: head[k] for k in ("weight", "bias") if k in head}
     extra, training = dict(_object(doc.get("extra"))), dict(_object(doc.get("training")))
     data, dataset = extra.pop("data", None), training.pop("dataset", None)
-    if "extra" in doc:
-        new["extra"] = extra if isinstance(doc["extra"], dict) else doc["extra"]
+    if isinstance(doc.get("extra"), dict):
+        new["extra"] = extra
     if isinstance(data, dict):
         training["data"] = {"dataset": dataset, **data}
     elif isinstance(dataset, str):
         training["data"] = to_document(DataProvenance(dataset))
-    if "training" in doc:
-        new["training"] = training if isinstance(doc["training"], dict) else doc["training"]
+    if isinstance(doc.get("training"), dict):
+        new["training"] = training
     if isinstance(doc.get("preprocessing"), dict):
         new["preprocessing"] = {"crop": "squash", "crop_pct": 1.0, **doc["preprocessing"]}
     return new

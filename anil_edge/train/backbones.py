@@ -34,7 +34,7 @@ from .timm_backbone import TimmBackbone
 from .timm_names import timm_name
 
 __all__ = ["ARCHS", "EMBEDDINGS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock",
-           "ResNet12Backbone", "ScaledNormalized", "TimmBackbone", "build_backbone", "timm_part"]
+           "ResNet12Backbone", "ScaledNormalized", "TimmBackbone", "build_backbone", "features_of", "timm_part"]
 
 
 class ConvBlock(nn.Module):
@@ -111,7 +111,12 @@ def build_backbone(config: BackboneConfig) -> BackboneModule:
     return ScaledNormalized(features) if config.embedding == "cosine" else features
 
 
+def features_of(backbone: BackboneModule) -> CNN4Backbone | ResNet12Backbone | TimmBackbone:
+    """The feature network of ``backbone``: itself, or what the cosine normalisation wraps."""
+    return backbone.features if isinstance(backbone, ScaledNormalized) else backbone
+
+
 def timm_part(backbone: BackboneModule) -> TimmBackbone | None:
     """The timm network inside ``backbone`` (under the cosine normalisation), or None."""
-    inner = backbone.features if isinstance(backbone, ScaledNormalized) else backbone
+    inner = features_of(backbone)
     return inner if isinstance(inner, TimmBackbone) else None

@@ -97,10 +97,10 @@ def _timm_problems(c: Any) -> list[str]:
                         f"{timm_names.MIN_INPUT} (its ImageNet weights were trained at 224; 128 or 160 are faster)")
     if c.norm != "batch":
         problems.append(f"{c.backbone} keeps its own norm layers: norm must be 'batch', found {c.norm!r}")
-    stages = timm_names.STAGES.get(timm_names.timm_name(c.backbone) or "", 0)
-    if not 0 <= c.freeze_stages <= max(stages, 0) and stages:
+    stages = timm_names.STAGES.get(timm_names.timm_name(c.backbone) or "")  # None: an unsupported name
+    if stages is not None and not 0 <= c.freeze_stages <= stages:
         problems.append(f"freeze_stages must lie in [0, {stages}] for {c.backbone} (the stem and {stages - 1} stages of "
                         f"blocks), found {c.freeze_stages}")
-    elif c.freeze_stages < 0:
+    elif stages is None and c.freeze_stages < 0:
         problems.append(f"freeze_stages must be >= 0, found {c.freeze_stages}")
     return problems

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..runtime.metadata import LearnedHead
-from .backbones import BackboneConfig, ScaledNormalized, build_backbone, timm_part
+from .backbones import BackboneConfig, build_backbone, features_of, timm_part
 from .config import TrainConfig
 from .pretrained import load_pretrained, read_state_dict
 from .timm_names import resolve_pretrained
@@ -94,7 +94,6 @@ def parameter_groups(model: AnilModel, config: TrainConfig) -> list[dict]:
     trainable = [p for p in model.parameters() if p.requires_grad]
     if config.backbone_lr_scale == 1.0:
         return [{"params": trainable}]
-    features = model.backbone.features if isinstance(model.backbone, ScaledNormalized) else model.backbone
-    inner = {id(p) for p in features.parameters()}
+    inner = {id(p) for p in features_of(model.backbone).parameters()}
     return [{"params": [p for p in trainable if id(p) not in inner]},
             {"params": [p for p in trainable if id(p) in inner], "lr": config.meta_lr * config.backbone_lr_scale}]

@@ -68,12 +68,9 @@ class TimmBackbone(nn.Module):
         return [[net.conv1, net.bn1], *([getattr(net, f"layer{i}")] for i in range(1, 5))]  # ResNet
 
     def freeze_stages(self, n: int) -> None:
-        """Stop gradients through the first ``n`` of :meth:`stages` (the stem counts as one)."""
-        stages = self.stages()
-        if n > len(stages):
-            raise InputError(f"freeze_stages {n}: timm:{self.name} has {len(stages)} stages (the stem and "
-                             f"{len(stages) - 1} stages of blocks); expected at most {len(stages)}")
-        for stage in stages[:n]:
+        """Stop gradients through the first ``n`` of :meth:`stages` (the stem counts as one);
+        ``n`` was checked against :data:`.timm_names.STAGES` with the training configuration."""
+        for stage in self.stages()[:n]:
             for module in stage:
                 module.requires_grad_(False)
 

@@ -95,24 +95,22 @@ document.getElementById('enroll').onclick = async () => {
   head = await enroll(model, [...examples].map(([label, images]) => ({ label, images })));
   document.getElementById('status').textContent = `enrolled ${examples.size} classes`;
 };
-document.getElementById('predict').onclick = async () => {
+// Classify one image (the drawing, or a query photo) with the classes enrolled so far.
+async function predictOne(image) {
   const model = await ready;
   if (!head) await document.getElementById('enroll').onclick();
   const rate = document.getElementById('reject').value;
-  const [r] = await predict(model, head, [snapshot()], rate === '' ? null : Number(rate));
+  const [r] = await predict(model, head, [image], rate === '' ? null : Number(rate));
   show(r, [...examples.keys()], null);
-};
+}
+document.getElementById('predict').onclick = () => predictOne(snapshot());
 document.getElementById('query').onchange = async (e) => { // a photo as the query, shown on the pad
   const [file] = e.target.files;
   if (!file) return;
   const photo = await decodeURL(URL.createObjectURL(file));
   clearPad();
   pen.drawImage(photo, 0, 0, pad.width, pad.height);
-  const model = await ready;
-  if (!head) await document.getElementById('enroll').onclick();
-  const rate = document.getElementById('reject').value;
-  const [r] = await predict(model, head, [photo], rate === '' ? null : Number(rate));
-  show(r, [...examples.keys()], null);
+  await predictOne(photo);
 };
 
 function show(result, labels, enrolled) {

@@ -108,8 +108,7 @@ def photo_export_dir(tmp_path_factory):
     from anil_edge.train.config import TrainConfig
     from anil_edge.train.model import build_model
     from anil_edge.train.preprocessing import preprocessing_for
-
-    from .helpers import disc_photos
+    from tests.helpers import disc_photos
 
     config = TrainConfig(backbone="timm:tf_efficientnet_lite0", pretrained="efficientnet-lite0", channels=3,
                          input_size=64, ways=4)

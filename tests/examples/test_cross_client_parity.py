@@ -125,7 +125,7 @@ def test_the_browser_agrees_with_python_on_off_size_png_and_jpeg(server, export_
 @pytest.fixture(scope="module")
 def photo_files(tmp_path_factory):
     """classes/<colour>/0.jpg (one photo each) and queries/ of JPEG and PNG photos of other sizes."""
-    from .helpers import disc_photos
+    from tests.helpers import disc_photos
 
     root = tmp_path_factory.mktemp("photos")
     for i, (image, c) in enumerate(disc_photos(seed=9, per_class=3)):

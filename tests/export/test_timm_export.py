@@ -10,7 +10,7 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("timm")
 pytest.importorskip("onnxruntime")
-Image = pytest.importorskip("PIL.Image")
+pytest.importorskip("PIL.Image")
 
 from anil_edge.export.pipeline import export_checkpoint
 from anil_edge.export.trained import TrainedModel
@@ -20,24 +20,13 @@ from anil_edge.train.config import TrainConfig
 from anil_edge.train.model import build_model
 from anil_edge.train.preprocessing import preprocessing_for
 from anil_edge.train.timm_names import SUPPORTED
+from tests.helpers import disc_photos
 
-COLOURS = [(220, 30, 30), (30, 160, 40), (30, 60, 220), (230, 200, 20)]
 
-
-def _photos(seed: int = 0, per_class: int = 4, size=(60, 80)) -> tuple[list, list[int]]:
-    """Landscape RGB 'photos': a coloured disc of class c on a noisy light background."""
-    rng = np.random.default_rng(seed)
-    images, labels = [], []
-    h, w = size
-    yy, xx = np.mgrid[:h, :w]
-    for c, colour in enumerate(COLOURS):
-        for _ in range(per_class):
-            img = rng.integers(190, 256, (h, w, 3)).astype(np.uint8)
-            r = rng.integers(14, 20)
-            img[(yy - h // 2 - rng.integers(-4, 5)) ** 2 + (xx - w // 2 - rng.integers(-4, 5)) ** 2 < r * r] = colour
-            images.append(Image.fromarray(img))
-            labels.append(c)
-    return images, labels
+def _photos(seed: int = 0, per_class: int = 4) -> tuple[list, list[int]]:
+    """RGB 'photos' of four classes (:func:`tests.helpers.disc_photos`) and their labels."""
+    pairs = disc_photos(seed, per_class)
+    return [image for image, _ in pairs], [c for _, c in pairs]
 
 
 def _trained(name: str, size: int, pretrained: str = "") -> TrainedModel:
