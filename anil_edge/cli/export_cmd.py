@@ -31,6 +31,10 @@ def add_parser(sub, name: str) -> None:
     p.add_argument("--ort", action="store_true",
                    help="also write .ort files (onnxruntime's mobile format) of the pixel model and head graphs, "
                         "with required_operators.config for a reduced onnxruntime build")
+    p.add_argument("--head-rule", default="calibrate", choices=("calibrate", "trained"),
+                   help="the head rule devices run: calibrate (default): the best of a grid of logit scales, step "
+                        "sizes, steps and pulls on validation episodes, or the nearest class mean where none beats it "
+                        "with 95%% confidence; trained: the inner loop the model trained with")
     p.add_argument("--no-pixel-input", dest="pixel_input", action="store_false",
                    help="do not write OUT.pixels.onnx (the backbone taking raw uint8 pixels, for apps in other "
                         "languages)")
@@ -55,13 +59,18 @@ def run(args: argparse.Namespace) -> int:
                                torchscript=args.torchscript, opset=args.opset,
                                calibration_method=args.calibration_method, open_set_data=split.validation,
                                pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort,
-                               int8_format=args.int8_format)
+                               int8_format=args.int8_format, calibrate_head=args.head_rule == "calibrate")
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
     if result.int8_check is not None:
         weights = "uint8" if FORMATS[result.int8_check.format][1] == "QUInt8" else "int8"
         print(f"{result.int8_check.summary()} (format {result.int8_check.format}); {int8_speed_note(weights=weights)}")
+    if result.head_calibration is not None:
+        print(result.head_calibration.summary())
+    elif args.head_rule == "calibrate":
+        print(f"head rule: not calibrated ({split.validation.n_classes} validation classes cannot supply 5-way "
+              f"episodes); ships the trained rule ({trained.adaptation.describe()})")
     if result.open_set is None:
         print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes: fewer than "
               f"{WAYS + 1} have {SHOTS + 1} or more images)")

@@ -44,8 +44,8 @@ def run(args: argparse.Namespace) -> int:
         ("clients resize", _client_resize(p)),
         ("embedding", f"{meta.embedding_dim}-d" + (f" from {meta.extra['backbone']}" if "backbone" in meta.extra else "")
                       + (f", pretrained {meta.extra['pretrained']}" if "pretrained" in meta.extra else "")),
-        ("adaptation", f"head_init {a.head_init!r}, {a.adaptation_steps} SGD steps at adaptation_lr "
-                       f"{a.adaptation_lr}, meta-learned rows {meta.learned_head.weight.shape}"),
+        ("adaptation", f"{a.describe()}; meta-learned rows {meta.learned_head.weight.shape}"),
+        ("head rule", meta.head_calibration.summary() if meta.head_calibration else "as trained (not calibrated)"),
         ("trained", f"{t.ways}-way {t.shots}-shot on {t.data.dataset} {list(t.data.sources)}"),
         ("precision", _precision(meta.extra)),
         ("backbone sha256", meta.backbone_sha256),

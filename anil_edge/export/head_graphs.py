@@ -6,7 +6,7 @@ Two graphs, built from the pieces below (each written once):
 - **adapt** — ``embeddings`` (N, D) float32 and ``labels`` (N,) int64 in 0..C-1 → the adapted
   head ``weight`` (C, D), ``bias`` (C,) and the ``class_means`` (C, D). C is ``max(labels) + 1``
   and every class 0..C-1 needs at least one example. The model's own rule, learning rate and
-  step count (its :class:`~anil_edge.runtime.adaptation.Adaptation`) are baked in; the steps
+  step count, logit scale and pull (its :class:`~anil_edge.runtime.adaptation.Adaptation`) are baked in; the steps
   are unrolled (``steps`` copies of one step's nodes).
 - **classify** — ``queries`` (Q, D) with ``weight``, ``bias``, ``class_means`` →
   ``logits`` (Q, C), ``probabilities`` (Q, C) and ``open_set_score`` (Q,), the cosine
@@ -51,32 +51,40 @@ def _class_means(g: GraphBuilder, E: str, Y: str) -> str:
 
 
 def _initial_head(g: GraphBuilder, adaptation: Adaptation, learned: LearnedHead, means: str, C: str) -> tuple[str, str]:
-    """The starting head by the rule: prototype (2μ, −‖μ‖²), zeros, or the mean learned row."""
-    rule = adaptation.head_init
+    """The starting head by the rule, times ``head_scale``: prototype (2μ, −‖μ‖²), zeros, or the
+    mean learned row (the numpy runtime's float32 products, in the same order)."""
+    rule, scale = adaptation.head_init, np.float32(adaptation.head_scale)
     if rule == "prototype":
         norms = g.op("ReduceSum", g.op("Mul", means, means), g.const([1], np.int64), keepdims=0)
-        return g.op("Mul", means, g.const(2.0)), g.op("Neg", norms)
+        return g.op("Mul", means, g.const(2 * scale)), g.op("Mul", norms, g.const(-scale))
     if rule == "zeros":
         return g.op("Mul", means, g.const(0.0)), g.op("ConstantOfShape", C, value=_zero_tensor(g))
     shape = g.op("Shape", means)
-    row = g.const(learned.weight.mean(axis=0, dtype=np.float32))
-    return g.op("Expand", row, shape), g.op("Expand", g.const([learned.bias.mean(dtype=np.float32)]), C)
+    row = g.const(scale * learned.weight.mean(axis=0, dtype=np.float32))
+    return g.op("Expand", row, shape), g.op("Expand", g.const([scale * learned.bias.mean(dtype=np.float32)]), C)
 
 
-def _step(g: GraphBuilder, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
-    """One SGD step of the mean softmax cross-entropy: G = (softmax(E Wᵀ + b) − Y) / N."""
+def _step(g: GraphBuilder, E: str, Y: str, inv_n: str, lr: str, W: str, b: str,
+          pull: tuple[str, str, str] | None = None) -> tuple[str, str]:
+    """One SGD step of the mean softmax cross-entropy: G = (softmax(E Wᵀ + b) − Y) / N; with
+    ``pull`` = (W₀, b₀, decay) the gradient gains ``decay·(θ − θ₀)``."""
     G = g.op("Mul", g.op("Sub", g.op("Softmax", _logits(g, E, W, b), axis=-1), Y), inv_n)
     dW = g.op("MatMul", g.op("Transpose", G, perm=[1, 0]), E)
     db = g.op("ReduceSum", G, g.const([0], np.int64), keepdims=0)
+    if pull is not None:
+        W0, b0, decay = pull
+        dW = g.op("Add", dW, g.op("Mul", g.op("Sub", W, W0), decay))
+        db = g.op("Add", db, g.op("Mul", g.op("Sub", b, b0), decay))
     return g.op("Sub", W, g.op("Mul", dW, lr)), g.op("Sub", b, g.op("Mul", db, lr))
 
 
-def _loop(g: GraphBuilder, steps: int, E: str, Y: str, inv_n: str, lr: str, W: str, b: str) -> tuple[str, str]:
+def _loop(g: GraphBuilder, steps: int, E: str, Y: str, inv_n: str, lr: str, W: str, b: str,
+          pull: tuple[str, str, str] | None) -> tuple[str, str]:
     """The same step as the body of an ONNX Loop run ``steps`` times (outer values captured)."""
     onnx = g.onnx
     body = GraphBuilder(onnx)
     body.count = 10_000  # names distinct from the outer graph's
-    W_out, b_out = _step(body, E, Y, inv_n, lr, "W_in", "b_in")
+    W_out, b_out = _step(body, E, Y, inv_n, lr, "W_in", "b_in", pull)
     body.rename("cond_in", "cond_out")
     body.rename(W_out, "W_out")
     body.rename(b_out, "b_out")
@@ -121,11 +129,12 @@ def build_adapt_graph(adaptation: Adaptation, learned: LearnedHead, dim: int, op
     W, b = _initial_head(g, adaptation, learned, means, C)
     n = g.op("Cast", g.op("Shape", labels), to=onnx.TensorProto.FLOAT)
     inv_n, lr = g.op("Reciprocal", n), g.const(adaptation.adaptation_lr)
+    pull = (W, b, g.const(adaptation.head_decay)) if adaptation.head_decay else None
     if loop:
-        W, b = _loop(g, adaptation.adaptation_steps, embeddings, Y, inv_n, lr, W, b)
+        W, b = _loop(g, adaptation.adaptation_steps, embeddings, Y, inv_n, lr, W, b, pull)
     else:
         for _ in range(adaptation.adaptation_steps):
-            W, b = _step(g, embeddings, Y, inv_n, lr, W, b)
+            W, b = _step(g, embeddings, Y, inv_n, lr, W, b, pull)
     for source, target in zip((W, b, means), ADAPT_OUTPUTS):
         g.rename(source, target)
     f, i64 = onnx.TensorProto.FLOAT, onnx.TensorProto.INT64

@@ -21,10 +21,12 @@ from ..atomic import refuse_to_overwrite, remove_stale_folders
 from ..data.image_set import ImageSet
 from ..errors import CheckpointError, InputError, ModelError
 from ..file_set import STAGING_PREFIX, commit_files, complete_interrupted
+from ..runtime.adaptation import HeadCalibration
 from ..runtime.backbone import read_metadata
 from ..runtime.export_files import beside, output_suffixes
 from ..runtime.open_set import OpenSetCalibration
 from .deployment_files import write_deployment_files, write_sidecar
+from .head_calibration import add_head_calibration
 from .int8_check import Int8Report
 from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
@@ -45,6 +47,7 @@ class ExportResult:
     open_set: OpenSetCalibration | None = None  # the FP32 model's open-set thresholds, when calibrated
     deployment: dict[str, Path] = field(default_factory=dict)  # head graphs, pixel-input backbones, sidecar
     int8_check: Int8Report | None = None  # the INT8 model against FP32 on real images, when exported
+    head_calibration: HeadCalibration | None = None  # how the shipped head rule was chosen, when calibrated
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
@@ -74,16 +77,18 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                       int8: bool = False, torchscript: bool = False, opset: int = OPSET,
                       calibration_method: str = "minmax", open_set_data: ImageSet | None = None,
                       pixel_input: bool = True, fixed_batch: int | None = None,
-                      ort_format: bool = False, int8_format: str = DEFAULT_FORMAT) -> ExportResult:
+                      ort_format: bool = False, int8_format: str = DEFAULT_FORMAT,
+                      calibrate_head: bool = True) -> ExportResult:
     """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
     (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
 
     Args:
         real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
         calibration: preprocessed training images for INT8 calibration (required with ``int8``).
-        open_set_data: validation classes (never trained on) to calibrate the open-set rejection
-            thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`), and
-            to check the INT8 model against FP32 on (:mod:`.int8_check`; else ``real_images``).
+        open_set_data: validation classes (never trained on) to calibrate the head rule on
+            (:mod:`.head_calibration`, unless ``calibrate_head`` is False) and the open-set
+            rejection thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`),
+            and to check the INT8 model against FP32 on (:mod:`.int8_check`; else ``real_images``).
         int8_format: the INT8 activation × weight format (:data:`.quantize.FORMATS`).
         pixel_input: also write ``.pixels.onnx`` (and ``.int8.pixels.onnx``), the backbone taking
             uint8 (N, H, W, C) pixels.
@@ -107,6 +112,9 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                  extra={"checkpoint_iteration": trained.iteration, "opset": opset,
                                         **_backbone_record(trained.config)})
         write_onnx(model, stage["onnx"])
+        head = add_head_calibration(stage["onnx"], open_set_data) if open_set_data is not None and calibrate_head else None
+        if head is not None:
+            meta = replace(meta, adaptation=head[0], head_calibration=head[1])
         open_set = add_calibration(stage["onnx"], open_set_data) if open_set_data is not None else None
         meta = replace(meta, open_set=open_set)
         if torchscript:
@@ -147,7 +155,8 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         stale = [path for path in (beside(out, suffix) for suffix in OUTPUT_SUFFIXES)
                  if path not in written and path.is_file()]  # an earlier export's INT8, pixel, .ort files
         commit_files(out.parent, stage["onnx"].parent, moves, stale)
-    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report)
+    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report,
+                        meta.head_calibration)
 
 
 def _quantize_checked(fp32: Path, int8: Path, calibration: np.ndarray, method: str, fmt: str,

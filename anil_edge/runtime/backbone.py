@@ -126,7 +126,7 @@ class ModelFile(NamedTuple):
 
     metadata: ModelMetadata
     inputs: list[tuple[str, str, list[Any]]]  # (name, element type, shape) of each input
-    format_version: str  # the file's own anil-edge metadata format ("1", "2")
+    format_version: str  # the file's own anil-edge metadata format ("1", "2", "3")
 
 
 def read_model_file(path: str | os.PathLike[str]) -> ModelFile:

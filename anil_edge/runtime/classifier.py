@@ -30,7 +30,7 @@ from .state import EnrollmentState, Origin, check_belongs, load_consistent, save
 from .support_set import SupportSet
 from .validation import as_float32, check_embedding_range
 
-SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "threshold", "reject")
+SETTINGS = ("adaptation_lr", "adaptation_steps", "head_init", "head_scale", "head_decay", "threshold", "reject")
 
 
 class FewShotClassifier:
@@ -54,7 +54,8 @@ class FewShotClassifier:
         reject: open-set rejection at this false-accept rate (e.g. 0.05: about 5% of queries of
             never-enrolled classes are accepted), with the threshold the model was calibrated
             with at export (:mod:`.open_set`); None (default) turns it off.
-        adaptation_lr, adaptation_steps, head_init: override the model's :class:`Adaptation`.
+        adaptation_lr, adaptation_steps, head_init, head_scale, head_decay: override the model's
+            :class:`Adaptation` (the head rule its export calibrated, or the one it trained with).
         engine: ``"numpy"`` (the reference) or ``"onnx"``: adapt and classify with the head graphs
             exported beside the model (what apps in other languages run; the model's own
             adaptation settings are baked into them).
@@ -62,14 +63,16 @@ class FewShotClassifier:
 
     def __init__(self, backbone: Backbone, *, threshold: float = 0.0, reject: float | None = None,
                  adaptation_lr: float | None = None, adaptation_steps: int | None = None,
-                 head_init: str | None = None, engine: str = "numpy") -> None:
+                 head_init: str | None = None, head_scale: float | None = None, head_decay: float | None = None,
+                 engine: str = "numpy") -> None:
         if engine not in ENGINES:
             raise InputError(f"engine must be one of {ENGINES}, found {engine!r}")
         self.backbone = backbone
         self.engine = engine
         self._engine = make_engine(engine, backbone)  # chosen once: numpy steps or the exported head graphs
         self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
-                                   adaptation_steps=adaptation_steps, head_init=head_init)
+                                   adaptation_steps=adaptation_steps, head_init=head_init, head_scale=head_scale,
+                                   head_decay=head_decay)
         raise_if_problems(self._engine.problems(self.adaptation), InputError, "invalid classifier settings")
         raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
         self.threshold = float(threshold)
@@ -146,8 +149,9 @@ class FewShotClassifier:
             self._head = None
 
     def configure(self, **changes: Any) -> None:
-        """Change settings: ``adaptation_lr``, ``adaptation_steps``, ``head_init``, ``threshold``,
-        ``reject``; all are checked before any changes (a refused call changes nothing)."""
+        """Change settings: ``adaptation_lr``, ``adaptation_steps``, ``head_init``, ``head_scale``,
+        ``head_decay``, ``threshold``, ``reject``; all are checked before any changes (a refused call
+        changes nothing)."""
         unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
             raise InputError(f"unknown settings {unknown}; expected some of {SETTINGS}")
@@ -246,7 +250,8 @@ class FewShotClassifier:
         check_belongs(state, backbone.sha256, backbone.embedding_dim, backbone.path, source)
         a = state.adaptation
         clf = cls(backbone, threshold=state.threshold, reject=state.reject, adaptation_lr=a.adaptation_lr,
-                  adaptation_steps=a.adaptation_steps, head_init=a.head_init)
+                  adaptation_steps=a.adaptation_steps, head_init=a.head_init, head_scale=a.head_scale,
+                  head_decay=a.head_decay)
         for k, label in enumerate(state.labels):
             clf.enroll_embeddings(label, state.embeddings[state.class_index == k])
         return clf

@@ -35,16 +35,18 @@ def class_means(E: np.ndarray, y: np.ndarray, n_classes: int) -> np.ndarray:
 def initial_head(adaptation: Adaptation, learned: LearnedHead, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The head each task starts from, for classes whose mean embeddings are ``means`` (…, C, D).
 
-    Returns ``W`` (…, C, D) and ``b`` (…, C) float32. On a device ``"learned"`` starts every row
-    from the mean learned row: enrolled classes share no order with the training ways.
+    Returns ``W`` (…, C, D) and ``b`` (…, C) float32, the rule's head times ``head_scale``. On a
+    device ``"learned"`` starts every row from the mean learned row: enrolled classes share no
+    order with the training ways.
     """
-    rule = adaptation.head_init
+    rule, scale = adaptation.head_init, np.float32(adaptation.head_scale)
     if rule == "prototype":
-        return 2 * means, -np.einsum("...cd,...cd->...c", means, means)
+        return (2 * scale) * means, -scale * np.einsum("...cd,...cd->...c", means, means)
     if rule == "zeros":
         return np.zeros_like(means), np.zeros(means.shape[:-1], np.float32)
-    row = learned.weight.mean(axis=0, dtype=np.float32)
-    return np.broadcast_to(row, means.shape).copy(), np.full(means.shape[:-1], learned.bias.mean(dtype=np.float32))
+    row = scale * learned.weight.mean(axis=0, dtype=np.float32)
+    return (np.broadcast_to(row, means.shape).copy(),
+            np.full(means.shape[:-1], scale * learned.bias.mean(dtype=np.float32), np.float32))
 
 
 def fit_head(E: np.ndarray, y: np.ndarray, n_classes: int, adaptation: Adaptation,
@@ -55,7 +57,8 @@ def fit_head(E: np.ndarray, y: np.ndarray, n_classes: int, adaptation: Adaptatio
     as the classifier (which checks what users give it) and the task sets (which draw them)
     produce; a valid :class:`Adaptation` (checked when it is made)."""
     W0, b0 = initial_head(adaptation, learned, class_means(E, y, n_classes))
-    return head.adapt_kernel(E, y, W0, b0, adaptation.adaptation_lr, adaptation.adaptation_steps)
+    return head.adapt_kernel(E, y, W0, b0, adaptation.adaptation_lr, adaptation.adaptation_steps,
+                             adaptation.head_decay)
 
 
 def episode_probabilities(E_support: np.ndarray, y_support: np.ndarray, E_query: np.ndarray, n_classes: int,

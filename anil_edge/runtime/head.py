@@ -10,7 +10,8 @@ reused as is. For cached embeddings ``E`` (N, D), integer labels ``y`` (N,) and 
     dW = Gᵀ E                               (C, D)
     db = Σᵢ Gᵢ                              (C,)
 
-so a device needs no autograd: ``steps`` plain SGD steps ``W ← W − lr·dW``, ``b ← b − lr·db``.
+so a device needs no autograd: ``steps`` SGD steps ``W ← W − lr·(dW + λ(W − W₀))``, likewise
+``b``, where ``λ`` (``decay``) pulls the head toward its start ``(W₀, b₀)`` (0: plain SGD).
 
 Every function takes one task or a batch of T tasks with a leading axis:
 ``E`` (T, N, D), ``y`` (T, N), ``W`` (T, C, D) or (C, D) shared by all tasks, ``b`` (T, C) or (C,).
@@ -22,7 +23,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import InputError, raise_if_problems
-from .adaptation import lr_problems, steps_problems
+from .adaptation import decay_problems, lr_problems, steps_problems
 from .validation import as_float32, check_head, check_labels
 
 __all__ = [
@@ -72,11 +73,12 @@ def gradients(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray) -> tup
 
 
 def adapt(
-    E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, *, lr: float, steps: int
+    E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, *, lr: float, steps: int, decay: float = 0.0
 ) -> tuple[np.ndarray, np.ndarray]:
     """Run ``steps`` SGD steps of the head on ``(E, y)``; return the new ``(W, b)``.
 
-    Equal to ``steps`` calls of ``W -= lr * dW; b -= lr * db`` with :func:`gradients`. When the
+    Equal to ``steps`` calls of ``W -= lr * (dW + decay * (W - W0)); b -= lr * (db + decay * (b - b0))``
+    with :func:`gradients`: the mean cross-entropy plus ``decay/2 · ‖θ − θ₀‖²``. When the
     tasks are small (N below about 2·C·steps) the steps run on the N×N Gram matrix ``E Eᵀ``
     instead: logits move by ``−lr·(E Eᵀ G + db)`` per step and ``W`` is formed once at the
     end, which needs far fewer multiply-adds than ``steps`` products with the D-wide W.
@@ -87,19 +89,21 @@ def adapt(
     E, W, b = check_head(E, W, b)
     n_classes = W.shape[-2]
     y = check_labels(y, E, n_classes)
-    raise_if_problems(lr_problems(lr, "lr") + steps_problems(steps, "steps"), InputError, "invalid adaptation settings")
-    return adapt_kernel(E, y, W, b, float(lr), int(steps))
+    problems = lr_problems(lr, "lr") + steps_problems(steps, "steps")
+    raise_if_problems(problems + ([] if problems else decay_problems(decay, lr)), InputError,
+                      "invalid adaptation settings")
+    return adapt_kernel(E, y, W, b, float(lr), int(steps), float(decay))
 
 
 def adapt_kernel(E: np.ndarray, y: np.ndarray, W: np.ndarray, b: np.ndarray, lr: float,
-                 steps: int) -> tuple[np.ndarray, np.ndarray]:
+                 steps: int, decay: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
     """:func:`adapt` on trusted inputs: float32 arrays of matching shapes, labels in range, valid
     settings (what the classifier and the episode code hand it, checked where they came in)."""
     if steps == 0:
         batch = E.shape[:-2]
         return np.broadcast_to(W, batch + W.shape[-2:]).copy(), np.broadcast_to(b, batch + b.shape[-1:]).copy()
     kernel = _adapt_gram if _gram_is_cheaper(E.shape[-2], E.shape[-1], W.shape[-2], steps) else _adapt_direct
-    return kernel(E, y, W, b, np.float32(lr), steps)
+    return kernel(E, y, W, b, np.float32(lr), steps, np.float32(decay))
 
 
 def predict_proba(E: np.ndarray, W: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -185,34 +189,45 @@ def _scaled_residual_t(Z: np.ndarray, Y: np.ndarray, scale: np.float32) -> np.nd
     return Z
 
 
-def _adapt_direct(E, y, W, b, lr, steps):
-    """``steps`` plain steps on the augmented head [W | b] against [E | 1]."""
+def _adapt_direct(E, y, W, b, lr, steps, decay):
+    """``steps`` steps on the augmented head [W | b] against [E | 1]."""
     n, batch = E.shape[-2], E.shape[:-2]
     E1 = np.concatenate([E, np.ones(batch + (n, 1), np.float32)], axis=-1)  # (…, N, D+1)
     W1 = np.concatenate([np.broadcast_to(W, batch + W.shape[-2:]), np.broadcast_to(b, batch + b.shape[-1:])[..., None]], -1)
+    start = W1.copy() if decay else None
     lr_Y = _onehot_t(y, W.shape[-2], lr / np.float32(n))
     lr_n = lr / np.float32(n)
     for _ in range(steps):
-        W1 -= _scaled_residual_t(_product_t(E1, W1), lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
+        step = _scaled_residual_t(_product_t(E1, W1), lr_Y, lr_n) @ E1  # lr·G (…, C, N) times [E | 1]
+        if start is not None:
+            step += (lr * decay) * (W1 - start)
+        W1 -= step
     return W1[..., :-1], W1[..., -1]
 
 
-def _adapt_gram(E, y, W, b, lr, steps):
-    """Steps on the logits through ``lr·(E Eᵀ + 1)``; W and b are formed once at the end."""
+def _adapt_gram(E, y, W, b, lr, steps, decay):
+    """Steps on the logits through ``lr·(E Eᵀ + 1)``; W and b are formed once at the end.
+
+    The head stays ``θ₀ − lr·A·[E | 1]`` with ``A ← (1 − lr·decay)·A + G`` per step, so the
+    logits are ``Z₀ − A·lr(E Eᵀ + 1)``."""
     n = E.shape[-2]
     K = E @ np.swapaxes(E, -1, -2)  # (…, N, N), symmetric
     K += np.float32(1.0)  # the bias step moves every logit of a class by the same amount
     K *= lr
-    Z = _logits_t(E, W, b)
+    Z0 = _logits_t(E, W, b)
+    Z = Z0.copy()
     Y = _onehot_t(y, W.shape[-2], np.float32(1.0 / n))
     inv_n = np.float32(1.0 / n)
-    G_sum = np.zeros(Z.shape, np.float32)
+    keep = np.float32(1.0) - lr * decay
+    A = np.zeros(Z.shape, np.float32)
     for _ in range(steps):
         G = _scaled_residual_t(Z.copy(), Y, inv_n)
-        G_sum += G
-        Z -= G @ K
-    G_sum *= lr
-    return W - G_sum @ E, b - G_sum.sum(axis=-1)
+        if decay:
+            A *= keep
+        A += G
+        Z = Z0 - A @ K if decay else Z - G @ K
+    A *= lr
+    return W - A @ E, b - A.sum(axis=-1)
 
 
 def _gram_is_cheaper(n: int, d: int, c: int, steps: int) -> bool:

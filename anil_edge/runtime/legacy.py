@@ -1,6 +1,12 @@
-"""What anil-edge 0.1 (format 1 of the model metadata and of the enrollment state) wrote
-differently, in one place: each format-1 document is rewritten as today's, which the one
-reader (:func:`.documents.from_document`) then checks like any other.
+"""What earlier anil-edge versions wrote differently, in one place: each older document is
+rewritten as today's, which the one reader (:func:`.documents.from_document`) then checks like
+any other.
+
+Format 2 (anil-edge 0.2 before the calibrated head rule) had no ``adaptation.head_scale`` and
+``adaptation.head_decay``: its head rule is today's with scale 1 and no pull
+(:func:`upgrade_adaptation`).
+
+Format 1 (anil-edge 0.1) of the model metadata and of the enrollment state:
 
 - The inner loop was ``head.{init, lr, steps}`` beside the learned ``head.{weight, bias}``
   (metadata) and ``settings.{head_init, lr, steps, threshold}`` (state), with the head rules
@@ -22,6 +28,18 @@ from .metadata import DataProvenance
 V1_HEAD_INITS = {"zeros": "zeros", "mean": "learned", "prototype": "prototype"}
 _V1_INNER_LOOP = {"lr": "adaptation_lr", "steps": "adaptation_steps", "init": "head_init"}  # metadata's head.*
 _V1_SETTINGS = {"lr": "adaptation_lr", "steps": "adaptation_steps", "head_init": "head_init"}  # state's settings.*
+
+
+# what format 2's inner loop was, in format 3's fields (removed when format 2 is no longer read)
+V2_ADAPTATION_DEFAULTS = {"head_scale": 1.0, "head_decay": 0.0}
+
+
+def upgrade_adaptation(doc: Any) -> Any:
+    """A format-2 metadata document or version-2 state header as format 3: its ``adaptation``
+    gains scale 1 and no pull (anything but an object is returned as is)."""
+    if not isinstance(doc, dict) or not isinstance(doc.get("adaptation"), dict):
+        return doc
+    return {**doc, "adaptation": {**V2_ADAPTATION_DEFAULTS, **doc["adaptation"]}}
 
 
 def upgrade_metadata(doc: Any) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, raise_if_problems
-from .adaptation import Adaptation
+from .adaptation import Adaptation, HeadCalibration
 from .open_set import OpenSetCalibration
 
 RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
@@ -71,13 +71,14 @@ class ModelMetadata:
 
     preprocessing: Preprocessing
     embedding_dim: int  # D: length of one embedding
-    adaptation: Adaptation  # the inner loop the model was meta-trained with (and deploys)
+    adaptation: Adaptation  # the inner loop the model deploys (the training one, or calibrated at export)
     learned_head: LearnedHead
     training: TrainingInfo
     backbone_sha256: str  # hash of the exported graph and weights; binds enrollment states to it
     anil_edge_version: str  # version of anil-edge that exported the model
     extra: Mapping[str, Any] = field(default_factory=dict)  # free-form provenance (precision, opset, ...)
     open_set: OpenSetCalibration | None = None  # rejection thresholds calibrated at export (None: not calibrated)
+    head_calibration: HeadCalibration | None = None  # how the export chose ``adaptation`` (None: as trained)
 
 
 def check_metadata(meta: ModelMetadata, source: str = "model") -> None:

@@ -11,8 +11,8 @@ builds one (``to_state``) and is rebuilt from one (``from_state``). Members of t
 
 The header is a :class:`StateHeader`, written and read by :mod:`.documents`. The adapted head
 is not stored: it is a deterministic function of the above. Version 1 headers (anil-edge 0.1:
-``settings.{lr, steps, head_init, threshold}``) are rewritten as version 2 first
-(:func:`.legacy.upgrade_state_header`).
+``settings.{lr, steps, head_init, threshold}``) are rewritten as version 2, and version 2
+headers (no head scale or pull) as version 3, first (:mod:`.legacy`).
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from .decision import threshold_problems
 from .documents import from_document, to_document
 from .file_kind import STATE, file_kind
 from .labels import Label, check_label
-from .legacy import upgrade_state_header
+from .legacy import upgrade_adaptation, upgrade_state_header
 from .validation import embedding_range_problems
 
 T = TypeVar("T")
@@ -44,7 +44,8 @@ T = TypeVar("T")
 MAX_STATE_BYTES = 2**31  # 2 GiB uncompressed: about 8 million 64-d embeddings
 MAX_HEADER_BYTES = 64 * 2**20  # labels and settings
 STATE_FORMAT = "anil-edge-state"
-STATE_VERSION = 2
+STATE_VERSION = 3
+READABLE_STATE_VERSIONS = (1, 2, 3)
 _MEMBERS = ("header", "embeddings", "class_index")
 
 
@@ -66,7 +67,7 @@ class StateHeader:
     """The archive's ``header`` member: everything but the arrays."""
 
     format: str  # STATE_FORMAT
-    version: int  # STATE_VERSION when written; 1 and 2 are read
+    version: int  # STATE_VERSION when written; READABLE_STATE_VERSIONS are read
     backbone_sha256: str  # the backbone the embeddings were computed with
     embedding_dim: int  # D
     labels: tuple[Label, ...]  # enrolled classes, in order
@@ -149,10 +150,14 @@ def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
     if not isinstance(header, dict) or header.get("format") != STATE_FORMAT:
         found = header.get("format") if isinstance(header, dict) else type(header).__name__
         raise StateError(f"{path} is not an anil-edge state (format {found!r}, expected {STATE_FORMAT!r})")
-    if header.get("version") not in (1, STATE_VERSION):
-        raise StateError(f"{path} has state version {header.get('version')!r}; this runtime reads versions 1 and 2")
-    if header["version"] == 1:
+    version = header.get("version")
+    if isinstance(version, bool) or version not in READABLE_STATE_VERSIONS:
+        raise StateError(f"{path} has state version {version!r}; this runtime reads versions "
+                         f"{', '.join(map(str, READABLE_STATE_VERSIONS))}")
+    if version == 1:
         header = upgrade_state_header(header)
+    if version in (1, 2):
+        header = upgrade_adaptation(header)
     problems: list[str] = []
     read = from_document(StateHeader, header, problems)
     labels = _labels(read.labels, problems) if read else []

@@ -38,8 +38,10 @@ def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: Adaptation) -> tup
     E = model.forward_features(images).to(model.head.weight.dtype)
     Es, Eq = E[: T * Ns].view(T, Ns, -1), E[T * Ns :].view(T, Nq, -1)
     ways = model.head.out_features
-    W, b = initial_heads(inner.head_init, model.head.weight, model.head.bias, Es, batch.support_labels, ways)
-    W, b = adapt_heads(Es, batch.support_labels, W, b, lr=inner.adaptation_lr, steps=inner.adaptation_steps)
+    W, b = initial_heads(inner.head_init, model.head.weight, model.head.bias, Es, batch.support_labels, ways,
+                         inner.head_scale)
+    W, b = adapt_heads(Es, batch.support_labels, W, b, lr=inner.adaptation_lr, steps=inner.adaptation_steps,
+                       decay=inner.head_decay)
     logits = head_logits(Eq, W, b)
     loss = F.cross_entropy(logits.flatten(0, 1), batch.query_labels.flatten())
     return loss, _accuracy(logits, batch.query_labels)
@@ -58,20 +60,27 @@ def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: Adaptation) -> tupl
         E = model.forward_features(torch.cat([batch.support[t], batch.query[t]])).to(model.head.weight.dtype)
         Es, Eq = E[:ns], E[ns:]
         learner = maml.clone()
-        _start(learner, inner.head_init, Es, batch.support_labels[t])
+        W0, b0 = _start(learner, inner, Es, batch.support_labels[t])
         for _ in range(inner.adaptation_steps):
-            learner.adapt(F.cross_entropy(learner(Es), batch.support_labels[t]))
+            loss = F.cross_entropy(learner(Es), batch.support_labels[t])
+            if inner.head_decay:  # the pull toward the start, as a penalty whose gradient it is
+                module = learner.module
+                loss = loss + inner.head_decay / 2 * ((module.weight - W0).square().sum()
+                                                      + (module.bias - b0).square().sum())
+            learner.adapt(loss)
         logits = learner(Eq)
         losses.append(F.cross_entropy(logits, batch.query_labels[t]))
         accs.append(_accuracy(logits, batch.query_labels[t]))
     return torch.stack(losses).mean(), torch.stack(accs).mean()
 
 
-def _start(learner, rule: str, Es: torch.Tensor, ys: torch.Tensor) -> None:
-    """Put the task's initial head into the cloned learner (a no-op for "learned")."""
+def _start(learner, inner: Adaptation, Es: torch.Tensor, ys: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Put the task's initial head into the cloned learner; return it (the pull's target)."""
     module = learner.module
-    W, b = initial_heads(rule, module.weight, module.bias, Es[None], ys[None], module.out_features)
+    W, b = initial_heads(inner.head_init, module.weight, module.bias, Es[None], ys[None], module.out_features,
+                         inner.head_scale)
     module._parameters["weight"], module._parameters["bias"] = W[0], b[0]  # as l2l's clone_module does
+    return W[0], b[0]
 
 
 def _accuracy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:

@@ -18,9 +18,11 @@ from ..runtime.adaptation import HEAD_INITS
 
 
 def adapt_heads(
-    E: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *, lr: float, steps: int
+    E: torch.Tensor, y: torch.Tensor, W: torch.Tensor, b: torch.Tensor, *, lr: float, steps: int,
+    decay: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``steps`` SGD steps of the linear head on each task's support set.
+    """``steps`` SGD steps of the linear head on each task's support set, with the gradient of
+    ``decay/2 · ‖θ − θ₀‖²`` (a pull toward the start) added to the cross-entropy's.
 
     Args:
         E: support embeddings (T, N, D).
@@ -33,12 +35,15 @@ def adapt_heads(
     """
     n_classes, n = W.shape[-2], E.shape[-2]
     Y = F.one_hot(y, n_classes).to(E.dtype)  # (T, N, C)
-    W = W.expand(E.shape[0], *W.shape[-2:])
-    b = b.expand(E.shape[0], b.shape[-1])
+    W0 = W = W.expand(E.shape[0], *W.shape[-2:])
+    b0 = b = b.expand(E.shape[0], b.shape[-1])
     for _ in range(steps):
         G = (torch.softmax(head_logits(E, W, b), dim=-1) - Y) / n  # (T, N, C)
-        W = W - lr * G.transpose(-1, -2) @ E
-        b = b - lr * G.sum(dim=-2)
+        dW, db = G.transpose(-1, -2) @ E, G.sum(dim=-2)
+        if decay:
+            dW, db = dW + decay * (W - W0), db + decay * (b - b0)
+        W = W - lr * dW
+        b = b - lr * db
     return W, b
 
 
@@ -48,9 +53,10 @@ def head_logits(E: torch.Tensor, W: torch.Tensor, b: torch.Tensor) -> torch.Tens
 
 
 def initial_heads(
-    rule: str, W: torch.Tensor, b: torch.Tensor, E: torch.Tensor, y: torch.Tensor, n_classes: int
+    rule: str, W: torch.Tensor, b: torch.Tensor, E: torch.Tensor, y: torch.Tensor, n_classes: int,
+    scale: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Each task's starting head, (T, C, D) and (T, C), by the rules of
+    """Each task's starting head, (T, C, D) and (T, C), times ``scale``, by the rules of
     :mod:`anil_edge.runtime.adaptation` (tested against :func:`anil_edge.runtime.episodes.initial_head`).
     ``"learned"`` starts from the meta-learned rows when C = ways (training tasks), and from
     their mean for any other C, as a device does.
@@ -61,14 +67,14 @@ def initial_heads(
     """
     T, _, D = E.shape
     if rule == "learned" and n_classes == W.shape[0]:
-        return W.expand(T, n_classes, D), b.expand(T, n_classes)
+        return scale * W.expand(T, n_classes, D), scale * b.expand(T, n_classes)
     if rule == "learned":
-        return W.mean(0).expand(T, n_classes, D), b.mean().expand(T, n_classes)
+        return scale * W.mean(0).expand(T, n_classes, D), scale * b.mean().expand(T, n_classes)
     if rule == "zeros":  # zeros that stay in the graph, so both engines see the same parameters
         return (W.sum() * 0).expand(T, n_classes, D), (b.sum() * 0).expand(T, n_classes)
     if rule == "prototype":
         P = class_means(E, y, n_classes)
-        return 2 * P, -(P * P).sum(-1)
+        return (2 * scale) * P, -scale * (P * P).sum(-1)
     raise InputError(f"head_init must be one of {HEAD_INITS}, found {rule!r}")
 
 

@@ -17,4 +17,4 @@ def test_info_prints_the_files_own_metadata_format(model_path, capsys):
     assert main(["info", str(DATA / "v1_model.onnx")]) == 0
     assert "written by 0.1.0, metadata format 1" in capsys.readouterr().out  # a model of the first format
     assert main(["info", str(model_path)]) == 0
-    assert "metadata format 2" in capsys.readouterr().out
+    assert "metadata format 3" in capsys.readouterr().out

@@ -43,9 +43,11 @@ def torch_reference(E, y, C, a: Adaptation, learned: LearnedHead):
     else:
         W = torch.from_numpy(learned.weight).double().mean(0).expand(C, -1).clone()
         b = torch.full((C,), float(learned.bias.astype(np.float64).mean()), dtype=torch.float64)
-    W, b = W.clone().requires_grad_(), b.clone().requires_grad_()
+    W0, b0 = a.head_scale * W, a.head_scale * b
+    W, b = W0.clone().requires_grad_(), b0.clone().requires_grad_()
     for _ in range(a.adaptation_steps):
-        gW, gb = torch.autograd.grad(torch.nn.functional.cross_entropy(Et @ W.T + b, yt), (W, b))
+        pull = a.head_decay / 2 * ((W - W0).square().sum() + (b - b0).square().sum())
+        gW, gb = torch.autograd.grad(torch.nn.functional.cross_entropy(Et @ W.T + b, yt) + pull, (W, b))
         W, b = (W - a.adaptation_lr * gW).detach().requires_grad_(), (b - a.adaptation_lr * gb).detach().requires_grad_()
     return W.detach().numpy(), b.detach().numpy()
 
@@ -53,11 +55,12 @@ def torch_reference(E, y, C, a: Adaptation, learned: LearnedHead):
 @settings(max_examples=40, deadline=None)
 @given(dim=st.integers(1, 40), n_classes=st.integers(1, 9), shots=st.integers(1, 3), queries=st.integers(1, 6),
        rule=st.sampled_from(["prototype", "zeros", "learned"]), steps=st.integers(0, 8),
-       lr=st.floats(0.01, 1.0), seed=st.integers(0, 2**16), loop=st.booleans())
-def test_graphs_equal_numpy_and_torch(dim, n_classes, shots, queries, rule, steps, lr, seed, loop):
+       lr=st.floats(0.01, 1.0), seed=st.integers(0, 2**16), loop=st.booleans(),
+       scale=st.sampled_from([1.0, 0.05, 3.0]), decay=st.sampled_from([0.0, 0.7]))
+def test_graphs_equal_numpy_and_torch(dim, n_classes, shots, queries, rule, steps, lr, seed, loop, scale, decay):
     rng = np.random.default_rng(seed)
     learned = LearnedHead(rng.normal(0, 0.3, (5, dim)).astype(np.float32), rng.normal(0, 0.3, 5).astype(np.float32))
-    a = Adaptation(lr, steps, rule)
+    a = Adaptation(lr, steps, rule, scale, decay)
     E = rng.normal(0, 1, (n_classes * shots, dim)).astype(np.float32)
     y = rng.permutation(np.repeat(np.arange(n_classes), shots))
     Q = rng.normal(0, 1, (queries, dim)).astype(np.float32)

@@ -1,4 +1,4 @@
-"""The model-metadata document is derived from the dataclasses: its format-2 layout is frozen
+"""The model-metadata document is derived from the dataclasses: its format-3 layout is frozen
 here, so that renaming a field cannot silently change what every exported model carries. And
 the one strict reader every record shares (``documents.from_document``), on small records."""
 
@@ -10,28 +10,34 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pytest
 
-from anil_edge.runtime.adaptation import Adaptation
+from anil_edge.errors import ModelError
+from anil_edge.runtime.adaptation import Adaptation, HeadCalibration
 from anil_edge.runtime.documents import describe, from_document, to_document, type_problems
 from anil_edge.runtime.legacy import upgrade_metadata, upgrade_state_header
 from anil_edge.runtime.metadata_props import metadata_document, metadata_from_props, metadata_to_props
 from anil_edge.runtime.open_set import SCORE, OpenSetCalibration
 
-FORMAT_2_KEYS = {
+FORMAT_3_KEYS = {
     "anil_edge_version": None, "backbone_sha256": None, "embedding_dim": None, "extra": None,
     "preprocessing": {"input_size", "channels", "mean", "std", "invert", "resize", "crop", "crop_pct"},
-    "adaptation": {"adaptation_lr", "adaptation_steps", "head_init"},
+    "adaptation": {"adaptation_lr", "adaptation_steps", "head_init", "head_scale", "head_decay"},
     "learned_head": {"weight", "bias"},
     "training": {"ways", "shots", "data"},
     "open_set": {"score", "thresholds", "true_accept", "episodes", "ways", "shots"},
+    "head_calibration": {"protocols", "episodes", "candidates", "nearest_mean_accuracy", "best_rule", "best_accuracy",
+                         "gain_ci95"},
 }
+HEAD = HeadCalibration(("5-way 1-shot within group",), 200, 56, 0.8, "prototype start × 0.01, 50 steps of lr 0.02",
+                       0.81, 0.004)
 
 
-def test_the_document_has_the_format_2_layout_and_round_trips(backbone):
+def test_the_document_has_the_format_3_layout_and_round_trips(backbone):
     calibration = OpenSetCalibration(SCORE, {0.01: 0.7, 0.05: 0.6}, {0.01: 0.8, 0.05: 0.9}, 100, 5, 1)
-    meta = replace(backbone.metadata, open_set=calibration, extra={"precision": "fp32", "opset": 18})
+    meta = replace(backbone.metadata, open_set=calibration, extra={"precision": "fp32", "opset": 18},
+                   adaptation=Adaptation(0.02, 50, "prototype", 0.01, 0.5), head_calibration=HEAD)
     doc = json.loads(json.dumps(metadata_document(meta)))
-    assert set(doc) == set(FORMAT_2_KEYS)
-    for key, fields in FORMAT_2_KEYS.items():
+    assert set(doc) == set(FORMAT_3_KEYS)
+    for key, fields in FORMAT_3_KEYS.items():
         if fields is not None:
             assert set(doc[key]) == fields, key
     assert set(doc["training"]["data"]) == {"dataset", "sources", "validation_fraction", "test_fraction", "split_seed"}
@@ -40,6 +46,7 @@ def test_the_document_has_the_format_2_layout_and_round_trips(backbone):
     back = metadata_from_props(metadata_to_props(meta))
     np.testing.assert_array_equal(back.learned_head.weight, meta.learned_head.weight)  # bit-exact
     assert back.open_set == calibration and back.preprocessing == meta.preprocessing and back.extra == meta.extra
+    assert back.adaptation == meta.adaptation and back.head_calibration == HEAD
     assert "open_set" not in metadata_document(replace(meta, open_set=None))  # absent, not null, when uncalibrated
 
 
@@ -64,7 +71,8 @@ class Record:
 
 
 GOOD = {"flag": True, "count": 3, "rate": 1, "inner": {"size": [2, 3], "names": ["a"]},
-        "adaptation": {"adaptation_lr": 0.5, "adaptation_steps": 5, "head_init": "zeros"}, "table": {"0.5": 2}}
+        "adaptation": {"adaptation_lr": 0.5, "adaptation_steps": 5, "head_init": "zeros",
+                       "head_scale": 1.0, "head_decay": 0.0}, "table": {"0.5": 2}}
 
 
 def read(doc, **kwargs):
@@ -143,3 +151,17 @@ def test_format_1_documents_are_rewritten_keeping_what_is_missing_missing():
                                                                                "threshold": 0.3}})
     assert header == {"version": 1, "labels": ["a"], "adaptation": {"adaptation_lr": 0.1, "head_init": "learned"},
                       "threshold": 0.3}
+
+
+def test_format_2_models_and_states_read_as_scale_1_without_pull(backbone):
+    """A format-2 model (no head_scale / head_decay) runs the rule it was exported with; format 3
+    marks a model whose rule older runtimes would misread."""
+    props = metadata_to_props(backbone.metadata)
+    doc = json.loads(props["anil_edge.metadata"])
+    for key in ("head_scale", "head_decay"):
+        del doc["adaptation"][key]
+    meta = metadata_from_props({"anil_edge.format_version": "2", "anil_edge.metadata": json.dumps(doc)})
+    assert (meta.adaptation.head_scale, meta.adaptation.head_decay) == (1.0, 0.0)
+    assert meta.adaptation.adaptation_steps == backbone.metadata.adaptation.adaptation_steps
+    with pytest.raises(ModelError, match=r"format 3, named as format 3|adaptation.head_scale"):
+        metadata_from_props({"anil_edge.format_version": "3", "anil_edge.metadata": json.dumps(doc)})

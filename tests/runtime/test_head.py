@@ -32,7 +32,12 @@ def problem(seed, tasks, n, c, d, scale=1.0):
     return E, y, W, b
 
 
-def torch_steps(E, y, W, b, lr, steps):
+def pull(w, bias, W0, b0, decay):
+    """``decay/2 · ‖θ − θ₀‖²``, the pull toward the start whose gradient the steps add."""
+    return decay / 2 * ((w - torch.from_numpy(W0)).square().sum() + (bias - torch.from_numpy(b0)).square().sum())
+
+
+def torch_steps(E, y, W, b, lr, steps, decay=0.0):
     """The same SGD steps with torch autograd, task by task."""
     out_W, out_b = [], []
     for t in range(E.shape[0]):
@@ -40,14 +45,15 @@ def torch_steps(E, y, W, b, lr, steps):
         bias = torch.tensor(b[t], requires_grad=True)
         e, labels = torch.from_numpy(E[t]), torch.from_numpy(y[t]).long()
         for _ in range(steps):
-            gw, gb = torch.autograd.grad(F.cross_entropy(e @ w.T + bias, labels), (w, bias))
+            loss = F.cross_entropy(e @ w.T + bias, labels) + pull(w, bias, W[t], b[t], decay)
+            gw, gb = torch.autograd.grad(loss, (w, bias))
             w, bias = w - lr * gw, bias - lr * gb
         out_W.append(w.detach().numpy())
         out_b.append(bias.detach().numpy())
     return np.stack(out_W), np.stack(out_b)
 
 
-def l2l_steps(E, y, W, b, lr, steps):
+def l2l_steps(E, y, W, b, lr, steps, decay=0.0):
     """learn2learn's reference: MAML(head, lr).clone() then adapt(loss), task by task."""
     out_W, out_b = [], []
     for t in range(E.shape[0]):
@@ -58,7 +64,8 @@ def l2l_steps(E, y, W, b, lr, steps):
         learner = l2l.algorithms.MAML(linear, lr=lr).clone()
         e, labels = torch.from_numpy(E[t]), torch.from_numpy(y[t]).long()
         for _ in range(steps):
-            learner.adapt(F.cross_entropy(learner(e), labels))
+            m = learner.module
+            learner.adapt(F.cross_entropy(learner(e), labels) + pull(m.weight, m.bias, W[t], b[t], decay))
         out_W.append(learner.module.weight.detach().numpy())
         out_b.append(learner.module.bias.detach().numpy())
     return np.stack(out_W), np.stack(out_b)
@@ -73,14 +80,15 @@ def l2l_steps(E, y, W, b, lr, steps):
     d=st.integers(1, 24),
     steps=st.integers(0, 8),
     lr=st.floats(1e-3, 2.0),
+    decay=st.sampled_from([0.0, 0.05, 0.5]),  # lr · decay <= 1
 )
 @pytest.mark.parametrize("gram", [False, True], ids=["direct-kernel", "gram-kernel"])
-def test_adapt_matches_torch_autograd_and_learn2learn(gram, seed, tasks, n, c, d, steps, lr):
+def test_adapt_matches_torch_autograd_and_learn2learn(gram, seed, tasks, n, c, d, steps, lr, decay):
     E, y, W, b = problem(seed, tasks, n, c, d)
     with mock.patch.object(head, "_gram_is_cheaper", lambda *shape: gram):
-        got_W, got_b = head.adapt(E, y, W, b, lr=lr, steps=steps)
-    ref_W, ref_b = torch_steps(E, y, W, b, lr, steps)
-    l2l_W, l2l_b = l2l_steps(E, y, W, b, lr, steps)
+        got_W, got_b = head.adapt(E, y, W, b, lr=lr, steps=steps, decay=decay)
+    ref_W, ref_b = torch_steps(E, y, W, b, lr, steps, decay)
+    l2l_W, l2l_b = l2l_steps(E, y, W, b, lr, steps, decay)
     assert got_W.shape == W.shape and got_b.shape == b.shape
     assert rel_err(got_W, ref_W) <= REL_TOL and rel_err(got_b, ref_b) <= REL_TOL
     assert rel_err(got_W, l2l_W) <= REL_TOL and rel_err(got_b, l2l_b) <= REL_TOL

@@ -28,7 +28,8 @@ def enrolled(backbone):
 @pytest.mark.parametrize("label_kind", [str, int])
 def test_round_trip_restores_labels_settings_and_predictions(backbone, tmp_path, label_kind):
     images, labels = glyphs(3, 4, seed=22)
-    clf = FewShotClassifier(backbone, threshold=0.3, adaptation_lr=0.25, adaptation_steps=3)
+    clf = FewShotClassifier(backbone, threshold=0.3, adaptation_lr=0.25, adaptation_steps=3, head_scale=0.1,
+                            head_decay=0.5)  # the whole rule, scale and pull included, travels with the state
     for c in (2, 0, 1):
         clf.enroll(label_kind(c), images[labels == c])
     clf.save(tmp_path / "s.npz")
@@ -45,7 +46,7 @@ def test_state_is_plain_npz_without_pickle(enrolled, tmp_path):
     with np.load(tmp_path / "s.npz", allow_pickle=False) as archive:
         assert sorted(archive.files) == ["class_index", "embeddings", "header"]
         header = json.loads(archive["header"].tobytes())
-    assert header["format"] == "anil-edge-state" and header["version"] == 2
+    assert header["format"] == "anil-edge-state" and header["version"] == state_module.STATE_VERSION == 3
     assert header["backbone_sha256"] == clf.backbone.metadata.backbone_sha256
 
 

@@ -57,13 +57,16 @@ def test_fast_engine_matches_learn2learn(norm, head_init):
     assert float((g_fast - g_ref).norm() / g_ref.norm()) < TOL
 
 
-@pytest.mark.parametrize("head_init", ["learned", "prototype"])
-def test_fast_engine_matches_learn2learn_per_tensor_in_float64(head_init):
-    """float64: every parameter's gradient agrees, also the near-zero ones (conv biases before a norm)."""
+@pytest.mark.parametrize("head_init, scale, decay", [("learned", 1.0, 0.0), ("prototype", 1.0, 0.0),
+                                                     ("prototype", 0.5, 0.3)])
+def test_fast_engine_matches_learn2learn_per_tensor_in_float64(head_init, scale, decay):
+    """float64: every parameter's gradient agrees, also the near-zero ones (conv biases before a norm);
+    with a scaled start and a pull, l2l adds the pull as a penalty on the support loss."""
     torch.set_default_dtype(torch.float64)
     try:
         model, batch = _model("group"), _batch()
-        inner = Adaptation(adaptation_lr=0.4, adaptation_steps=3, head_init=head_init)
+        inner = Adaptation(adaptation_lr=0.4, adaptation_steps=3, head_init=head_init, head_scale=scale,
+                           head_decay=decay)
         fast = _loss_and_grads(fast_meta_loss, model, batch, inner)
         ref = _loss_and_grads(l2l_meta_loss, model, batch, inner)
     finally:
