@@ -34,7 +34,8 @@ from .timm_backbone import TimmBackbone
 from .timm_names import timm_name
 
 __all__ = ["ARCHS", "EMBEDDINGS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock",
-           "ResNet12Backbone", "ScaledNormalized", "TimmBackbone", "build_backbone", "features_of", "timm_part"]
+           "ResNet12Backbone", "ScaledNormalized", "TimmBackbone", "build_backbone", "embed_from_prefix", "features_of",
+           "frozen_prefix", "timm_part"]
 
 
 class ConvBlock(nn.Module):
@@ -83,7 +84,11 @@ class ScaledNormalized(nn.Module):
         self.export_ops = False  # True while anil_edge.export.onnx_export traces it: the mobile-friendly operators
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        z = self.features(x).float()
+        return self.normalize(self.features(x))
+
+    def normalize(self, z: torch.Tensor) -> torch.Tensor:
+        """Features (N, D) scaled to norm ``exp(log_scale)``."""
+        z = z.float()
         if self.export_ops:
             return _mobile_normalized(z, self.log_scale.exp())
         return z * (self.log_scale.exp() * z.square().sum(dim=1, keepdim=True).clamp_min(1e-12).rsqrt())
@@ -114,6 +119,21 @@ def build_backbone(config: BackboneConfig) -> BackboneModule:
 def features_of(backbone: BackboneModule) -> CNN4Backbone | ResNet12Backbone | TimmBackbone:
     """The feature network of ``backbone``: itself, or what the cosine normalisation wraps."""
     return backbone.features if isinstance(backbone, ScaledNormalized) else backbone
+
+
+def frozen_prefix(backbone: BackboneModule) -> TimmBackbone | None:
+    """The timm network inside ``backbone`` when it has frozen stages (a prefix to cache), or None."""
+    net = timm_part(backbone)
+    return net if net is not None and net.frozen > 0 else None
+
+
+def embed_from_prefix(backbone: BackboneModule, h: torch.Tensor) -> torch.Tensor:
+    """``backbone``'s embeddings (N, D) from its frozen prefix's output ``h`` (:func:`frozen_prefix`)."""
+    net = frozen_prefix(backbone)
+    if net is None:
+        raise ValueError("embed_from_prefix needs a backbone with frozen stages")  # a programming error
+    z = net.forward_rest(h)
+    return backbone.normalize(z) if isinstance(backbone, ScaledNormalized) else z
 
 
 def timm_part(backbone: BackboneModule) -> TimmBackbone | None:

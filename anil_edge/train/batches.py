@@ -26,6 +26,7 @@ class TaskBatch:
     support_labels: torch.Tensor  # (T, Ns) int64 in [0, ways)
     query: torch.Tensor  # (T, Nq, C, H, W)
     query_labels: torch.Tensor  # (T, Nq)
+    prefixed: bool = False  # support and query hold the frozen prefix's activations (.prefix_cache), not images
 
 
 def normalisation_stats(data: ImageSet, invert: bool) -> tuple[tuple[float, ...], tuple[float, ...]]:

@@ -48,6 +48,8 @@ class TrainConfig:
     freeze_bn: bool | None = None  # keep BatchNorm statistics fixed in meta-training; unset: yes with pretrained weights
     freeze_stages: int = 0  # timm:NAME: no gradients through the first N stages (the stem is the first)
     backbone_lr_scale: float = 1.0  # the backbone's learning rate is meta_lr times this (the head's is meta_lr)
+    prefix_cache: bool = False  # freeze_stages, frozen BN, no augment: run the frozen stages once per image (exact)
+    prefix_cache_mb: int = 2048  # at most this many MB of cached prefix activations; other images are computed each time
     hidden: int = 64  # Conv-4 channels per block
     blocks: int = 4  # Conv-4 blocks
     norm: str = "batch"  # "batch" (BatchNorm; deployed with recalibrated statistics) or "group" (GroupNorm, per image)

@@ -63,7 +63,20 @@ def value_problems(config: Any) -> list[str]:
         problems.append(f"iterations must be >= 0 (0: no meta-training), found {c.iterations}")
     if not (math.isfinite(c.backbone_lr_scale) and 0 <= c.backbone_lr_scale <= 1):
         problems.append(f"backbone_lr_scale must lie in [0, 1], found {c.backbone_lr_scale!r}")
-    return problems + architecture_problems(c)
+    return problems + _prefix_cache_problems(c) + architecture_problems(c)
+
+
+def _prefix_cache_problems(c: Any) -> list[str]:
+    """A prefix cache that cannot be exact: it needs frozen stages, frozen BatchNorm and no augmentation."""
+    problems = [] if c.prefix_cache_mb >= 0 else [f"prefix_cache_mb must be >= 0, found {c.prefix_cache_mb}"]
+    if c.prefix_cache:
+        needs = [what for what, ok in (("freeze_stages >= 1 (a timm:NAME backbone)", c.freeze_stages > 0),
+                                       ("frozen BatchNorm (freeze_bn, the default with pretrained weights)",
+                                        c.freezes_bn), ("augment off (--no-augment)", not c.augment)) if not ok]
+        if needs:
+            problems.append(f"prefix_cache needs {', '.join(needs)}: the frozen stages must be a fixed function of "
+                            "each image")
+    return problems
 
 
 def architecture_problems(c: Any) -> list[str]:

@@ -35,7 +35,7 @@ def fast_meta_loss(model: AnilModel, batch: TaskBatch, inner: Adaptation) -> tup
     T, Ns = batch.support_labels.shape
     Nq = batch.query_labels.shape[1]
     images = torch.cat([batch.support.flatten(0, 1), batch.query.flatten(0, 1)])
-    E = model.forward_features(images).to(model.head.weight.dtype)
+    E = model.forward_features(images, batch.prefixed).to(model.head.weight.dtype)
     Es, Eq = E[: T * Ns].view(T, Ns, -1), E[T * Ns :].view(T, Nq, -1)
     ways = model.head.out_features
     W, b = initial_heads(inner.head_init, model.head.weight, model.head.bias, Es, batch.support_labels, ways,
@@ -57,7 +57,8 @@ def l2l_meta_loss(model: AnilModel, batch: TaskBatch, inner: Adaptation) -> tupl
     losses, accs = [], []
     for t in range(batch.support_labels.shape[0]):
         ns = batch.support.shape[1]
-        E = model.forward_features(torch.cat([batch.support[t], batch.query[t]])).to(model.head.weight.dtype)
+        E = model.forward_features(torch.cat([batch.support[t], batch.query[t]]), batch.prefixed)
+        E = E.to(model.head.weight.dtype)
         Es, Eq = E[:ns], E[ns:]
         learner = maml.clone()
         W0, b0 = _start(learner, inner, Es, batch.support_labels[t])

@@ -8,6 +8,7 @@ all-reduce for ``l2l``.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from ..data.scoring import EvalResult, score
@@ -23,6 +24,7 @@ from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks
 from .engines import ENGINES, MetaLoss
 from .evaluate import embed_images, predict_tasks
 from .model import AnilModel
+from .prefix_cache import PrefixCache
 from .streams import TaskStreams
 from .task_sampler import TaskSampler
 
@@ -46,6 +48,7 @@ class MetaLoop:
             DeviceTaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, device=device,
                               name="training set"))
         self.train_maker = BatchMaker(train_set, prep, device)
+        self.prefix = PrefixCache(model, self.train_maker, c.prefix_cache_mb * 2**20) if c.prefix_cache else None
         self.val_maker = BatchMaker(split.validation, prep, device)
         self.val_ways = min(config.ways, split.validation.n_classes)
         self.val_tasks = fixed_tasks(split.validation, ways=self.val_ways, shots=config.shots,
@@ -63,18 +66,28 @@ class MetaLoop:
         parts = [self._stream_batch(s) for s in self.streams.owned]
         if len(parts) == 1:
             return parts[0]
-        return TaskBatch(*(torch.cat([getattr(p, f) for p in parts])
-                           for f in ("support", "support_labels", "query", "query_labels")))
+        support, support_labels, query, query_labels = (torch.cat([getattr(p, f) for p in parts])
+                                                        for f in ("support", "support_labels", "query", "query_labels"))
+        return TaskBatch(support, support_labels, query, query_labels, parts[0].prefixed)
 
     def _stream_batch(self, stream: int) -> TaskBatch:
         c, generator = self.config, self.streams.torch[stream]
+        support: np.ndarray | torch.Tensor
+        query: np.ndarray | torch.Tensor
         if isinstance(self.sampler, TaskSampler):
             tasks = self.streams.sample(self.sampler, stream, self.per_stream)
-            return self.train_maker.tasks(tasks, c.augment, generator, c.stroke_augment)
-        support, query = self.sampler.sample(self.per_stream, generator)
+            support, query = tasks.support, tasks.query
+            support_labels, query_labels = (torch.from_numpy(a).to(self.device)
+                                            for a in (tasks.support_labels, tasks.query_labels))
+        else:
+            support, query = self.sampler.sample(self.per_stream, generator)
+            support_labels = task_labels(self.per_stream, c.ways, c.shots, self.device)
+            query_labels = task_labels(self.per_stream, c.ways, c.queries, self.device)
+        if self.prefix is not None:
+            return TaskBatch(self.prefix.images(support), support_labels, self.prefix.images(query), query_labels,
+                             prefixed=True)
         images = lambda idx: self.train_maker.images(idx, c.augment, generator, c.stroke_augment)  # noqa: E731
-        return TaskBatch(images(support), task_labels(self.per_stream, c.ways, c.shots, self.device),
-                         images(query), task_labels(self.per_stream, c.ways, c.queries, self.device))
+        return TaskBatch(images(support), support_labels, images(query), query_labels)
 
     def step(self, optimizer: torch.optim.Optimizer) -> tuple[torch.Tensor, torch.Tensor]:
         """One meta-iteration: this rank's loss and accuracy, detached tensors on the device (no

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..runtime.metadata import LearnedHead
-from .backbones import BackboneConfig, build_backbone, features_of, timm_part
+from .backbones import BackboneConfig, build_backbone, embed_from_prefix, features_of, frozen_prefix, timm_part
 from .config import TrainConfig
 from .pretrained import load_pretrained, read_state_dict
 from .timm_names import resolve_pretrained
@@ -42,23 +42,40 @@ class AnilModel(nn.Module):
     def embedding_dim(self) -> int:
         return self.backbone.embedding_dim
 
-    def forward_features(self, x: torch.Tensor) -> torch.Tensor:
+    def forward_features(self, x: torch.Tensor, prefixed: bool = False) -> torch.Tensor:
         """Embeddings (N, D) of normalised images (N, C, H, W); float32 even under autocast.
+        ``prefixed``: ``x`` is the frozen prefix's output (:meth:`forward_prefix`), not images.
 
         Run in chunks of ``self.chunk`` images: with GroupNorm (or BatchNorm in eval mode) the
         result is the same; with BatchNorm in train mode each chunk has its own statistics.
         """
+        run = self._rest if prefixed else self._features
         if 0 < self.chunk < x.shape[0]:
-            return torch.cat([self._features(part) for part in x.split(self.chunk)])
-        return self._features(x)
+            return torch.cat([run(part) for part in x.split(self.chunk)])
+        return run(x)
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen stages' output (N, C', H', W') for normalised images (N, C, H, W), in their
+        dtype (float32 also under autocast), without gradients (the stages have none)."""
+        net = frozen_prefix(self.backbone)
+        if net is None:
+            raise ValueError("forward_prefix needs a backbone with frozen stages")  # a programming error
+        with torch.no_grad():
+            return self._autocast(net.forward_prefix, x).to(x.dtype)
 
     def _features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._autocast(self.backbone, x).float()
+
+    def _rest(self, h: torch.Tensor) -> torch.Tensor:
+        return self._autocast(lambda t: embed_from_prefix(self.backbone, t), h).float()
+
+    def _autocast(self, fn, x: torch.Tensor) -> torch.Tensor:
         if self.channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         if self.autocast is None:
-            return self.backbone(x)
+            return fn(x)
         with torch.autocast(x.device.type, dtype=self.autocast):
-            return self.backbone(x).float()
+            return fn(x)
 
     def forward_head(self, embeddings: torch.Tensor) -> torch.Tensor:
         """Logits (N, ways) of the meta-learned (unadapted) head."""

@@ -40,6 +40,7 @@ class TimmBackbone(nn.Module):
         self.net: Any = create_timm(self.name)  # a timm model (untyped)
         self.embedding_dim = int(self.net.num_features if not hasattr(self.net, "head_hidden_size")
                                  else self.net.head_hidden_size)
+        self.frozen = 0  # stages without gradients (freeze_stages): the prefix forward_prefix runs
 
     @property
     def export_ops(self) -> bool:
@@ -73,6 +74,32 @@ class TimmBackbone(nn.Module):
         for stage in self.stages()[:n]:
             for module in stage:
                 module.requires_grad_(False)
+        self.frozen = n
+
+    def forward_prefix(self, x: torch.Tensor) -> torch.Tensor:
+        """The frozen stages' output for images (N, 3, H, W): (N, C', H', W'). With frozen BatchNorm
+        it is a fixed function of each image (``anil_edge.train.prefix_cache`` caches it);
+        ``forward_rest(forward_prefix(x)) == forward(x)``."""
+        net = self.net
+        if hasattr(net, "blocks"):  # EfficientNet, MobileNetV3: stem = conv_stem + bn1 (with its activation)
+            x = net.bn1(net.conv_stem(x))
+            return net.blocks[: self.frozen - 1](x) if self.frozen > 1 else x
+        x = net.maxpool(net.act1(net.bn1(net.conv1(x))))  # ResNet
+        for i in range(1, self.frozen):
+            x = getattr(net, f"layer{i}")(x)
+        return x
+
+    def forward_rest(self, x: torch.Tensor) -> torch.Tensor:
+        """Embeddings (N, D) from :meth:`forward_prefix`'s output: the trainable stages, then the head."""
+        net = self.net
+        if hasattr(net, "blocks"):
+            x = net.blocks[max(self.frozen - 1, 0):](x)
+            if type(net).__name__ == "EfficientNet":  # its features end in conv_head + bn2 (MobileNetV3's head has them)
+                x = net.bn2(net.conv_head(x))
+        else:
+            for i in range(max(self.frozen, 1), 5):
+                x = getattr(net, f"layer{i}")(x)
+        return net.forward_head(x, pre_logits=True)
 
 
 class _WholeMapPool(nn.Module):

@@ -94,6 +94,9 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     optimizer = torch.optim.Adam(parameter_groups(model, config), lr=config.meta_lr)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, _schedule(config))
     loop = MetaLoop(config, split, prep, model, device, ctx)
+    if loop.prefix is not None and ctx.main and config.iterations:
+        LOG.info("prefix cache: the %d frozen stages run once per training image (up to %d MB kept); no pixel "
+                 "augmentation", config.freeze_stages, config.prefix_cache_mb)
     start, best = _restore(payload, out / "last.pt", config, loop, optimizer, schedule) if payload else (0, -1.0)
     writer = CheckpointWriter(config, loop, optimizer, schedule, prep, out, ctx, speed.options)
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None

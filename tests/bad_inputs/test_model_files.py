@@ -45,7 +45,8 @@ def _paths():
     return ["anil_edge_version", "backbone_sha256", "embedding_dim", "preprocessing.input_size",
             "preprocessing.channels", "preprocessing.mean", "preprocessing.std", "preprocessing.invert",
             "preprocessing.resize", "preprocessing.crop", "preprocessing.crop_pct", "adaptation.adaptation_lr",
-            "adaptation.adaptation_steps", "adaptation.head_init", "learned_head.weight", "learned_head.bias",
+            "adaptation.adaptation_steps", "adaptation.head_init", "adaptation.head_scale", "adaptation.head_decay",
+            "learned_head.weight", "learned_head.bias",
             "training.ways", "training.shots", "training.data.dataset", "training.data.sources",
             "training.data.validation_fraction", "training.data.test_fraction", "training.data.split_seed"]
 
@@ -67,7 +68,8 @@ def test_a_missing_field_is_named(model_path, tmp_path, document, path):
 
 STRINGS = {"anil_edge_version", "backbone_sha256", "preprocessing.resize", "preprocessing.crop", "adaptation.head_init",
            "training.data.dataset"}
-VALID = {(p, "text") for p in STRINGS} | {("preprocessing.invert", "bool"), ("adaptation.adaptation_lr", "number")}
+VALID = {(p, "text") for p in STRINGS} | {("preprocessing.invert", "bool"), ("adaptation.adaptation_lr", "number"),
+                                          ("adaptation.head_scale", "number"), ("adaptation.head_decay", "number")}
 CASES = [(p, k) for p in PATHS for k in WRONG if (p, k) not in VALID]
 
 
@@ -84,7 +86,7 @@ def test_a_field_of_the_wrong_type_is_refused(model_path, tmp_path, document, pa
     pytest.fail(f"{path} = {value!r} was accepted")
 
 
-@pytest.mark.parametrize("props", [{}, {VERSION_KEY: "2"}, {METADATA_KEY: "{}"}, {VERSION_KEY: "3", METADATA_KEY: "{}"},
+@pytest.mark.parametrize("props", [{}, {VERSION_KEY: "2"}, {METADATA_KEY: "{}"}, {VERSION_KEY: "4", METADATA_KEY: "{}"},
                                    {VERSION_KEY: "two", METADATA_KEY: "{}"}, {VERSION_KEY: "2", METADATA_KEY: "[]"},
                                    {VERSION_KEY: "2", METADATA_KEY: "null"}, {VERSION_KEY: "2", METADATA_KEY: "{"},
                                    {VERSION_KEY: "2", METADATA_KEY: "[" * 100000}],

@@ -57,6 +57,8 @@ def test_the_preprocessing_comes_from_the_pretrained_config():
     (dict(backbone="resnet50"), "backbone must be one of"),
     (dict(backbone_lr_scale=2.0), "backbone_lr_scale must lie in [0, 1]"),
     (dict(iterations=-1), "iterations must be >= 0"),
+    (dict(backbone="timm:resnet18", channels=3, input_size=32, freeze_stages=2, prefix_cache=True),
+     "prefix_cache needs frozen BatchNorm .* augment off"),
 ])
 def test_configuration_errors_say_what_was_expected(changes, message):
     with pytest.raises(InputError, match=message.replace("[", r"\[").replace("]", r"\]")):
@@ -92,9 +94,8 @@ def test_frozen_stages_get_no_gradient_and_the_rest_a_scaled_learning_rate():
         _config(freeze_stages=8)  # refused with the configuration, before any data is loaded
 
 
-def test_zero_iterations_saves_the_backbone_as_it_is(tmp_path):
+def _rgb_split():
     from anil_edge.data.splits import split_by_group
-    from anil_edge.train.trainer import train
     from tests.train.helpers import glyph_set
 
     glyphs = glyph_set(n_classes=12, per_class=3)
@@ -106,7 +107,13 @@ def test_zero_iterations_saves_the_backbone_as_it_is(tmp_path):
     from anil_edge.data.image_set import ImageSet
 
     data = ImageSet(big, glyphs.labels, glyphs.class_names, glyphs.groups)
-    split = split_by_group(data, validation=0.3, test=0.2, seed=0)
+    return split_by_group(data, validation=0.3, test=0.2, seed=0)
+
+
+def test_zero_iterations_saves_the_backbone_as_it_is(tmp_path):
+    from anil_edge.train.trainer import train
+
+    split = _rgb_split()
     config = tiny_config(tmp_path, backbone="timm:mobilenetv3_small_100", channels=3, input_size=32, iterations=0,
                          rotations=False, freeze_bn=True)
     torch.manual_seed(0)
@@ -117,3 +124,13 @@ def test_zero_iterations_saves_the_backbone_as_it_is(tmp_path):
     assert result.best_validation == saved["best_validation"] >= 0
     for key, value in initial.items():  # the seeded initial weights, untouched
         torch.testing.assert_close(saved["model"][key], value, rtol=0, atol=0)
+
+
+def test_training_with_the_prefix_cache_runs_on_cached_activations(tmp_path):
+    from anil_edge.train.trainer import train
+
+    config = tiny_config(tmp_path, backbone="timm:tf_efficientnet_lite0", channels=3, input_size=32, iterations=2,
+                         eval_every=2, rotations=False, freeze_bn=True, freeze_stages=3, augment=False,
+                         prefix_cache=True)
+    result = train(config, _rgb_split())
+    assert load_checkpoint(tmp_path / "last.pt")["iteration"] == 2 and 0 <= result.best_validation <= 1
