@@ -61,8 +61,8 @@ def run(args: argparse.Namespace) -> int:
             raise
     shutdown()
     if main:
-        print(f"best validation accuracy (per-image, {result.validation_ways}-way {config.shots}-shot): "
-              f"{100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")
+        print(f"best validation accuracy (per-image, {result.validation_ways}-way {config.shots}-shot, "
+              f"{result.selected_by}): {100 * result.best_validation:.2f}%; checkpoints in {result.out_dir}")
     return 0
 
 

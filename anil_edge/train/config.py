@@ -42,6 +42,7 @@ class TrainConfig:
     shots: int = 1  # support images per class
     queries: int = 1  # query images per class, scored by the outer loss
     sampler: str = "device"  # training tasks: "device" (vectorised on the training device) or "learn2learn" (Taskset)
+    train_tasks: str = "random"  # "random" classes, or "deployment": one group's classes, support/query by other drawers
     # --- backbone ---
     backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN), "resnet12" or "timm:NAME" (ImageNet models)
     pretrained: str = ""  # timm:NAME: ImageNet weights, a .pt/.pth/.safetensors state dict or "efficientnet-lite0"; "": random
@@ -76,6 +77,7 @@ class TrainConfig:
     eval_every: int = 100  # iterations between validation runs (and best-checkpoint updates)
     log_every: int = 10  # iterations per training record (their mean loss/accuracy); the only waits for a GPU
     eval_tasks: int = 200  # validation tasks per run (fixed seed: the same tasks each time)
+    best_by: str = "deployment"  # best.pt by "deployment" validation (within group, distinct drawers) or "random" tasks
     checkpoint_every: int = 100  # iterations between saves of last.pt
     seed: int = 0  # seeds Python, numpy and torch; tasks and augmentations follow from it
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:N"

@@ -22,6 +22,8 @@ CHOICES = {
     "resize": ("auto", "nearest", "bilinear", "bicubic", "lanczos"),
     "embedding": ("raw", "cosine"),
     "sampler": ("device", "learn2learn"),
+    "train_tasks": ("random", "deployment"),
+    "best_by": ("deployment", "random"),
 }
 POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "eval_every", "log_every", "eval_tasks",
             "checkpoint_every", "input_size", "task_streams", "dist_timeout")

@@ -19,6 +19,7 @@ from ..runtime.metadata import Preprocessing
 from .batches import BatchMaker, TaskBatch
 from .bn_stats import recalibrate_batchnorm
 from .config import TrainConfig
+from .deployment_sampler import DeploymentTaskSampler
 from .device_sampler import DeviceTaskSampler, task_labels
 from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks, wrap_ddp
 from .engines import ENGINES, MetaLoss
@@ -42,11 +43,14 @@ class MetaLoop:
                                    device)
         train_set = split.train.with_rotations() if config.uses_rotations else split.train
         c = config
-        self.sampler: TaskSampler | DeviceTaskSampler = (
-            TaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, name="training set")
-            if c.sampler == "learn2learn" else
-            DeviceTaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, device=device,
-                              name="training set"))
+        self.sampler: TaskSampler | DeviceTaskSampler | DeploymentTaskSampler
+        if c.train_tasks == "deployment":
+            self.sampler = DeploymentTaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries)
+        elif c.sampler == "learn2learn":
+            self.sampler = TaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, name="training set")
+        else:
+            self.sampler = DeviceTaskSampler(train_set, ways=c.ways, shots=c.shots, queries=c.queries, device=device,
+                                             name="training set")
         self.train_maker = BatchMaker(train_set, prep, device)
         self.prefix = PrefixCache(model, self.train_maker, c.prefix_cache_mb * 2**20) if c.prefix_cache else None
         self.val_maker = BatchMaker(split.validation, prep, device)
@@ -55,6 +59,7 @@ class MetaLoop:
                                      queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1,
                                      name="validation set")
         self.val_group_tasks = _within_group_tasks(split.validation, self.val_ways, config)
+        self.val_maker_drawers = split.validation.drawers is not None
         self.within_group: EvalResult | None = None  # the last validation's within-group score
         self.adaptation = config.adaptation()
         meta_loss = MetaLoss(model, ENGINES[config.engine], self.adaptation)
@@ -74,7 +79,7 @@ class MetaLoop:
         c, generator = self.config, self.streams.torch[stream]
         support: np.ndarray | torch.Tensor
         query: np.ndarray | torch.Tensor
-        if isinstance(self.sampler, TaskSampler):
+        if not isinstance(self.sampler, DeviceTaskSampler):
             tasks = self.streams.sample(self.sampler, stream, self.per_stream)
             support, query = tasks.support, tasks.query
             support_labels, query_labels = (torch.from_numpy(a).to(self.device)
@@ -107,6 +112,22 @@ class MetaLoop:
         if self.ctx.world > 1:
             values = mean_over_ranks(values)
         return [float(v) for v in values.cpu()]
+
+    def selection_score(self, result: EvalResult) -> float:
+        """What best.pt is chosen by: with ``best_by="deployment"`` the within-group score (support
+        and query by different drawers where the data records them) when the validation classes
+        allow it, else ``result`` (random tasks). Meta-Baseline (Chen et al.) shows random-task
+        validation rising while novel-class accuracy falls."""
+        if self.config.best_by == "deployment" and self.within_group is not None:
+            return self.within_group.accuracy
+        return result.accuracy
+
+    @property
+    def selection_name(self) -> str:
+        """How :meth:`selection_score` validates, for people."""
+        if self.config.best_by == "deployment" and self.val_group_tasks is not None:
+            return "within group" + (", distinct drawers" if self.val_maker_drawers else "")
+        return "random tasks"
 
     def validate(self) -> EvalResult:
         """Per-image accuracy on the fixed validation tasks (every rank computes the same)."""

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from ..data.tasks import TaskIndices
+from .deployment_sampler import DeploymentTaskSampler
 from .task_sampler import TaskSampler
 
 
@@ -29,7 +30,7 @@ class TaskStreams:
         self.python = {s: random.Random(_mix(seed, s)).getstate() for s in self.owned}
         self.torch = {s: torch.Generator(device=device or "cpu").manual_seed(_mix(seed, s)) for s in self.owned}
 
-    def sample(self, sampler: TaskSampler, stream: int, n_tasks: int) -> TaskIndices:
+    def sample(self, sampler: TaskSampler | DeploymentTaskSampler, stream: int, n_tasks: int) -> TaskIndices:
         """``n_tasks`` tasks from ``stream``, leaving the global ``random`` state as it was."""
         outside = random.getstate()
         random.setstate(self.python[stream])

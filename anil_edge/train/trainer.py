@@ -47,9 +47,10 @@ RESUMABLE_CHANGES = ("device", "threads", "progress", "out_dir", "data", "log_ev
 class TrainResult:
     model: AnilModel  # the final model (eval mode)
     preprocessing: Preprocessing  # what the model was trained on; exported with it
-    best_validation: float  # best per-image validation accuracy seen
+    best_validation: float  # best per-image validation accuracy seen, by the selection metric
     validation_ways: int  # classes per validation task: ways, or fewer when validation has fewer classes
     out_dir: Path  # holds last.pt, best.pt, metrics.jsonl, curves.png
+    selected_by: str = "random tasks"  # the validation best.pt was chosen by (MetaLoop.selection_name)
 
 
 def resolve_device(name: str) -> torch.device:
@@ -102,6 +103,8 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     if config.iterations == 0:
         return _no_meta_training(config, loop, writer, log, prep, out, ctx)
+    if start == 0 and config.pretrained:  # the pretrained backbone as it is is a candidate too (P>M>F's lr 0)
+        best = _validate(loop, writer, log, 0, best, bar=None, ctx=ctx)
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None
     if bar is not None:
@@ -121,28 +124,15 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
             raise TrainingError(
                 f"the meta-loss became {loss} in iterations {first + 1}-{done}: training diverged; no checkpoint was "
                 f"written after it ({_last_good(out)}); lower --meta-lr or --adaptation-lr and train again")
-        records = [{"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
-                    "lr": optimizer.param_groups[0]["lr"], "iterations": done - first,
-                    "it_per_s": (done - first) / seconds}]
+        if log is not None:
+            log.write({"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
+                       "lr": optimizer.param_groups[0]["lr"], "iterations": done - first,
+                       "it_per_s": (done - first) / seconds})
         if done % config.eval_every == 0 or done == config.iterations:
-            if ctx.main:
-                _say(bar, f"validating on {config.eval_tasks} tasks at iteration {done}")
-            result = loop.validate()
-            if bar is not None:
-                bar.set_description("meta-train")
-            records.append({"split": "validation", "iteration": it, "accuracy": result.accuracy, "ci95": result.ci95})
-            if loop.within_group is not None:
-                records[-1].update(within_group_accuracy=loop.within_group.accuracy,
-                                   within_group_ci95=loop.within_group.ci95)
-            if result.accuracy > best:
-                best = result.accuracy
-                writer.save("best.pt", done, best)
+            best = _validate(loop, writer, log, done, best, bar, ctx)
             window.restart()  # validation time is not training speed
         if done % config.checkpoint_every == 0 or done == end:
             writer.save("last.pt", done, best)
-        if log is not None:
-            for r in records:
-                log.write(r)
         best_text = _best_text(best)
         if bar is not None:
             bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * acc:.1f}%", best_val=best_text, refresh=False)
@@ -154,7 +144,34 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     if end == config.iterations and ctx.main:
         _plot(out)
     barrier(ctx)
-    return TrainResult(model.eval(), prep, best, loop.val_ways, out)
+    return TrainResult(model.eval(), prep, best, loop.val_ways, out, loop.selection_name)
+
+
+def _validate(loop: MetaLoop, writer: CheckpointWriter, log: MetricsLog | None, done: int, best: float, bar,
+              ctx: DistContext) -> float:
+    """Validate after ``done`` iterations, log the record, save best.pt when the selection score
+    beats ``best``; the new best."""
+    if ctx.main:
+        _say(bar, f"validating on {loop.config.eval_tasks} tasks at iteration {done}")
+    result = loop.validate()
+    if bar is not None:
+        bar.set_description("meta-train")
+    if log is not None:
+        log.write(_validation_record(loop, result, done))
+    score = loop.selection_score(result)
+    if score > best:
+        writer.save("best.pt", done, score)
+        return score
+    return best
+
+
+def _validation_record(loop: MetaLoop, result, done: int) -> dict:
+    """The metrics.jsonl record of one validation (``iteration``: the last iteration run, -1 before any)."""
+    record = {"split": "validation", "iteration": done - 1, "accuracy": result.accuracy, "ci95": result.ci95,
+              "selection": loop.selection_score(result)}
+    if loop.within_group is not None:
+        record.update(within_group_accuracy=loop.within_group.accuracy, within_group_ci95=loop.within_group.ci95)
+    return record
 
 
 def _no_meta_training(config: TrainConfig, loop: MetaLoop, writer: CheckpointWriter, log: MetricsLog | None,
@@ -164,15 +181,13 @@ def _no_meta_training(config: TrainConfig, loop: MetaLoop, writer: CheckpointWri
     if ctx.main:
         LOG.info("no meta-training (iterations 0): validating the backbone as it is on %d tasks", config.eval_tasks)
     result = loop.validate()
+    score = loop.selection_score(result)
     for name in ("best.pt", "last.pt"):
-        writer.save(name, 0, result.accuracy)
+        writer.save(name, 0, score)
     if log is not None:
-        record = {"split": "validation", "iteration": 0, "accuracy": result.accuracy, "ci95": result.ci95}
-        if loop.within_group is not None:
-            record.update(within_group_accuracy=loop.within_group.accuracy, within_group_ci95=loop.within_group.ci95)
-        log.write(record)
+        log.write({**_validation_record(loop, result, 0), "iteration": 0})
     barrier(ctx)
-    return TrainResult(loop.model.eval(), prep, result.accuracy, loop.val_ways, out)
+    return TrainResult(loop.model.eval(), prep, score, loop.val_ways, out, loop.selection_name)
 
 
 def _seed(seed: int) -> None:

@@ -46,3 +46,14 @@ def test_unreadable_image_is_named(tmp_path):
     (tmp_path / "a" / "broken.png").write_bytes(b"\x89PNG garbage")
     with pytest.raises(InputError, match="broken.png"):
         load_image_folder(tmp_path, OMNI_PREP)
+
+
+def test_sources_named_in_file_names_become_drawers(tmp_path):
+    write_folder(tmp_path, {"cat": 2, "dog": 2})
+    for i, path in enumerate(sorted(tmp_path.rglob("*.png"))):
+        path.rename(path.with_name(f"{path.stem}@{'alice' if i % 2 else 'bob'}.png"))
+    data = load_image_folder(tmp_path, OMNI_PREP)
+    assert data.drawers is not None and data.drawers.tolist() == [1, 0, 1, 0]  # alice 0, bob 1, in file order
+    next(tmp_path.rglob("*@bob.png")).rename(tmp_path / "cat" / "plain.png")
+    with pytest.raises(InputError, match=r"3 of 4 images name their source \(file name NAME@SOURCE.ext\) and 1 do"):
+        load_image_folder(tmp_path, OMNI_PREP)

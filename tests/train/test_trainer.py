@@ -37,6 +37,11 @@ def test_training_writes_checkpoints_metrics_and_plot(split, tmp_path):
     # the validation groups have 4 classes each: within-group 3-way tasks are scored beside mixed ones
     assert all(0 <= r["within_group_accuracy"] <= 1 for r in records if r["split"] == "validation")
     assert all(np.isfinite(r["loss"]) for r in records if r["split"] == "train")
+    # best.pt is chosen by the deployment protocol's score (within group), not the random tasks'
+    within = {r["iteration"] + 1: r["within_group_accuracy"] for r in records if r["split"] == "validation"}
+    best = load_checkpoint(tmp_path / "best.pt")
+    assert result.selected_by == "within group" and best["best_validation"] == max(within.values())
+    assert within[best["iteration"]] == max(within.values())
     last = load_checkpoint(tmp_path / "last.pt")
     assert last["iteration"] == 6 and TrainConfig.from_dict(last["config"]) == tiny_config(tmp_path)
     assert last["best_validation"] == result.best_validation
@@ -151,6 +156,30 @@ def test_validation_within_groups_keeps_drawers_apart_where_recorded(tmp_path):
         assert len(support) == 1 and not support & set(split.validation.drawers[tasks.query[t]])
     records = [json.loads(line) for line in (train(config, split).out_dir / "metrics.jsonl").read_text().splitlines()]
     assert all(0 <= r["within_group_accuracy"] <= 1 for r in records if r["split"] == "validation")
+
+
+def test_deployment_training_tasks_take_one_groups_classes_and_other_drawers_queries(tmp_path):
+    import random
+
+    from anil_edge.data.image_set import ImageSet
+    from anil_edge.train.deployment_sampler import DeploymentTaskSampler
+
+    base = glyph_set(n_classes=24, per_class=5, n_groups=6)
+    drawers = np.tile(np.arange(1, 6), 24).astype(np.int64)
+    data = ImageSet(base.images, base.labels, base.class_names, base.groups, drawers)
+    sampler = DeploymentTaskSampler(data, ways=3, shots=2, queries=2)
+    tasks = sampler.sample(20, random.Random(7))
+    for t in range(20):
+        classes = set(data.labels[tasks.support[t]]) | set(data.labels[tasks.query[t]])
+        assert len({data.groups[c] for c in classes}) == 1 and len(classes) == 3
+        assert not set(drawers[tasks.support[t]]) & set(drawers[tasks.query[t]])
+    again = sampler.sample(20, random.Random(7))
+    assert np.array_equal(again.support, tasks.support) and np.array_equal(again.query, tasks.query)  # seeded
+    split = split_by_group(data, validation=0.2, test=0.2, seed=0)
+    result = train(tiny_config(tmp_path, train_tasks="deployment", rotations=False, shots=2), split)
+    assert load_checkpoint(tmp_path / "last.pt")["iteration"] == 6 and 0 <= result.best_validation <= 1
+    with pytest.raises(InputError, match="need a group with 9 classes"):
+        DeploymentTaskSampler(data, ways=9, shots=1, queries=1)
 
 
 def test_no_test_split_trains_on_every_other_class(tmp_path):
