@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from ..export.onnx_export import OPSET
 from ..export.quantize import DEFAULT_FORMAT, FORMATS
 from ..export.quantize import METHODS as CALIBRATION_METHODS
 from ..export.validate import FP32_ATOL
+
+INT8_REFUSED = 2  # exit status when --int8 was asked for and not shipped (FP32 and the rest written)
 
 
 def add_parser(sub, name: str) -> None:
@@ -43,10 +46,11 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cpu_features import int8_speed_note
     from ..data.config_data import provenance_split, training_sample
-    from ..export.open_set_calibration import SHOTS, WAYS
+    from ..export.open_set_calibration import MIN_TAIL_IMAGES, SHOTS, WAYS
     from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.quantize import FORMATS
     from ..export.trained import load_trained
+    from ..runtime.open_set import TARGET_RATES
 
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
@@ -72,8 +76,10 @@ def run(args: argparse.Namespace) -> int:
         print(f"head rule: not calibrated ({split.validation.n_classes} validation classes cannot supply 5-way "
               f"episodes); ships the trained rule ({trained.adaptation.describe()})")
     if result.open_set is None:
-        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes: fewer than "
-              f"{WAYS + 1} have {SHOTS + 1} or more images)")
+        print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes, "
+              f"{len(split.validation.labels)} images: it needs {WAYS + 1} classes with {SHOTS + 1} or more images, "
+              f"and {MIN_TAIL_IMAGES / max(TARGET_RATES):.0f} images to claim a {100 * max(TARGET_RATES):g}% "
+              f"false-accept rate ({MIN_TAIL_IMAGES / min(TARGET_RATES):.0f} for {100 * min(TARGET_RATES):g}%))")
     else:
         rates = ", ".join(f"false-accept {100 * r:g}%: threshold {t:.3f} (accepts {100 * result.open_set.true_accept[r]:.1f}"
                           f"% of known queries)" for r, t in result.open_set.thresholds.items())
@@ -81,4 +87,19 @@ def run(args: argparse.Namespace) -> int:
     for path in (result.onnx, result.int8, result.torchscript, *result.deployment.values()):
         if path is not None:
             print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    if result.int8_refused is not None:
+        print(f"error: {result.int8_refused}. Every other file above was written (FP32 ships); "
+              f"{_untried_formats(args.int8_format)}", file=sys.stderr)
+        return INT8_REFUSED
     return 0
+
+
+def _untried_formats(fmt: str) -> str:
+    """What else to try after ``fmt`` failed the INT8 check."""
+    from ..export.quantize import AUTO_FORMATS, FORMATS
+
+    tried = AUTO_FORMATS if fmt == "auto" else (fmt,)
+    rest = [f for f in FORMATS if f not in tried]
+    hint = {"u8s8": "8-bit signed weights: exact and fast on VNNI, AMX and ARM64 CPUs, may saturate on AVX2-only x86"}
+    return "not tried: " + "; ".join(f"--int8-format {f}" + (f" ({hint[f]})" if f in hint else "") for f in rest) \
+        if rest else "every INT8 format was tried"

@@ -6,6 +6,11 @@ and as many images of other, never-enrolled classes are "unknown" ones. Each que
 score (:func:`anil_edge.runtime.open_set.open_set_scores`) is computed from the deployed
 embeddings (onnxruntime, one image at a time); the threshold for a false-accept rate r is the
 score that a share r of unknown queries reaches.
+
+A rate is claimed only where the data can tell it: at least :data:`MIN_TAIL_IMAGES` distinct
+never-enrolled images are expected above its threshold (``images × rate``). Fewer images
+repeat in every episode, and the 1% and 5% thresholds come out the same: 6 classes of 5
+images claim neither rate, 100 images claim 5%, 500 claim 1% as well.
 """
 
 from __future__ import annotations
@@ -18,21 +23,24 @@ import numpy as np
 from ..data.image_set import ImageSet
 from ..errors import require
 from ..runtime.backbone import Backbone
-from ..runtime.open_set import OpenSetCalibration, calibrate, open_set_scores
+from ..runtime.open_set import TARGET_RATES, OpenSetCalibration, calibrate, open_set_scores
 from .onnx_export import set_metadata, write_onnx
 
 EPISODES, WAYS, SHOTS, QUERIES = 300, 5, 1, 5
+MIN_TAIL_IMAGES = 5  # distinct unknown images expected beyond a threshold for its rate to be claimed
 
 
 def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EPISODES,
                        ways: int = WAYS, shots: int = SHOTS, queries: int = QUERIES,
                        seed: int = 0) -> OpenSetCalibration | None:
     """Thresholds for ``backbone`` from ``data`` (validation classes); None when ``data`` is too
-    small (fewer than ways + 1 classes with more than ``shots`` images). A class with fewer than
-    shots + queries images (four designers' emoji) gives the queries it has."""
+    small (fewer than ways + 1 classes with more than ``shots`` images, or too few images to claim
+    any rate: :func:`claimable_rates`). A class with fewer than shots + queries images (four
+    designers' emoji) gives the queries it has."""
     members = [np.flatnonzero(data.labels == c) for c in range(data.n_classes)]
     usable = [c for c, m in enumerate(members) if m.size > shots]
-    if len(usable) < ways + 1:
+    rates = claimable_rates(sum(members[c].size for c in usable))
+    if len(usable) < ways + 1 or not rates:
         return None
     E = backbone.embed(data.images)
     rng = np.random.default_rng(seed)
@@ -46,7 +54,13 @@ def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EP
         strangers = np.concatenate([rng.choice(members[c], min(members[c].size, queries), replace=False)
                                     for c in others])
         unknown.append(open_set_scores(E[strangers], means))
-    return calibrate(np.concatenate(known), np.concatenate(unknown), episodes=episodes, ways=ways, shots=shots)
+    return calibrate(np.concatenate(known), np.concatenate(unknown), episodes=episodes, ways=ways, shots=shots,
+                     rates=rates)
+
+
+def claimable_rates(images: int) -> tuple[float, ...]:
+    """The target false-accept rates that ``images`` distinct never-enrolled images can tell apart."""
+    return tuple(r for r in TARGET_RATES if images * r >= MIN_TAIL_IMAGES)
 
 
 def add_calibration(model_path: str | os.PathLike[str], data: ImageSet) -> OpenSetCalibration | None:

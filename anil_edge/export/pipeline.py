@@ -27,7 +27,7 @@ from ..runtime.export_files import beside, output_suffixes
 from ..runtime.open_set import OpenSetCalibration
 from .deployment_files import write_deployment_files, write_sidecar
 from .head_calibration import add_head_calibration
-from .int8_check import Int8Report
+from .int8_check import Int8QualityError, Int8Report
 from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
 from .open_set_calibration import add_calibration
@@ -48,6 +48,7 @@ class ExportResult:
     deployment: dict[str, Path] = field(default_factory=dict)  # head graphs, pixel-input backbones, sidecar
     int8_check: Int8Report | None = None  # the INT8 model against FP32 on real images, when exported
     head_calibration: HeadCalibration | None = None  # how the shipped head rule was chosen, when calibrated
+    int8_refused: str | None = None  # why the INT8 model asked for was not shipped (everything else was)
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
@@ -125,11 +126,14 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                  torchscript_path=stage["torchscript"] if torchscript else None,
                                  real_images=real_images)
         report.raise_if_failed()
-        int8_report = None
+        int8_report, int8_refused = None, None
         if calibration is not None and int8:
-            int8_report = _quantize_checked(stage["onnx"], stage["int8"], calibration, calibration_method,
-                                            int8_format, open_set_data, real_images)
-            if open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
+            try:
+                int8_report = _quantize_checked(stage["onnx"], stage["int8"], calibration, calibration_method,
+                                                int8_format, open_set_data, real_images)
+            except Int8QualityError as exc:  # the FP32 files are still shipped; the caller says what happened
+                int8, int8_refused, targets["int8"] = False, str(exc), None
+            if int8 and open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
                 add_calibration(stage["int8"], open_set_data)
         deployment = write_deployment_files(stage["onnx"], lambda suffix: beside(stage["onnx"], suffix),
                                             pixels=pixel_input,
@@ -156,15 +160,14 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                  if path not in written and path.is_file()]  # an earlier export's INT8, pixel, .ort files
         commit_files(out.parent, stage["onnx"].parent, moves, stale)
     return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report,
-                        meta.head_calibration)
+                        meta.head_calibration, int8_refused)
 
 
 def _quantize_checked(fp32: Path, int8: Path, calibration: np.ndarray, method: str, fmt: str,
                       data: ImageSet | None, real: np.ndarray | None) -> Int8Report:
     """Quantize and check: ``fmt``, or with "auto" each of :data:`.quantize.AUTO_FORMATS` in turn
     until one keeps the FP32 embeddings (7-bit weights lose EfficientNet-Lite's depthwise filters;
-    uint8 weights keep them, exactly on every CPU)."""
-    from .int8_check import Int8QualityError
+    uint8 weights keep them, exactly on every CPU); :class:`Int8QualityError` when none does."""
     from .quantize import AUTO_FORMATS, quantize_int8
 
     tried: list[str] = []

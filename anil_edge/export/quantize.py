@@ -82,7 +82,7 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         raw, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "prepared.onnx"
         quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
         quantize_static(
-            str(prepared), str(raw), _reader(calibration, batch_size),
+            str(prepared), str(raw), _reader(calibration, batch_size, equal=method != "minmax"),
             quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
             activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
             calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
@@ -162,9 +162,15 @@ def pair_sum_bound(weight: np.ndarray) -> int:
     return int(255 * 2 * np.abs(weight.astype(np.int64)).max()) if weight.size else 0
 
 
-def _reader(images: np.ndarray, batch_size: int):
-    """onnxruntime's ``CalibrationDataReader`` over ``images`` in batches."""
+def _reader(images: np.ndarray, batch_size: int, equal: bool = False):
+    """onnxruntime's ``CalibrationDataReader`` over ``images`` in batches. ``equal``: every batch
+    the same size (the last partial one dropped when there is more than one): onnxruntime's
+    histogram calibrators (percentile, entropy) stack the batches' outputs into one array and
+    fail on a shorter last batch ("inhomogeneous shape")."""
     from onnxruntime.quantization import CalibrationDataReader
+
+    if equal and len(images) > batch_size:
+        images = images[: len(images) - len(images) % batch_size]
 
     class Reader(CalibrationDataReader):
         def __init__(self) -> None:

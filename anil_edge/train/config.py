@@ -61,6 +61,8 @@ class TrainConfig:
     adaptation_lr: float = 0.5  # inner-loop SGD learning rate (learn2learn's MAML lr; formerly fast_lr)
     adaptation_steps: int = 5  # inner-loop SGD steps
     head_init: str = "prototype"  # start of the inner loop: "prototype" rows, "zeros" or the "learned" rows
+    head_scale: float = 1.0  # the start's logit scale (about 1/D..4/D keeps cosine-embedding logits of order 1)
+    head_decay: float = 0.0  # L2 pull of each inner step toward the start (0: plain SGD)
     # --- outer loop ---
     meta_lr: float = 0.003  # Adam learning rate over backbone + head
     meta_batch: int = 8  # tasks per meta-iteration
@@ -118,7 +120,7 @@ class TrainConfig:
 
     def adaptation(self) -> Adaptation:
         """The inner loop this config trains with, as exported and deployed."""
-        return Adaptation(self.adaptation_lr, self.adaptation_steps, self.head_init)
+        return Adaptation(self.adaptation_lr, self.adaptation_steps, self.head_init, self.head_scale, self.head_decay)
 
     def provenance(self) -> DataProvenance:
         """The training data and its class split, as recorded in exported models."""

@@ -8,7 +8,7 @@ import math
 import re
 from typing import Any
 
-from ..runtime.adaptation import head_init_problems, lr_problems, steps_problems
+from ..runtime.adaptation import decay_problems, head_init_problems, lr_problems, scale_problems, steps_problems
 from . import timm_names
 
 CHOICES = {
@@ -44,6 +44,7 @@ def value_problems(config: Any) -> list[str]:
     if c.channels not in (1, 3):
         problems.append(f"channels must be 1 or 3, found {c.channels}")
     problems += lr_problems(c.adaptation_lr) + steps_problems(c.adaptation_steps) + head_init_problems(c.head_init)
+    problems += scale_problems(c.head_scale) + decay_problems(c.head_decay, c.adaptation_lr)
     if not (math.isfinite(c.meta_lr) and 0 < c.meta_lr <= MAX_META_LR):
         problems.append(f"meta_lr must be a finite number in (0, {MAX_META_LR:g}], found {c.meta_lr!r}")
     if not (math.isfinite(c.validation_fraction) and 0 < c.validation_fraction < 1):

@@ -117,3 +117,17 @@ def test_the_exported_model_records_its_data_relative_to_itself(run):
     sources = read_metadata(root / "run" / "model.onnx").training.data.sources
     assert sources == ("../data",)
     assert json.loads((root / "run" / "model.json").read_text())["metadata"]["training"]["data"]["sources"] == ["../data"]
+
+
+def test_an_int8_refusal_still_writes_fp32_and_exits_2_naming_what_to_try(run, tmp_path, monkeypatch, capsys):
+    from anil_edge.cli.main import main
+    from anil_edge.export import int8_check
+
+    root, _ = run
+    monkeypatch.setattr(int8_check, "compare_int8", lambda *a, **k: int8_check.Int8Report(32, 0.9893, 0.96, None))
+    code = main(["export", str(root / "run" / "best.pt"), "--int8", "--calibration-images", "32",
+                 "--out", str(tmp_path / "model.onnx")])
+    err = capsys.readouterr().err
+    assert code == 2 and (tmp_path / "model.onnx").is_file() and not (tmp_path / "model.int8.onnx").exists()
+    assert "median embedding cosine to FP32 0.9893 < 0.99" in err and "FP32 ships" in err
+    assert "not tried: --int8-format u8s8 (8-bit signed weights" in err  # auto tried u8s8-reduced and u8u8

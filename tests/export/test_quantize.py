@@ -49,3 +49,14 @@ def test_other_tensors_are_left_as_they_are(zp_of_dead, dead_values):
     model = dequantize_graph(q, zp, scale)
     assert uniform_weight_zero_points(model) == 0
     np.testing.assert_array_equal(numpy_helper.to_array(model.graph.initializer[0]), q)
+
+
+@pytest.mark.parametrize("method", ["percentile", "entropy"])
+def test_histogram_calibration_takes_a_count_of_images_that_is_no_multiple_of_the_batch(model_path, tmp_path, method):
+    """onnxruntime's histogram calibrators stack every batch's outputs: a shorter last batch made
+    them fail with "inhomogeneous shape" (40 images in batches of 32)."""
+    from anil_edge.export.quantize import quantize_int8
+
+    images = np.random.default_rng(1).uniform(-1, 1, (40, 1, 28, 28)).astype(np.float32)
+    meta = quantize_int8(model_path, tmp_path / "int8.onnx", images, method=method, batch_size=32)
+    assert meta.extra["calibration"] == {"images": 40, "method": method} and (tmp_path / "int8.onnx").is_file()

@@ -94,8 +94,21 @@ def calibrated(model_path, tmp_path_factory):
 
     path = tmp_path_factory.mktemp("calibrated") / "model.onnx"
     path.write_bytes(model_path.read_bytes())
-    assert add_calibration(path, glyph_set(n_classes=20, per_class=6, seed=3)) is not None
+    assert add_calibration(path, glyph_set(n_classes=90, per_class=6, seed=3)) is not None  # 540 images: 1% and 5%
     return Backbone(path)
+
+
+def test_calibration_claims_only_the_rates_its_images_can_tell(model_path, tmp_path):
+    """Each claimed rate needs MIN_TAIL_IMAGES (5) distinct never-enrolled images beyond its threshold:
+    30 images claim none (the 1% and 5% thresholds would be the same scores), 120 claim 5%."""
+    pytest.importorskip("onnx")
+    from anil_edge.export.open_set_calibration import add_calibration
+
+    path = tmp_path / "model.onnx"
+    path.write_bytes(model_path.read_bytes())
+    assert add_calibration(path, glyph_set(n_classes=6, per_class=5, seed=3)) is None
+    assert Backbone(path).metadata.open_set is None
+    assert set(add_calibration(path, glyph_set(n_classes=20, per_class=6, seed=3)).thresholds) == {0.05}
 
 
 def test_export_calibration_is_recorded_and_used_by_reject(calibrated):
