@@ -199,6 +199,27 @@ else:
         fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
+@contextlib.contextmanager
+def folder_lock(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` itself against other processes and threads, with no
+    file added to it (flock on the directory; where that does not exist, an ``exclusive_lock``
+    file beside it). Two exports into one folder run one after the other with it.
+
+    Raises:
+        OSError: the folder cannot be opened.
+    """
+    if os.name == "nt":
+        with exclusive_lock(folder):
+            yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
 def fsync_directory(directory: Path) -> None:
     """Persist the rename itself (POSIX); a no-op where directories cannot be opened."""
     try:

@@ -1,7 +1,7 @@
 """Checkpoint -> deployable files, validated before they appear.
 
 Every file is first written in a staging folder beside the output, validated against the PyTorch
-model, and only then committed as one set (:mod:`anil_edge.file_set`): on any error the staged
+model, and only then committed as one set (:mod:`anil_edge.runtime.file_set`): on any error the staged
 files are removed, and a crash at any moment leaves the previous export or the new one, complete,
 never a mix, a partly written or an unvalidated model.
 """
@@ -17,13 +17,13 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import refuse_to_overwrite, remove_stale_folders
+from ..atomic import folder_lock, refuse_to_overwrite, remove_stale_folders
 from ..data.image_set import ImageSet
 from ..errors import CheckpointError, InputError, ModelError
-from ..file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.adaptation import HeadCalibration
 from ..runtime.backbone import read_metadata
 from ..runtime.export_files import beside, output_suffixes
+from ..runtime.file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.open_set import OpenSetCalibration
 from .deployment_files import write_deployment_files, write_sidecar
 from .head_calibration import add_head_calibration
@@ -210,14 +210,18 @@ def _final_path(out: Path, staged: Path) -> Path:
 
 @contextlib.contextmanager
 def _staging(folder: Path):
-    """Temporary paths in ``folder`` for each output; whatever is left is removed at the end."""
-    complete_interrupted(folder)  # an export killed after its commit point: finish it
-    remove_stale_folders(folder, STAGING_PREFIX)  # one killed before: its staging folder goes
-    try:
-        tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
-    except OSError as exc:
-        raise ModelError(f"cannot write to {folder}: {exc}") from None
-    try:
-        yield {"onnx": tmp / "model.onnx", "int8": tmp / "model.int8.onnx", "torchscript": tmp / "model.ts"}
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    """Temporary paths in ``folder`` for each output; whatever is left is removed at the end.
+    Held under the folder's lock: a second export into the same folder waits for the first to
+    commit, so the last one's files (and the model.json that hashes them) are whole."""
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(folder_lock(folder))
+            complete_interrupted(folder)  # an export killed after its commit point: finish it
+            remove_stale_folders(folder, STAGING_PREFIX)  # one killed before: its staging folder goes
+            tmp = Path(tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}{os.getpid()}-", dir=folder))
+        except OSError as exc:
+            raise ModelError(f"cannot write to {folder}: {exc}") from None
+        try:
+            yield {"onnx": tmp / "model.onnx", "int8": tmp / "model.int8.onnx", "torchscript": tmp / "model.ts"}
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)

@@ -10,8 +10,8 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from ..errors import InputError, ModelError, raise_if_problems, require
-from ..file_set import complete_interrupted
 from .file_kind import ONNX, hint
+from .file_set import complete_interrupted
 from .metadata import ModelMetadata
 from .metadata_props import VERSION_KEY, metadata_from_props
 from .model_hash import model_sha256

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError, ModelError, require
-from ..file_set import complete_interrupted
 from .export_files import ADAPT_INPUTS, CLASSIFY_INPUTS, SUFFIXES, beside, family_base
+from .file_set import complete_interrupted
 
 
 def check_against_sidecar(sidecar: Path, hashes: dict[str, str]) -> None:

@@ -1,4 +1,4 @@
-"""An export's files are committed as one set (anil_edge.file_set): SIGKILL at every step of the
+"""An export's files are committed as one set (anil_edge.runtime.file_set): SIGKILL at every step of the
 commit leaves, once a reader has looked, the old set or the new one, complete — never a mix."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 
 from anil_edge.atomic import exclusive_lock
 from anil_edge.errors import ModelError
-from anil_edge.file_set import JOURNAL, STAGING_PREFIX, commit_files, complete_interrupted
+from anil_edge.runtime.file_set import JOURNAL, STAGING_PREFIX, commit_files, complete_interrupted
 
 OLD = {"model.onnx": b"old backbone", "model.json": b"old sidecar", "model.int8.onnx": b"old int8",
        "model.pixels.onnx": b"old pixels"}
@@ -26,7 +26,7 @@ NEW = {"model.onnx": b"new backbone", "model.json": b"new sidecar", "model.head_
 CHILD = textwrap.dedent("""
     import os, signal, sys
     from pathlib import Path
-    from anil_edge.file_set import commit_files
+    from anil_edge.runtime.file_set import commit_files
     folder, kill_at = Path(sys.argv[1]), int(sys.argv[2])
     staging = next(folder.glob(".anil-edge-export-*"))
     moves = [(p, folder / p.name) for p in sorted(staging.iterdir())]
@@ -54,6 +54,16 @@ def _prepare(folder: Path) -> None:
     staging.mkdir()
     for name, data in NEW.items():
         (staging / name).write_bytes(data)
+
+
+def _sha(path: Path) -> str:
+    return __import__("hashlib").sha256(path.read_bytes()).hexdigest()
+
+
+def _journal(staging: Path, moves: list[tuple[str, str]], remove: list[str]) -> dict:
+    """A journal as commit_files writes it (format 2: each staged file's SHA-256)."""
+    return {"version": 2, "moves": [[a, b, _sha(staging / a) if (staging / a).is_file() else "0" * 64] for a, b in moves],
+            "remove": remove}
 
 
 def _commit_in_child(folder: Path, kill_at: int) -> subprocess.CompletedProcess:
@@ -95,7 +105,7 @@ def test_a_reader_waits_for_a_commit_a_live_process_is_doing(tmp_path):
     """A staging folder with a journal whose lock is held: the reader blocks, not rolls forward."""
     _prepare(tmp_path / "m")
     staging = next((tmp_path / "m").glob(f"{STAGING_PREFIX}*"))
-    (staging / JOURNAL).write_text(json.dumps({"moves": [[n, n] for n in NEW], "remove": ["model.int8.onnx"]}))
+    (staging / JOURNAL).write_text(json.dumps(_journal(staging, [(n, n) for n in NEW], ["model.int8.onnx"])))
     finished = threading.Event()
     with exclusive_lock(staging / JOURNAL):
         reader = threading.Thread(target=lambda: (complete_interrupted(tmp_path / "m"), finished.set()))
@@ -107,20 +117,58 @@ def test_a_reader_waits_for_a_commit_a_live_process_is_doing(tmp_path):
     assert finished.is_set() and _visible(tmp_path / "m") == NEW
 
 
-@pytest.mark.bad_input
-@pytest.mark.parametrize("journal", [
-    {"moves": [["model.onnx", "../outside.onnx"]], "remove": []},
-    {"moves": [["../../etc/passwd", "model.onnx"]], "remove": []},
-    {"moves": [], "remove": ["/etc/hosts"]},
-    {"moves": "model.onnx", "remove": []},
-])
-def test_a_journal_naming_files_outside_its_folder_is_refused(tmp_path, journal):
-    _prepare(tmp_path / "m")
-    staging = next((tmp_path / "m").glob(f"{STAGING_PREFIX}*"))
+def _hostile(kind: str, folder: Path, staging: Path, outside: Path) -> None:
+    """Write a journal (or staging layout) of ``kind`` that no export of anil-edge writes."""
+    full = [(n, n) for n in NEW]
+    if kind == "target outside":
+        journal = _journal(staging, [*full, ("model.onnx", "../outside.onnx")], [])
+    elif kind == "staged outside":
+        journal = _journal(staging, [*full[1:], ("../../outside/thesis.txt", "model.onnx")], [])
+    elif kind == "absolute removal":
+        journal = _journal(staging, full, ["/etc/hosts"])
+    elif kind == "removes the user's state":
+        journal = _journal(staging, [], ["faces.state.npz"])
+    elif kind == "replaces the user's state":
+        journal = _journal(staging, [*full, ("model.onnx", "faces.state.npz")], [])
+    elif kind == "staged through a symlink":
+        (staging / "d").symlink_to(outside)
+        journal = _journal(staging, [*full[1:], ("d/thesis.txt", "model.onnx")], [])
+    elif kind == "staged file changed":
+        journal = _journal(staging, full, [])
+        (staging / "model.onnx").write_bytes(b"something else")
+    elif kind == "symlinked journal":
+        (outside / "COMMIT.json").write_text(json.dumps(_journal(staging, full, [])))
+        (staging / JOURNAL).symlink_to(outside / "COMMIT.json")
+        return
+    elif kind == "deeply nested":
+        (staging / JOURNAL).write_text("[" * 100_000)
+        return
+    else:  # "old format": no hashes
+        journal = {"moves": [[n, n] for n in NEW], "remove": []}
     (staging / JOURNAL).write_text(json.dumps(journal))
-    with pytest.raises(ModelError, match="COMMIT.json: (names files outside|an interrupted export's journal)"):
+
+
+@pytest.mark.bad_input
+@pytest.mark.parametrize("kind", ["target outside", "staged outside", "absolute removal", "removes the user's state",
+                                  "replaces the user's state", "staged through a symlink", "staged file changed",
+                                  "symlinked journal", "deeply nested", "old format"])
+def test_a_journal_that_is_not_an_exports_own_is_refused_and_nothing_changes(tmp_path, kind):
+    """A model folder received from elsewhere: its journal may only finish an anil-edge export; a
+    user's file beside the model and files outside the folder are never touched."""
+    _prepare(tmp_path / "m")
+    (tmp_path / "m" / "faces.state.npz").write_bytes(b"the user's enrollment")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "thesis.txt").write_bytes(b"a file outside the model folder")
+    staging = next((tmp_path / "m").glob(f"{STAGING_PREFIX}*"))
+    _hostile(kind, tmp_path / "m", staging, outside)
+    before_outside = sorted(p.name for p in outside.iterdir())
+    with pytest.raises(ModelError, match=r"(COMMIT.json|symlink)[^\n]*(not an anil-edge export|cannot be read|"
+                                         r"delete)"):
         complete_interrupted(tmp_path / "m")
-    assert _visible(tmp_path / "m") == OLD
+    assert _visible(tmp_path / "m") == {**OLD, "faces.state.npz": b"the user's enrollment"}
+    assert sorted(p.name for p in outside.iterdir()) == before_outside  # no file moved out, no lock file made
+    assert (outside / "thesis.txt").read_bytes() == b"a file outside the model folder"
 
 
 @pytest.mark.bad_input
@@ -145,3 +193,25 @@ def test_commit_files_in_process(tmp_path):
     commit_files(tmp_path / "m", staging, [(p, tmp_path / "m" / p.name) for p in staging.iterdir()],
                  [tmp_path / "m" / "model.int8.onnx"])
     assert _visible(tmp_path / "m") == NEW and not staging.exists()
+
+
+@pytest.mark.bad_input
+def test_a_second_export_into_a_folder_waits_for_the_first_to_commit(tmp_path):
+    """Two exports whose commits overlapped left a model.json whose hash did not match model.onnx:
+    an export holds the folder's lock from staging to commit, and adds no file for it."""
+    from anil_edge.atomic import folder_lock
+    from anil_edge.export import pipeline
+
+    entered = threading.Event()
+
+    def second_export() -> None:
+        with pipeline._staging(tmp_path):
+            entered.set()
+
+    with folder_lock(tmp_path):  # the first export, between its staging and its commit
+        worker = threading.Thread(target=second_export)
+        worker.start()
+        time.sleep(0.3)
+        assert not entered.is_set()
+    worker.join(10)
+    assert entered.is_set() and list(tmp_path.iterdir()) == []

@@ -50,7 +50,7 @@ def test_an_export_interrupted_mid_commit_is_refused_until_completed(export_dir,
     staging.mkdir()
     (staging / "COMMIT.json").write_text(json.dumps({"moves": [], "remove": []}))
     _refused(node(out, glyph_files / "classes", glyph_files / "queries"), "was interrupted", "anil-edge info")
-    from anil_edge.file_set import complete_interrupted
+    from anil_edge.runtime.file_set import complete_interrupted
 
     complete_interrupted(out)  # what `anil-edge info` (any Python reader) does
     assert node(out, glyph_files / "classes", glyph_files / "queries").returncode == 0

@@ -184,7 +184,7 @@ def test_a_head_graph_of_another_export_is_refused(exported, tmp_path):
 
 KILLED_EXPORT = """
 import os, signal, sys
-from anil_edge import file_set
+from anil_edge.runtime import file_set
 from anil_edge.export.pipeline import export_checkpoint
 roll_forward, real_replace = file_set._roll_forward, os.replace
 def kill_after_two_renames(*args):
