@@ -17,13 +17,13 @@ given designers are left out.
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.documents import parse_json
 from ..runtime.metadata import Preprocessing
 from .decode import decode, stack
 from .image_set import ImageSet
@@ -82,10 +82,21 @@ def _emoji_datasource(root: Path) -> tuple[str, dict[str, tuple[str, str, Path]]
         if not isinstance(e, dict) or not all(isinstance(e.get(k), str) for k in ("unified", "image", "category")):
             raise InputError(f"{root / 'emoji.json'}: entries need string unified, image and category fields, found "
                              f"{str(e)[:80]}")
-        path = folder / e["image"]
+        path = _inside(folder, e["image"], root / "emoji.json")
         if e["category"] not in SKIPPED_CATEGORIES and e.get(f"has_img_{vendor}", True) and path.is_file():
             entries[e["unified"].upper()] = (str(e.get("short_name") or e["unified"]), str(e.get("subcategory", "")), path)
     return vendor, entries
+
+
+def _inside(folder: Path, name: str, manifest: Path) -> Path:
+    """``folder / name``, refused unless it is a plain file name inside ``folder`` (a manifest names
+    no ``..``, absolute path, or symlink out of its set)."""
+    path = folder / name
+    if "/" in name or "\\" in name or name in ("", ".", "..") or Path(name).is_absolute() or \
+            (path.exists() and not os.path.realpath(path).startswith(os.path.realpath(folder) + os.sep)):
+        raise InputError(f"{manifest}: entry image {name[:80]!r} is not a file name inside {folder.name}/; expected "
+                         "names like 1f600.png")
+    return path
 
 
 def _openmoji(root: Path) -> tuple[str, dict[str, tuple[str, str, Path]]]:
@@ -106,8 +117,8 @@ def _openmoji(root: Path) -> tuple[str, dict[str, tuple[str, str, Path]]]:
 
 def _json_list(path: Path) -> list:
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = parse_json(path.read_bytes())
+    except (OSError, ValueError) as exc:
         raise InputError(f"{os.fspath(path)}: not readable JSON ({exc})") from None
     if not isinstance(data, list):
         raise InputError(f"{os.fspath(path)}: expected a list of emoji entries, found {type(data).__name__}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import dataclasses
+import json
 import types
 import typing
 from collections.abc import Mapping
@@ -31,6 +32,21 @@ _BAD = object()  # what a value that does not have its type reads as (its proble
 _SCALARS = {bool: "a bool (true or false)", int: "an integer", float: "a number", str: "a string",
             np.ndarray: "a base64 float32 array"}
 _PLURALS = {bool: "bools", int: "integers", float: "numbers", str: "strings"}
+
+
+MAX_JSON_BYTES = 64 * 2**20  # no JSON file anil-edge writes comes near this
+
+
+def parse_json(text: str | bytes, max_bytes: int = MAX_JSON_BYTES) -> Any:
+    """``json.loads`` bounded before it is trusted: ``ValueError`` (a one-line reason) for text
+    over ``max_bytes`` or nested deeper than Python's parser can follow (a raw RecursionError
+    otherwise), as for malformed JSON."""
+    if len(text) > max_bytes:
+        raise ValueError(f"{len(text)} bytes, more than the {max_bytes} any anil-edge JSON file holds")
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("nested deeper than any anil-edge JSON file") from None
 
 
 def to_document(value: Any) -> Any:

@@ -5,13 +5,13 @@ with onnxruntime: the same adaptation as :mod:`.episodes`, as every other bindin
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError, ModelError, require
+from .documents import parse_json
 from .export_files import ADAPT_INPUTS, CLASSIFY_INPUTS, SUFFIXES, beside, family_base
 from .file_set import complete_interrupted
 
@@ -22,7 +22,7 @@ def check_against_sidecar(sidecar: Path, hashes: dict[str, str]) -> None:
     if not sidecar.is_file():
         return
     try:
-        listed = {entry["path"]: entry["sha256"] for entry in json.loads(sidecar.read_text())["files"].values()}
+        listed = {entry["path"]: entry["sha256"] for entry in parse_json(sidecar.read_bytes())["files"].values()}
     except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{sidecar}: not a readable anil-edge sidecar ({type(exc).__name__}: {exc})") from None
     wrong = [f"{name} (SHA-256 {digest[:12]}…, model.json lists {listed[name][:12]}…)"

@@ -219,6 +219,31 @@ def _check_sizes(path: Path) -> None:
         raise StateError(f"{path} declares {total / 2**20:.0f} MiB of contents (header "
                          f"{sizes.get('header.npy', 0) / 2**20:.1f} MiB); a state may hold at most "
                          f"{MAX_STATE_BYTES / 2**20:.0f} MiB ({MAX_HEADER_BYTES / 2**20:.0f} MiB of header)")
+    oversized = _oversized_members(path, sizes)
+    if oversized:
+        raise StateError(f"{path} is truncated or corrupted: {oversized}; expected an anil-edge state file (.npz) written by "
+                         "FewShotClassifier.save")
+
+
+def _oversized_members(path: Path, sizes: dict[str, int]) -> str:
+    """The first ``.npy`` member whose header declares more data than the member holds (a few KB
+    claiming 10¹² rows would make numpy allocate terabytes before it reads a byte), or ""."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            for name, size in sizes.items():
+                if not name.endswith(".npy"):
+                    continue
+                with archive.open(name) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
+                        np.lib.format.read_array_header_2_0
+                    shape, _, dtype = read(member)
+                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+                if declared > size:
+                    return f"member {name} declares shape {shape} ({declared} bytes) but holds {size} bytes"
+    except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
+        return f"a member's .npy header is unreadable ({type(exc).__name__}: {str(exc)[:120]})"
+    return ""
 
 
 def _labels(labels: tuple[Label, ...], problems: list[str]) -> list[Label]:

@@ -52,6 +52,11 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ModelError(f"{path}: expected a state dict (names -> tensors), found {type(state).__name__}")
+    bad = next((k for k, v in state.items() if v.is_floating_point() and not bool(torch.isfinite(v).all())), None)
+    if bad is not None:  # Inf weights train into a constant model; NaN ones fail later, blaming the head
+        t = state[bad]
+        raise ModelError(f"{path}: tensor {bad} {tuple(t.shape)} holds {int((~torch.isfinite(t)).sum())} non-finite "
+                         f"values (NaN or Inf); expected finite weights: the file is corrupted or not weights")
     return {k.removeprefix("module."): v for k, v in state.items()}
 
 

@@ -31,8 +31,10 @@ import torch
 from ..atomic import atomic_write
 from ..cache import cache_folder
 from ..cpu_features import bf16_acceleration, cpu_name
-from ..runtime.documents import from_document, to_document
+from ..runtime.documents import from_document, parse_json, to_document
 from .config import TrainConfig
+
+MAX_CACHE_BYTES = 2**20  # a speed-cache entry holds a few timings
 
 if TYPE_CHECKING:
     from .model import AnilModel
@@ -193,7 +195,7 @@ def _cache_path(config: TrainConfig, device: torch.device, cache_dir: Path | Non
 def _read_cache(path: Path, options: list[SpeedOptions]) -> tuple[SpeedOptions, tuple[tuple[SpeedOptions, float], ...]] | None:
     """A cached decision among ``options``, or None (missing, unreadable or malformed: time again)."""
     try:
-        doc = json.loads(path.read_text())
+        doc = parse_json(path.read_bytes(), max_bytes=MAX_CACHE_BYTES)
         best = SpeedOptions.from_dict(doc["best"])
         timings = tuple((SpeedOptions.from_dict(o), float(s)) for o, s in doc["timings"])
     except (OSError, ValueError, KeyError, TypeError):

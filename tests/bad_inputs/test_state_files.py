@@ -43,9 +43,11 @@ def _load(path, backbone):
 
 
 READ_FIELDS = ["format", "version", "backbone_sha256", "labels", "adaptation.adaptation_lr",
-               "adaptation.adaptation_steps", "adaptation.head_init", "threshold"]
+               "adaptation.adaptation_steps", "adaptation.head_init", "adaptation.head_scale", "adaptation.head_decay",
+               "threshold"]
 WRONG = {"text": "x", "number": 3.5, "negative": -2, "list": [1, "a"], "null": None, "object": {"a": 1}, "bool": True}
-VALID = {("adaptation.head_init", "text"), ("adaptation.adaptation_lr", "number")}
+VALID = {("adaptation.head_init", "text"), ("adaptation.adaptation_lr", "number"),
+         ("adaptation.head_scale", "number"), ("adaptation.head_decay", "number")}
 
 
 @pytest.mark.parametrize("path", READ_FIELDS)
@@ -132,6 +134,21 @@ def test_members_that_are_not_npy_data(tmp_path, backbone):
         for name in ("header.npy", "embeddings.npy", "class_index.npy"):
             archive.writestr(name, b"this is not npy data")
     with pytest.raises(StateError, match="truncated or corrupted"):
+        _load(tmp_path / "s.npz", backbone)
+
+
+def test_a_member_header_declaring_more_than_it_holds_is_refused_before_any_allocation(saved, tmp_path, backbone):
+    """A few KB whose embeddings header says 10^12 rows: numpy would allocate terabytes (a raw
+    MemoryError) before reading a byte."""
+    header, members = saved
+    good = _npz(tmp_path / "good.npz", header, members)
+    with zipfile.ZipFile(good) as src, zipfile.ZipFile(tmp_path / "s.npz", "w") as out:
+        for info in src.infolist():
+            data = src.read(info)
+            if info.filename == "embeddings.npy":
+                data = data.replace(str(members["embeddings"].shape).encode(), b"(1000000000000, 32)", 1)
+            out.writestr(info.filename, data)
+    with pytest.raises(StateError, match=r"member embeddings.npy declares shape \(1000000000000, 32\)"):
         _load(tmp_path / "s.npz", backbone)
 
 

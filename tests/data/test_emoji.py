@@ -46,12 +46,22 @@ def test_split_by_subcategory_keeps_drawers(tmp_path):
     assert split.train.groups[0] != split.test.groups[0]
 
 
+def _image_names(folder, name: str) -> None:
+    """Point the package's first entry at ``name`` (a path out of the designer's folder)."""
+    entries = json.loads((folder / "emoji.json").read_text())
+    entries[0]["image"] = name
+    (folder / "emoji.json").write_text(json.dumps(entries))
+
+
 @pytest.mark.parametrize("mutate, message", [
     (lambda f: (f / "emoji.json").write_text("{not json"), "not readable JSON"),
     (lambda f: (f / "emoji.json").write_text(json.dumps({"a": 1})), "expected a list of emoji entries"),
     (lambda f: (f / "emoji.json").write_text(json.dumps([{"unified": 1}])), "entries need string unified"),
     (lambda f: (f / "emoji.json").unlink(), "not an emoji set"),
     (lambda f: (f / "img" / f.name / "64").rename(f / "img" / f.name / "32"), "expected one designer's images"),
+    (lambda f: (f / "emoji.json").write_text("[" * 100_000), "not readable JSON .*nested deeper"),
+    (lambda f: _image_names(f, "../../../../x.png"), r"entry image '../../../../x.png' is not a file name inside 64/"),
+    (lambda f: _image_names(f, "/etc/hostname"), r"entry image '/etc/hostname' is not a file name inside 64/"),
 ])
 def test_a_broken_package_is_named_with_what_was_expected(tmp_path, mutate, message):
     folders = emoji_packages(tmp_path)

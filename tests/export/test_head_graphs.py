@@ -149,6 +149,20 @@ def test_onnxruntime_failures_in_the_head_graphs_are_model_errors(exported_with_
         graphs.adapt(wrong_width, np.array([0, 1]))
 
 
+def test_a_sidecar_nested_beyond_any_parser_is_one_line(exported_with_graphs, tmp_path):
+    """model.json is read by engine="onnx": JSON nested 100,000 deep was a raw RecursionError."""
+    import shutil
+
+    from anil_edge.runtime.head_graphs import HeadGraphs
+
+    path, _ = exported_with_graphs
+    for f in path.parent.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    (tmp_path / "model.json").write_text("[" * 100_000)
+    with pytest.raises(ModelError, match="model.json: not a readable anil-edge sidecar .*nested deeper"):
+        HeadGraphs(tmp_path / "model.onnx")
+
+
 @settings(max_examples=25, deadline=None)
 @given(classes=st.integers(1, 5), shots=st.integers(1, 3), log_scale=st.floats(-3, 6), seed=st.integers(0, 10**6),
        queries=st.integers(0, 4), width=st.sampled_from([0, 3]))

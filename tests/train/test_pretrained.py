@@ -97,6 +97,8 @@ class _Evil:
     (lambda p: torch.save({"a": _Evil()}, p), "not a readable weights file"),
     (lambda p: torch.save([1, 2], p), "expected a state dict"),
     (lambda p: p.write_bytes(pickle.dumps(_Evil())), "not a readable weights file"),
+    (lambda p: torch.save({"conv.weight": torch.ones(2, 2), "bn.bias": torch.tensor([1.0, float("inf")])}, p),
+     r"w.pt: tensor bn.bias \(2,\) holds 1 non-finite values \(NaN or Inf\)"),  # Inf trained a constant model
 ])
 def test_a_file_that_is_not_a_state_dict_is_refused_without_unpickling(tmp_path, capsys, write, message):
     path = tmp_path / "w.pt"
