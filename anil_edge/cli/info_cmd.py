@@ -73,6 +73,9 @@ def _print_mobile(model: Path, verbose: bool) -> None:
     if model.suffix.lower() == ".ort":
         raise InputError(f"--mobile checks .onnx files; {model} is already in the .ort format: run it on the .onnx "
                          f"it was converted from ({model.with_suffix('.onnx').name})")
+    if model.suffix.lower() != ".onnx":  # TorchScript: onnxruntime's checker would fail on it with INVALID_PROTOBUF
+        raise InputError(f"--mobile checks .onnx files (what onnxruntime runs on a phone); {model.name} is not one: "
+                         f"run it on the model.onnx exported beside it")
     pixels = beside(model, SUFFIXES["backbone_pixels"])
     target = pixels if not model.name.endswith("." + SUFFIXES["backbone_pixels"]) and pixels.is_file() else model
     note = f" (the pixel model beside {model.name}: the file a phone runs)" if target != model else ""

@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"installed; {install_hint(exc.name)}", file=sys.stderr)
         return 2
     except (AnilEdgeError, OSError) as exc:  # OSError: missing files, full disks, read-only folders
-        print(f"anil-edge {args.command}: error: {printable(exc)}", file=sys.stderr)
+        print(f"anil-edge {args.command}: error: {printable(exc, lines=True)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"anil-edge {args.command}: interrupted", file=sys.stderr)

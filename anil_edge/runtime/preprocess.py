@@ -167,12 +167,19 @@ def _resize(img, size: tuple[int, int], resize: str):
     return wide.resize(size, resample=_PIL_FILTERS[resize]) if wide.size[1] != size[1] else wide
 
 
+MAX_RESIZED_PIXELS = 89_478_485  # Pillow's own decompression-bomb limit, applied to the resized image too
+
+
 def _resize_and_crop(img, height: int, width: int, prep: Preprocessing):
     """timm's centre crop: scale so the image covers (height, width) / crop_pct, keeping its
     aspect ratio, then cut the centre (height, width) out of it."""
     w0, h0 = img.size
     scale = max(height / h0, width / w0) / prep.crop_pct
     size = (max(width, round(w0 * scale)), max(height, round(h0 * scale)))
+    if size[0] * size[1] > MAX_RESIZED_PIXELS:  # a 1 × 1,000,000 strip would grow to gigabytes before the crop
+        raise InputError(f"a {w0}x{h0} image is too elongated to centre-crop: scaling its shorter side to "
+                         f"{min(size)} px makes a {size[0]}x{size[1]} intermediate, more than "
+                         f"{MAX_RESIZED_PIXELS / 1e6:.0f} MP; crop it nearer the model's aspect ratio first")
     if img.size != size:
         img = _resize(img, size, prep.resize)
     left, top = (size[0] - width) // 2, (size[1] - height) // 2
@@ -182,7 +189,9 @@ def _resize_and_crop(img, height: int, width: int, prep: Preprocessing):
 def _flatten(img):
     """An image without alpha or high bit depth, in a mode PIL converts to L / RGB faithfully."""
     Image = require("PIL.Image", "images")
-    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode == "P" and "transparency" in img.info):
+    if img.mode in ("RGBA", "LA", "PA", "La", "RGBa") or (img.mode in ("P", "L", "RGB") and "transparency" in img.info):
+        # a palette's or a tRNS colour key's transparency (grayscale and RGB PNGs) too, as RGBA twins'
+        # and as every other client (sharp decodes the key to alpha)
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         return Image.alpha_composite(white, rgba).convert("RGB")

@@ -44,3 +44,17 @@ def test_remove_takes_integer_labels(model_path, tmp_path, capsys):
     clf.save(state)
     assert main(["enroll", str(model_path), "--state", str(state), "--remove", "7"]) == 0
     assert FewShotClassifier.load(state, Backbone(model_path)).labels == [6, 8]
+
+
+def test_names_with_control_characters_print_escaped_on_one_row(model_path, tmp_path, capsys):
+    """A class folder named with a newline or an ESC sequence: one row each, and nothing reaches
+    the terminal that would clear it."""
+    classes = write_folder(tmp_path / "classes", {"plain": 2, "two\nrows": 2, "clear\x1b[2J": 2}, size=28)
+    state = tmp_path / "s.npz"
+    assert main(["enroll", str(model_path), str(classes), "--state", str(state)]) == 0
+    out = capsys.readouterr().out
+    assert "two\\x0arows" in out and "clear\\x1b[2J" in out and "\x1b" not in out
+    assert len(out.splitlines()) == 1 + 3 + 1  # the header, one row per class, the summary
+    assert main(["predict", str(model_path), str(state), str(classes / "two\nrows")]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and len(out.splitlines()) == 1 + 2 and "two\\x0arows" in out

@@ -59,6 +59,10 @@ def test_info(run, model):
     assert "embedding  " in result.stdout and "head" in result.stdout and "prototype" in result.stdout
     doc = json.loads(anil_edge("info", root / "run" / model, "--json").stdout)
     assert doc["training"]["ways"] == 3 and doc["adaptation"]["head_init"] == "prototype"
+    if model == "model.ts":  # no ONNX to check: one line, not onnxruntime's INVALID_PROTOBUF traceback
+        mobile = anil_edge("info", root / "run" / model, "--mobile")
+        assert mobile.returncode == 2 and "--mobile checks .onnx files" in mobile.stderr
+        assert "Traceback" not in mobile.stderr and "model.onnx exported beside it" in mobile.stderr
 
 
 def test_enroll_extend_remove_predict(run, tmp_path):

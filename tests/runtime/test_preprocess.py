@@ -76,3 +76,28 @@ def test_unreadable_file_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x89PNG not really")
     with pytest.raises(InputError, match="cannot read .*broken.png as an image"):
         to_input([bad], GRAY)
+
+
+@pytest.mark.parametrize("mode, key", [("L", 0), ("RGB", (0, 0, 0))])
+def test_a_trns_colour_key_is_transparent_like_its_rgba_twin(tmp_path, mode, key):
+    """A grayscale or RGB PNG whose background is transparent through a tRNS colour key (no alpha
+    channel) is composited on white, as its RGBA twin is and as the other clients decode it."""
+    rgba = np.zeros((12, 10, 4), np.uint8)
+    rgba[3:9, 2:8] = (200, 120, 40, 255)  # an opaque square; the rest transparent black
+    twin = Image.fromarray(rgba, "RGBA")
+    twin.save(tmp_path / "twin.png")
+    keyed = twin.convert("RGB") if mode == "RGB" else twin.convert("L")
+    keyed.save(tmp_path / "keyed.png", transparency=key)
+    assert "transparency" in Image.open(tmp_path / "keyed.png").info
+    prep = Preprocessing((12, 10), 3 if mode == "RGB" else 1, (0.0,) * (3 if mode == "RGB" else 1),
+                         (1.0,) * (3 if mode == "RGB" else 1))
+    np.testing.assert_array_equal(to_input(tmp_path / "keyed.png", prep), to_input(tmp_path / "twin.png", prep))
+
+
+def test_an_image_too_elongated_to_centre_crop_is_refused_before_it_is_resized(tmp_path):
+    """A 2 KB PNG of 1,000,000 × 1 pixels: scaling its shorter side to the model's size first would
+    have made a gigapixel intermediate."""
+    Image.new("L", (1_000_000, 1), 128).save(tmp_path / "strip.png")
+    prep = Preprocessing((128, 128), 3, (0.5,) * 3, (0.5,) * 3, resize="bicubic", crop="center", crop_pct=0.875)
+    with pytest.raises(InputError, match=r"a 1000000x1 image is too elongated to centre-crop: .* more than 89 MP"):
+        to_input(tmp_path / "strip.png", prep)
