@@ -223,9 +223,10 @@ class FewShotClassifier:
         calibration = self.backbone.metadata.open_set
         if calibration is None:
             raise InputError(f"reject={reject!r}: {self.backbone.path} has no open-set calibration: the export "
-                             "calibrates on the validation classes, and this model's were too few (fewer than 6 classes "
-                             "with 2 or more images) or it predates calibration; export it again with more validation classes "
-                             "(--validation-fraction), or reject by probability instead (threshold=, --threshold)")
+                             "calibrates on the validation classes, and this model's were too few (it needs 6 classes "
+                             "with 2 or more images, and 100 images to claim a 5% false-accept rate, 500 for 1%) or it "
+                             "predates calibration; export it again with more validation classes (--validation-fraction), "
+                             "or reject by probability instead (threshold=, --threshold)")
         return calibration.threshold(reject)
 
     def apply_threshold(self, probabilities: np.ndarray) -> list[Prediction]:
