@@ -102,9 +102,13 @@ def _loop(g: GraphBuilder, steps: int, E: str, Y: str, inv_n: str, lr: str, W: s
 
 
 def _cosine_to_nearest(g: GraphBuilder, Q: str, means: str) -> str:
-    """max over classes of cos(q, μ_c): (Q,)."""
+    """max over classes of cos(q, μ_c): (Q,). Each row's largest entry is divided out before its
+    norm, as :func:`anil_edge.runtime.open_set._unit` does: rows of 1e-20 then still have a
+    cosine (not 0), and rows of 1e20 no overflowing squares."""
     def unit(x: str) -> str:
-        norm = g.op("ReduceL2", x, g.const([1], np.int64), keepdims=1)
+        axis = g.const([1], np.int64)
+        x = g.op("Div", x, g.op("Max", g.op("ReduceMax", g.op("Abs", x), axis, keepdims=1), g.const(1e-30)))
+        norm = g.op("ReduceL2", x, axis, keepdims=1)
         return g.op("Div", x, g.op("Max", norm, g.const(1e-12)))
     cosines = g.op("MatMul", unit(Q), g.op("Transpose", unit(means), perm=[1, 0]))
     return g.op("ReduceMax", cosines, g.const([1], np.int64), keepdims=0)
