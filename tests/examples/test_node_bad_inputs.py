@@ -48,7 +48,11 @@ def test_an_export_interrupted_mid_commit_is_refused_until_completed(export_dir,
     out = _copy(export_dir, tmp_path)
     staging = out / ".anil-edge-export-999999999-abc"
     staging.mkdir()
-    (staging / "COMMIT.json").write_text(json.dumps({"moves": [], "remove": []}))
+    moves = []  # an export's own journal (format 2): its model and sidecar, staged, with their hashes
+    for name in ("model.onnx", "model.json"):
+        (staging / name).write_bytes((out / name).read_bytes())
+        moves.append([name, name, __import__("hashlib").sha256((staging / name).read_bytes()).hexdigest()])
+    (staging / "COMMIT.json").write_text(json.dumps({"version": 2, "moves": moves, "remove": []}))
     _refused(node(out, glyph_files / "classes", glyph_files / "queries"), "was interrupted", "anil-edge info")
     from anil_edge.runtime.file_set import complete_interrupted
 
