@@ -58,8 +58,13 @@ def load_split(dataset: str, sources: tuple[str, ...], prep: Preprocessing, *, v
 
 def _glyphs(sources: tuple[str, ...], prep: Preprocessing) -> ImageSet:
     """The embedded glyphs (rendered 28×28 grayscale; ``sources`` may name a cache folder)."""
+    from .folder import count_class_folders
     from .glyphs import SIZE, load_glyphs
 
+    photos = [s for s in sources if count_class_folders(s) > 0]
+    if photos:  # the glyphs are the default data set: a user's image folders mean --dataset folder
+        raise InputError(f"--data {photos[0]} holds class folders of images, but the data set is 'glyphs' (the "
+                         "default, rendered, which takes no image folders): did you mean --dataset folder?")
     if prep.input_size != (SIZE, SIZE) or prep.channels != 1:
         raise InputError(f"the glyphs data set is {SIZE}x{SIZE} grayscale: expected --input-size {SIZE} "
                          f"--channels 1, found {prep.input_size[0]} and {prep.channels}")

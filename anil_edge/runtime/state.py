@@ -173,6 +173,9 @@ def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
 
 
 def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
+    if path.is_dir():
+        raise StateError(f"{path} is a folder, not a state file: did you swap the state and the images? "
+                         "(anil-edge predict MODEL STATE IMAGES)")
     if not path.is_file():
         raise StateError(f"state file not found: {path}")
     _check_sizes(path)

@@ -56,6 +56,14 @@ function parseArgs(argv) {
   return args;
 }
 
+// MODEL_DIR, or a model file in it (model.onnx, as the Python commands take): its folder.
+function modelFolder(given) {
+  if (!fs.existsSync(given)) usage(`${given} not found: give the folder anil-edge export wrote (or its model.onnx)`);
+  if (fs.statSync(given).isDirectory()) return given;
+  if (given.toLowerCase().endsWith('.onnx')) return path.dirname(given);
+  usage(`${given} is a file, not a model folder: give the folder anil-edge export wrote (or its model.onnx)`);
+}
+
 function readSidecar(modelDir) {
   const file = path.join(modelDir, 'model.json');
   const interrupted = fs.existsSync(modelDir) && fs.readdirSync(modelDir).some((name) =>
@@ -163,7 +171,8 @@ async function readImages(files) {
 
 async function main() {
   const args = parseArgs(process.argv.slice(2));
-  const [modelDir, classRoot, ...queryPaths] = args.positional;
+  const [modelArg, classRoot, ...queryPaths] = args.positional;
+  const modelDir = modelFolder(modelArg);
   const backboneKind = args.int8 ? 'backbone_int8_pixels' : 'backbone_pixels';
   const sidecar = readSidecar(modelDir);
   const client = await import('../web/anil_edge_client.mjs'); // the steps the browser page runs too

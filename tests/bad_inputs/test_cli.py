@@ -343,3 +343,15 @@ def test_too_few_class_folders_for_the_ways_is_refused_before_any_image_is_decod
     code, _, err = run(capsys, "train", "--dataset", "folder", "--data", tmp_path / "photos", "--channels", channels,
                        "--input-size", 32, "--ways", 60, "--out-dir", tmp_path / "run")
     assert_one_line_error(code, err, f"5 class folders{rotated}, but 60-way tasks need 60 training classes", "--ways")
+
+
+@pytest.mark.bad_input
+def test_image_folders_for_the_default_glyphs_point_at_dataset_folder(capsys, tmp_path):
+    """Forgetting --dataset folder said "glyphs data set is 28x28 grayscale: expected --input-size 28",
+    which points at the wrong fix."""
+    pytest.importorskip("torch")
+    write_folder(tmp_path / "photos", {f"item{c}": 3 for c in range(5)}, size=32, rgb=True)
+    code, _, err = run(capsys, "train", "--preset", "photos", "--data", tmp_path / "photos", "--out-dir",
+                       tmp_path / "run")
+    assert_one_line_error(code, err, "holds class folders of images, but the data set is 'glyphs'",
+                          "did you mean --dataset folder?")

@@ -171,6 +171,7 @@ def test_truncated_files(saved, tmp_path, backbone, cut):
 
 
 def test_a_state_file_that_is_a_folder(tmp_path, backbone):
+    """predict MODEL shelf/ state.npz (arguments swapped) said "state file not found: shelf"."""
     (tmp_path / "s.npz").mkdir()
-    with pytest.raises(StateError):
+    with pytest.raises(StateError, match=r"s.npz is a folder, not a state file: did you swap the state and the images"):
         _load(tmp_path / "s.npz", backbone)

@@ -151,3 +151,12 @@ def test_a_fixed_batch_export_embeds_one_image_at_a_time(export_dir, glyph_files
     assert fixed.returncode == 0, fixed.stderr
     rows = lambda r: [json.loads(line) for line in r.stdout.splitlines()]  # noqa: E731
     assert [r["best_label"] for r in rows(fixed)] == [r["best_label"] for r in rows(dynamic)]
+
+
+def test_a_model_file_instead_of_its_folder_is_taken_or_refused_in_one_line(export_dir, glyph_files, tmp_path):
+    """model.onnx given where the folder is expected (as the Python commands take it): a raw ENOTDIR before."""
+    taken = node(export_dir / "model.onnx", glyph_files / "classes", glyph_files / "queries")
+    assert taken.returncode == 0, taken.stderr
+    assert taken.stdout == node(export_dir, glyph_files / "classes", glyph_files / "queries").stdout
+    _refused(node(export_dir / "model.json", glyph_files / "classes", glyph_files / "queries"),
+             "model.json is a file, not a model folder")
