@@ -17,8 +17,7 @@ import numpy as np
 
 from anil_edge.cpu_features import cpu_name
 from anil_edge.data.config_data import located, provenance_split
-from anil_edge.data.tasks import fixed_tasks
-from anil_edge.export.head_calibration import nearest_mean
+from anil_edge.export.head_calibration import QUERIES, Protocol, nearest_mean, protocol_episodes
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.episodes import predict_episodes
 
@@ -44,18 +43,15 @@ def main() -> None:
     print("|---|---|---|---|")
     for ways in (5, 20):
         for shots in (1, 3):
-            keep = np.flatnonzero(data.class_sizes() >= shots + 1)
-            usable, Ek = data.subset(keep), E[np.isin(data.labels, keep)]
-            distinct = usable.drawers is not None
-            tasks = fixed_tasks(usable, ways=ways, shots=shots, queries=1, tasks=args.tasks, seed=args.seed,
-                                within_group=True, distinct_drawers=distinct)
+            protocol = Protocol(ways, shots, within_group=True, distinct_drawers=data.drawers is not None)
+            keep = np.flatnonzero(data.class_sizes() >= shots + QUERIES)
+            Ek, [tasks] = protocol_episodes(E, data, protocol, keep, args.tasks, (args.seed,))
             acc = {name: (predict_episodes(Ek, tasks, ways, rule, meta.learned_head) == tasks.query_labels).mean(1)
                    for name, rule in rules.items()}
             diff = acc["shipped"] - acc["nearest class mean"]
             ci = 1.96 * diff.std(ddof=1) / np.sqrt(diff.size)
             cells = [f"{100 * a.mean():.2f} ± {100 * 1.96 * a.std(ddof=1) / np.sqrt(a.size):.2f}" for a in acc.values()]
-            mode = "within group" + (", distinct drawers" if distinct else "")
-            print(f"| {ways}-way {shots}-shot {mode} | {cells[0]} | {cells[1]} | {100 * diff.mean():+.2f} ± {100 * ci:.2f} |")
+            print(f"| {protocol.describe()} | {cells[0]} | {cells[1]} | {100 * diff.mean():+.2f} ± {100 * ci:.2f} |")
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ def add_parser(sub, name: str) -> None:
 def run(args: argparse.Namespace) -> int:
     from ..cpu_features import int8_speed_note
     from ..data.config_data import provenance_split, training_sample
+    from ..export.head_calibration import WAYS as HEAD_WAYS
     from ..export.open_set_calibration import MIN_TAIL_IMAGES, SHOTS, WAYS
     from ..export.pipeline import check_export_target, export_checkpoint
     from ..export.quantize import FORMATS
@@ -73,8 +74,8 @@ def run(args: argparse.Namespace) -> int:
     if result.head_calibration is not None:
         print(result.head_calibration.summary())
     elif args.head_rule == "calibrate":
-        print(f"head rule: not calibrated ({split.validation.n_classes} validation classes cannot supply 5-way "
-              f"episodes); ships the trained rule ({trained.adaptation.describe()})")
+        print(f"head rule: not calibrated ({split.validation.n_classes} validation classes cannot supply "
+              f"{min(HEAD_WAYS)}-way episodes); ships the trained rule ({trained.adaptation.describe()})")
     if result.open_set is None:
         print(f"open-set rejection: not calibrated ({split.validation.n_classes} validation classes, "
               f"{len(split.validation.labels)} images: it needs {WAYS + 1} classes with {SHOTS + 1} or more images, "

@@ -21,19 +21,16 @@ order ``scale · s²``.
 from __future__ import annotations
 
 import itertools
-import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..data.image_set import ImageSet
 from ..data.tasks import TaskIndices, fixed_tasks
-from ..errors import InputError, require
+from ..errors import InputError
 from ..runtime.adaptation import Adaptation, HeadCalibration
-from ..runtime.backbone import Backbone
 from ..runtime.episodes import predict_episodes
 from ..runtime.metadata import LearnedHead
-from .onnx_export import set_metadata, write_onnx
 
 EPISODES = 200  # per protocol and per set (selection, measurement)
 WAYS = (5, 20)  # classes per validation episode (each where the data has enough)
@@ -107,6 +104,14 @@ def _tasks(data: ImageSet, protocol: Protocol, episodes: int, seed: int) -> Task
                        distinct_drawers=protocol.distinct_drawers)
 
 
+def protocol_episodes(embeddings: np.ndarray, data: ImageSet, protocol: Protocol, keep: np.ndarray, episodes: int,
+                      seeds: tuple[int, ...]) -> tuple[np.ndarray, list[TaskIndices]]:
+    """The embeddings of classes ``keep`` of ``data``, and a set of ``protocol``'s episodes on them
+    per seed. The subset keeps the images' order, so its embeddings are a mask away."""
+    usable = data.subset(keep)
+    return embeddings[np.isin(data.labels, keep)], [_tasks(usable, protocol, episodes, seed) for seed in seeds]
+
+
 def _episode_accuracy(E: np.ndarray, tasks: TaskIndices, ways: int, rule: Adaptation,
                       learned: LearnedHead) -> np.ndarray:
     """Per-episode query accuracy (T,) with ``rule``, through the runtime's episode code."""
@@ -120,35 +125,19 @@ def calibrate_head(embeddings: np.ndarray, data: ImageSet, base: Adaptation, lea
     kinds = protocols(data)
     if not kinds:
         return None
-    sets = []
-    for protocol, keep in kinds:  # the subset keeps the images' order: its embeddings are a mask away
-        usable, E = data.subset(keep), embeddings[np.isin(data.labels, keep)]
-        sets.append((protocol, E, _tasks(usable, protocol, episodes, SELECT_SEED),
-                     _tasks(usable, protocol, episodes, MEASURE_SEED)))
+    sets = [(protocol, *protocol_episodes(embeddings, data, protocol, keep, episodes, (SELECT_SEED, MEASURE_SEED)))
+            for protocol, keep in kinds]
     sq_norm = float(np.mean(np.einsum("md,md->m", embeddings, embeddings)))
     rules = candidates(base, max(sq_norm, 1e-12))
 
     def scores(rule: Adaptation, which: int) -> np.ndarray:  # (episodes,) mean over the protocols
-        return np.mean([_episode_accuracy(E, s[which], p.ways, rule, learned) for p, E, *s in sets], axis=0)
+        return np.mean([_episode_accuracy(E, tasks[which], p.ways, rule, learned) for p, E, tasks in sets], axis=0)
 
     best = max(rules, key=lambda rule: (scores(rule, 0).mean(), -rule.adaptation_steps))
     reference, chosen = scores(rules[0], 1), scores(best, 1)
     diff = chosen - reference
     ci95 = float(1.96 * diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
     ships = best if diff.mean() > ci95 else rules[0]
-    record = HeadCalibration(tuple(p.describe() for p, *_ in sets), episodes, len(rules), float(reference.mean()),
+    record = HeadCalibration(tuple(p.describe() for p, _, _ in sets), episodes, len(rules), float(reference.mean()),
                              best.describe(), float(chosen.mean()), ci95 if np.isfinite(ci95) else 0.0)
     return ships, record
-
-
-def add_head_calibration(model_path: str | os.PathLike[str], data: ImageSet) -> tuple[Adaptation, HeadCalibration] | None:
-    """Calibrate ``model_path``'s head rule on ``data`` and record it in its metadata (in place)."""
-    backbone = Backbone(model_path, device="cpu", batch_size=256)
-    meta = backbone.metadata
-    found = calibrate_head(backbone.embed(data.images), data, meta.adaptation, meta.learned_head)
-    if found is not None:
-        onnx = require("onnx", "train")
-        model = onnx.load(str(model_path))
-        set_metadata(model, replace(meta, adaptation=found[0], head_calibration=found[1]))
-        write_onnx(model, model_path)
-    return found

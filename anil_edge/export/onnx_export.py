@@ -130,6 +130,14 @@ def graph_sha256(model) -> str:
     return hashlib.sha256(stripped.SerializeToString(deterministic=True)).hexdigest()
 
 
+def rewrite_metadata(path: str | os.PathLike[str], meta: ModelMetadata) -> None:
+    """Give the ONNX file at ``path`` ``meta`` as its anil-edge metadata (in place, atomically)."""
+    onnx = require("onnx", "train")
+    model = onnx.load(str(path))
+    set_metadata(model, meta)
+    write_onnx(model, path)
+
+
 def set_metadata(model, meta: ModelMetadata) -> None:
     """Replace the model's anil-edge ``metadata_props`` entries with ``meta``'s."""
     props = metadata_to_props(meta)

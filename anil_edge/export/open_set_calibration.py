@@ -21,19 +21,19 @@ from dataclasses import replace
 import numpy as np
 
 from ..data.image_set import ImageSet
-from ..errors import require
 from ..runtime.backbone import Backbone
 from ..runtime.open_set import TARGET_RATES, OpenSetCalibration, calibrate, open_set_scores
-from .onnx_export import set_metadata, write_onnx
+from .onnx_export import rewrite_metadata
 
 EPISODES, WAYS, SHOTS, QUERIES = 300, 5, 1, 5
 MIN_TAIL_IMAGES = 5  # distinct unknown images expected beyond a threshold for its rate to be claimed
 
 
-def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EPISODES,
+def calibrate_open_set(embeddings: np.ndarray, data: ImageSet, *, episodes: int = EPISODES,
                        ways: int = WAYS, shots: int = SHOTS, queries: int = QUERIES,
                        seed: int = 0) -> OpenSetCalibration | None:
-    """Thresholds for ``backbone`` from ``data`` (validation classes); None when ``data`` is too
+    """Thresholds from the deployed ``embeddings`` (M, D) of ``data`` (validation classes, embedded
+    by the exported model); None when ``data`` is too
     small (fewer than ways + 1 classes with more than ``shots`` images, or too few images to claim
     any rate: :func:`claimable_rates`). A class with fewer than shots + queries images (four
     designers' emoji) gives the queries it has."""
@@ -42,7 +42,7 @@ def calibrate_open_set(backbone: Backbone, data: ImageSet, *, episodes: int = EP
     rates = claimable_rates(sum(members[c].size for c in usable))
     if len(usable) < ways + 1 or not rates:
         return None
-    E = backbone.embed(data.images)
+    E = embeddings
     rng = np.random.default_rng(seed)
     known, unknown = [], []
     for _ in range(episodes):
@@ -66,10 +66,7 @@ def claimable_rates(images: int) -> tuple[float, ...]:
 def add_calibration(model_path: str | os.PathLike[str], data: ImageSet) -> OpenSetCalibration | None:
     """Calibrate ``model_path`` on ``data`` and record the result in its metadata (in place)."""
     backbone = Backbone(model_path, device="cpu", batch_size=256)
-    calibration = calibrate_open_set(backbone, data)
+    calibration = calibrate_open_set(backbone.embed(data.images), data)
     if calibration is not None:
-        onnx = require("onnx", "train")
-        model = onnx.load(str(model_path))
-        set_metadata(model, replace(backbone.metadata, open_set=calibration))
-        write_onnx(model, model_path)
+        rewrite_metadata(model_path, replace(backbone.metadata, open_set=calibration))
     return calibration

@@ -21,16 +21,17 @@ from ..atomic import folder_lock, refuse_to_overwrite, remove_stale_folders
 from ..data.image_set import ImageSet
 from ..errors import CheckpointError, InputError, ModelError
 from ..runtime.adaptation import HeadCalibration
-from ..runtime.backbone import read_metadata
+from ..runtime.backbone import Backbone, read_metadata
 from ..runtime.export_files import beside, output_suffixes
 from ..runtime.file_set import STAGING_PREFIX, commit_files, complete_interrupted
+from ..runtime.metadata import ModelMetadata
 from ..runtime.open_set import OpenSetCalibration
 from .deployment_files import write_deployment_files, write_sidecar
-from .head_calibration import add_head_calibration
+from .head_calibration import calibrate_head
 from .int8_check import Int8QualityError, Int8Report
 from .mobile import convert_to_ort, fix_batch
-from .onnx_export import OPSET, build_onnx, check_opset, write_onnx
-from .open_set_calibration import add_calibration
+from .onnx_export import OPSET, build_onnx, check_opset, rewrite_metadata, write_onnx
+from .open_set_calibration import add_calibration, calibrate_open_set
 from .quantize import DEFAULT_FORMAT
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
@@ -113,11 +114,9 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                                  extra={"checkpoint_iteration": trained.iteration, "opset": opset,
                                         **_backbone_record(trained.config)})
         write_onnx(model, stage["onnx"])
-        head = add_head_calibration(stage["onnx"], open_set_data) if open_set_data is not None and calibrate_head else None
-        if head is not None:
-            meta = replace(meta, adaptation=head[0], head_calibration=head[1])
-        open_set = add_calibration(stage["onnx"], open_set_data) if open_set_data is not None else None
-        meta = replace(meta, open_set=open_set)
+        if open_set_data is not None:
+            meta = _calibrate(stage["onnx"], open_set_data, calibrate_head)
+        open_set = meta.open_set
         if torchscript:
             from .torchscript_export import export_torchscript
 
@@ -161,6 +160,19 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         commit_files(out.parent, stage["onnx"].parent, moves, stale)
     return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report,
                         meta.head_calibration, int8_refused)
+
+
+def _calibrate(model_path: Path, data: ImageSet, head: bool) -> ModelMetadata:
+    """The FP32 model's head rule (with ``head``) and open-set thresholds, from one embedding of the
+    validation classes ``data``, recorded in its metadata in one write; its new metadata."""
+    backbone = Backbone(model_path, device="cpu", batch_size=256)
+    meta, E = backbone.metadata, backbone.embed(data.images)
+    chosen = calibrate_head(E, data, meta.adaptation, meta.learned_head) if head else None
+    if chosen is not None:
+        meta = replace(meta, adaptation=chosen[0], head_calibration=chosen[1])
+    meta = replace(meta, open_set=calibrate_open_set(E, data))
+    rewrite_metadata(model_path, meta)
+    return meta
 
 
 def _quantize_checked(fp32: Path, int8: Path, calibration: np.ndarray, method: str, fmt: str,

@@ -41,11 +41,13 @@ from pathlib import Path
 
 from ..atomic import atomic_write, exclusive_lock, fsync_directory
 from ..errors import ModelError
+from .documents import parse_json
 from .export_files import output_suffixes
 
 JOURNAL = "COMMIT.json"
 JOURNAL_VERSION = 2  # moves carry the staged file's SHA-256
 STAGING_PREFIX = ".anil-edge-export-"
+MAX_JOURNAL_BYTES = 1 << 20  # an export's journal names a few dozen files
 EXTRA_NAMES = ("required_operators.config",)  # written beside the model by --ort, not named after it
 
 
@@ -103,14 +105,11 @@ def _read_journal(staging: Path) -> dict:
     """The journal, refused unless it can only finish an anil-edge export (module doc)."""
     path = staging / JOURNAL
     try:
-        text = path.read_bytes()
-        if len(text) > MAX_JOURNAL_BYTES:
-            raise ValueError(f"{len(text)} bytes, more than an export's {MAX_JOURNAL_BYTES}")
-        journal = json.loads(text)
+        journal = parse_json(path.read_bytes(), max_bytes=MAX_JOURNAL_BYTES)
         moves, remove = journal["moves"], journal["remove"]
         shaped = (journal.get("version") == JOURNAL_VERSION and isinstance(moves, list) and isinstance(remove, list)
                   and all(isinstance(m, list) and len(m) == 3 and all(isinstance(x, str) for x in m) for m in moves))
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelError(f"{path}: an interrupted export's journal that cannot be read "
                          f"({type(exc).__name__}: {str(exc)[:120]}); delete {staging} and export again") from None
     problem = "not the journal's format" if not shaped else _journal_problem(staging, moves, remove)
@@ -118,9 +117,6 @@ def _read_journal(staging: Path) -> dict:
         raise ModelError(f"{path}: {problem}; not an anil-edge export's journal, nothing was changed: "
                          f"delete {staging} and export again")
     return {"moves": moves, "remove": remove}
-
-
-MAX_JOURNAL_BYTES = 1 << 20  # an export's journal names a few dozen files
 
 
 def _journal_problem(staging: Path, moves: list, remove: list) -> str:

@@ -206,10 +206,10 @@ def _read(path: Path) -> tuple[Any, np.ndarray, np.ndarray]:
 
 
 def _check_sizes(path: Path) -> None:
-    """Refuse archives that would expand beyond the caps (a zip bomb, or not an archive at all)."""
+    """Refuse archives that would expand beyond the caps (a zip bomb, or not an archive at all),
+    and members whose .npy headers declare more than they hold; the archive is opened once."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            sizes = {info.filename: info.file_size for info in archive.infolist()}
+        archive = zipfile.ZipFile(path)
     except (OSError, zipfile.BadZipFile, ValueError) as exc:
         kind = file_kind(path)
         if kind is not None and kind != STATE:  # e.g. predict MODEL MODEL: the arguments swapped
@@ -217,33 +217,33 @@ def _check_sizes(path: Path) -> None:
                              "(anil-edge predict MODEL STATE IMAGES)") from None
         raise StateError(f"{path} is truncated or corrupted ({type(exc).__name__}: {exc}); "
                          "expected an anil-edge state file (.npz) written by FewShotClassifier.save") from None
-    total = sum(sizes.values())
-    if total > MAX_STATE_BYTES or sizes.get("header.npy", 0) > MAX_HEADER_BYTES:
-        raise StateError(f"{path} declares {total / 2**20:.0f} MiB of contents (header "
-                         f"{sizes.get('header.npy', 0) / 2**20:.1f} MiB); a state may hold at most "
-                         f"{MAX_STATE_BYTES / 2**20:.0f} MiB ({MAX_HEADER_BYTES / 2**20:.0f} MiB of header)")
-    oversized = _oversized_members(path, sizes)
+    with archive:
+        sizes = {info.filename: info.file_size for info in archive.infolist()}
+        total = sum(sizes.values())
+        if total > MAX_STATE_BYTES or sizes.get("header.npy", 0) > MAX_HEADER_BYTES:
+            raise StateError(f"{path} declares {total / 2**20:.0f} MiB of contents (header "
+                             f"{sizes.get('header.npy', 0) / 2**20:.1f} MiB); a state may hold at most "
+                             f"{MAX_STATE_BYTES / 2**20:.0f} MiB ({MAX_HEADER_BYTES / 2**20:.0f} MiB of header)")
+        oversized = _oversized_member(archive, sizes)
     if oversized:
-        raise StateError(f"{path} is truncated or corrupted: {oversized}; expected an anil-edge state file (.npz) written by "
-                         "FewShotClassifier.save")
+        raise StateError(f"{path} is truncated or corrupted: {oversized}; expected an anil-edge state file (.npz) "
+                         "written by FewShotClassifier.save")
 
 
-def _oversized_members(path: Path, sizes: dict[str, int]) -> str:
+def _oversized_member(archive: zipfile.ZipFile, sizes: dict[str, int]) -> str:
     """The first ``.npy`` member whose header declares more data than the member holds (a few KB
     claiming 10¹² rows would make numpy allocate terabytes before it reads a byte), or ""."""
     try:
-        with zipfile.ZipFile(path) as archive:
-            for name, size in sizes.items():
-                if not name.endswith(".npy"):
-                    continue
-                with archive.open(name) as member:
-                    version = np.lib.format.read_magic(member)
-                    read = np.lib.format.read_array_header_1_0 if version == (1, 0) else \
-                        np.lib.format.read_array_header_2_0
-                    shape, _, dtype = read(member)
-                declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
-                if declared > size:
-                    return f"member {name} declares shape {shape} ({declared} bytes) but holds {size} bytes"
+        for name, size in sizes.items():
+            if not name.endswith(".npy"):
+                continue
+            with archive.open(name) as member:
+                version = np.lib.format.read_magic(member)
+                read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+                shape, _, dtype = read(member)
+            declared = int(np.prod(shape, dtype=object)) * dtype.itemsize
+            if declared > size:
+                return f"member {name} declares shape {shape} ({declared} bytes) but holds {size} bytes"
     except (OSError, zipfile.BadZipFile, ValueError, EOFError) as exc:
         return f"a member's .npy header is unreadable ({type(exc).__name__}: {str(exc)[:120]})"
     return ""

@@ -53,16 +53,18 @@ class BatchMaker:
         self.std = torch.tensor(prep.std, device=device).view(1, -1, 1, 1)
         self.device = device
 
+    def flat(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """``indices`` of any shape as one flat int64 tensor on the training device."""
+        if isinstance(indices, torch.Tensor):  # the device sampler's: already there
+            return indices.reshape(-1).to(self.device)
+        return torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.device)
+
     def images(self, indices: np.ndarray | torch.Tensor, augment: bool = False,
                generator: torch.Generator | None = None, strokes: bool = False) -> torch.Tensor:
         """Normalised float32 images, shape ``indices.shape + (C, H, W)``; ``augment`` distorts
         each with a random affine map, ``strokes`` also varies its stroke width and warps it
         elastically (:mod:`.augment`)."""
-        if isinstance(indices, torch.Tensor):  # already on the device (the device sampler's)
-            idx = indices.reshape(-1)
-        else:
-            idx = torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.device)
-        x = self.pixels[idx].float() / 255.0
+        x = self.pixels[self.flat(indices)].float() / 255.0
         if self.invert:
             x = 1.0 - x
         if augment:

@@ -59,7 +59,7 @@ class MetaLoop:
                                      queries=config.queries, tasks=config.eval_tasks, seed=config.seed + 1,
                                      name="validation set")
         self.val_group_tasks = _within_group_tasks(split.validation, self.val_ways, config)
-        self.val_maker_drawers = split.validation.drawers is not None
+        self.val_drawers = split.validation.drawers is not None
         self.within_group: EvalResult | None = None  # the last validation's within-group score
         self.adaptation = config.adaptation()
         meta_loss = MetaLoss(model, ENGINES[config.engine], self.adaptation)
@@ -126,7 +126,7 @@ class MetaLoop:
     def selection_name(self) -> str:
         """How :meth:`selection_score` validates, for people."""
         if self.config.best_by == "deployment" and self.val_group_tasks is not None:
-            return "within group" + (", distinct drawers" if self.val_maker_drawers else "")
+            return "within group" + (", distinct drawers" if self.val_drawers else "")
         return "random tasks"
 
     def validate(self) -> EvalResult:

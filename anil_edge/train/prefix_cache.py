@@ -39,11 +39,7 @@ class PrefixCache:
 
     def images(self, indices: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Prefix activations, shape ``indices.shape + (C', H', W')``."""
-        if isinstance(indices, torch.Tensor):
-            idx = indices.reshape(-1).to(self.maker.device)
-        else:
-            idx = torch.from_numpy(np.ascontiguousarray(indices).reshape(-1)).to(self.maker.device)
-        unique, inverse = torch.unique(idx, return_inverse=True)
+        unique, inverse = torch.unique(self.maker.flat(indices), return_inverse=True)
         rows = self._rows(unique)
         return rows[inverse].view(*indices.shape, *rows.shape[1:])
 
