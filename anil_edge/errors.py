@@ -24,6 +24,21 @@ class InputError(AnilEdgeError, ValueError):
     """Images, embeddings or labels passed by the caller are not what was expected."""
 
 
+class UnreadableImagesError(InputError):
+    """Some images of a batch cannot be used; :attr:`failures` lists every one as ``(index, reason)``
+    (index into the batch given), so that a caller can report them all at once or skip them."""
+
+    def __init__(self, failures: list[tuple[int, str]], total: int, hint: str = ""):
+        self.failures = list(failures)
+        if len(self.failures) == 1:
+            text = self.failures[0][1] + (f"; {hint}" if hint else "")
+        else:
+            listed = "".join(f"\n  - {reason}" for _, reason in self.failures)
+            text = f"{len(self.failures)} of {total} images cannot be used:{listed}" + (f"\n{hint}" if hint else "")
+        super().__init__(text)
+        self._problems = tuple(reason for _, reason in self.failures)
+
+
 class CheckpointError(ModelError):
     """A training checkpoint is missing, unreadable, or does not fit its configuration."""
 

@@ -43,9 +43,7 @@ def run(args: argparse.Namespace) -> int:
         clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)
         for label in args.remove:
             clf.remove(_as_enrolled(label, clf.labels))
-        skipped = 0
-        for label, paths in classes.items():
-            skipped += len(paths) - clf.enroll(label, [str(p) for p in paths], deduplicate=not args.keep_duplicates)
+        skipped = _enroll_classes(clf, classes, deduplicate=not args.keep_duplicates)
         clf.save(state)
     counts = clf.support_counts()
     width = max([len(printable(k)) for k in counts] + [5])
@@ -55,6 +53,24 @@ def run(args: argparse.Namespace) -> int:
     note = f"; {skipped} image(s) already enrolled were skipped (--keep-duplicates enrolls them)" if skipped else ""
     print(f"{len(counts)} classes in {printable(state)}{note}")
     return 0
+
+
+def _enroll_classes(clf, classes: dict, *, deduplicate: bool) -> int:
+    """Enroll every class folder; the number of images skipped as already enrolled. Unreadable
+    images of every class are listed in one error (nothing is saved), not one per run."""
+    from ..errors import UnreadableImagesError
+
+    skipped, unreadable, total = 0, [], 0
+    for label, paths in classes.items():
+        total += len(paths)
+        try:
+            skipped += len(paths) - clf.enroll(label, [str(p) for p in paths], deduplicate=deduplicate)
+        except UnreadableImagesError as exc:
+            unreadable += exc.failures
+    if unreadable:
+        raise UnreadableImagesError(unreadable, total, "nothing was enrolled: remove or replace these files and run "
+                                    "the command again")
+    return skipped
 
 
 def _as_enrolled(text: str, labels: list) -> str | int:

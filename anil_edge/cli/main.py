@@ -46,8 +46,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (AnilEdgeError, OSError) as exc:  # OSError: missing files, full disks, read-only folders
         print(f"anil-edge {args.command}: error: {printable(exc, lines=True)}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"anil-edge {args.command}: interrupted", file=sys.stderr)
+    except KeyboardInterrupt as exc:  # training says where --resume continues
+        detail = f": {printable(exc)}" if str(exc) else ""
+        print(f"anil-edge {args.command}: interrupted{detail}", file=sys.stderr)
         return 130
 
 

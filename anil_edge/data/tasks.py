@@ -103,19 +103,24 @@ def _group_pools(data: ImageSet, ways: int, name: str) -> list[np.ndarray]:
     return pools
 
 
-def check_task_shape(data: ImageSet, ways: int, shots: int, queries: int, name: str) -> None:
-    """InputError unless ``data`` can supply ``ways``-way tasks of ``shots`` + ``queries`` images."""
+def check_task_shape(data: ImageSet, ways: int, shots: int, queries: int, name: str, *, copies: int = 1) -> None:
+    """InputError unless ``data`` can supply ``ways``-way tasks of ``shots`` + ``queries`` images
+    (``copies``: each class stands for that many, as rotations make them)."""
     problems = []
     if ways < 2 or shots < 1 or queries < 1:
         problems.append(f"expected ways >= 2, shots >= 1, queries >= 1, found {ways}, {shots}, {queries}")
-    if data.n_classes < ways:
-        problems.append(f"{ways}-way tasks need {ways} classes, found {data.n_classes} (set fewer ways: --ways)")
+    if data.n_classes * copies < ways:
+        problems.append(f"{ways}-way tasks need {ways} classes, found {data.n_classes * copies} (set fewer ways: "
+                        "--ways)")
     sizes = data.class_sizes()
     small = np.flatnonzero(sizes < shots + queries)
     if small.size:
         names = ", ".join(f"{data.class_names[c]} ({sizes[c]})" for c in small[:5])
+        fix = ("add images to these classes or remove them" if shots + queries == 2 else
+               "add images to these classes, remove them, or lower --shots/--queries")
         problems.append(
-            f"{small.size} class(es) have fewer than shots + queries = {shots + queries} images: {names}"
+            f"{small.size} class(es) have fewer than shots + queries = {shots + queries} images: {names} (a task "
+            f"takes {shots} support and {queries} query image(s) of each class: {fix})"
         )
     if problems:
         raise InputError(f"{name}: cannot draw tasks: " + "; ".join(problems))

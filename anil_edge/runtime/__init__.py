@@ -7,7 +7,7 @@
 - :class:`FewShotClassifier` enrolls classes, adapts the head, predicts, saves its state.
 """
 
-from ..errors import AnilEdgeError, InputError, ModelError, NotEnrolledError, StateError
+from ..errors import AnilEdgeError, InputError, ModelError, NotEnrolledError, StateError, UnreadableImagesError
 from . import episodes, head
 from .adaptation import HEAD_INITS, Adaptation
 from .backbone import Backbone
@@ -38,6 +38,7 @@ __all__ = [
     "Preprocessing",
     "StateError",
     "TrainingInfo",
+    "UnreadableImagesError",
     "episodes",
     "head",
 ]

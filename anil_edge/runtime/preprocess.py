@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError, require
+from ..errors import InputError, UnreadableImagesError, require
 from .metadata import Preprocessing
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")  # what image folders may hold
@@ -39,7 +39,7 @@ def to_input(images: Any, prep: Preprocessing) -> np.ndarray:
     if isinstance(images, (list, tuple)):
         if len(images) == 0:
             raise InputError("no images given: expected at least one image")
-        batch = np.stack([_one(img, prep, f"image {i}") for i, img in enumerate(images)])
+        batch = np.stack(decode_all(images, prep))
     elif isinstance(images, np.ndarray):
         batch = _array_batch(images, prep, "images")
     else:
@@ -47,6 +47,35 @@ def to_input(images: Any, prep: Preprocessing) -> np.ndarray:
     if batch.shape[0] == 0:
         raise InputError(f"no images given: found an empty batch of shape {images.shape}")
     return _normalise(batch, prep)
+
+
+def decode_all(images: Sequence[Any], prep: Preprocessing) -> list[np.ndarray]:
+    """Each single image of ``images`` as float32 (C, H, W) in [0, 1]; every image that cannot be
+    used is reported at once (:class:`UnreadableImagesError`), not only the first."""
+    decoded, failures = decode_each(images, prep)
+    if failures:
+        raise UnreadableImagesError(failures, len(images))
+    return [d for d in decoded if d is not None]
+
+
+def decode_each(images: Sequence[Any], prep: Preprocessing) -> tuple[list[np.ndarray | None], list[tuple[int, str]]]:
+    """Decode every image of ``images``: float32 (C, H, W) in [0, 1], or None where it cannot be
+    used, with ``(index, reason)`` for each such image (for callers that skip them)."""
+    decoded: list[np.ndarray | None] = []
+    failures: list[tuple[int, str]] = []
+    for i, image in enumerate(images):
+        name = _name(image, i)
+        try:
+            decoded.append(_one(image, prep, name))
+        except InputError as exc:
+            decoded.append(None)
+            failures.append((i, str(exc) if str(exc).startswith(name) else f"{name}: {exc}"))
+    return decoded, failures
+
+
+def _name(image: Any, index: int) -> str:
+    """How an error names an image of a batch: its path, else its position."""
+    return os.fspath(image) if isinstance(image, (str, os.PathLike)) else f"image {index}"
 
 
 def _one(image: Any, prep: Preprocessing, name: str) -> np.ndarray:
@@ -131,9 +160,9 @@ def _open(path: str | os.PathLike[str], name: str):
             img.load()
             return img
     except FileNotFoundError:
-        raise InputError(f"{name}: file not found: {os.fspath(path)}") from None
+        raise InputError(f"{name}: file not found") from None
     except (OSError, ValueError, Image.DecompressionBombError) as exc:
-        raise InputError(f"{name}: cannot read {os.fspath(path)} as an image ({exc})") from None
+        raise InputError(f"{name}: cannot be read as an image ({exc})") from None
 
 
 def pil_pixels(img, prep: Preprocessing) -> np.ndarray:

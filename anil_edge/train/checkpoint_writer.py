@@ -20,8 +20,10 @@ class CheckpointWriter:
                  ctx: DistContext, speed: SpeedOptions) -> None:
         self.config, self.loop, self.optimizer, self.schedule = config, loop, optimizer, schedule
         self.prep, self.out, self.ctx, self.speed = prep, out, ctx, speed
+        self.saved: dict[str, int] = {}  # file name -> the iteration this run last wrote to it
 
     def save(self, name: str, iteration: int, best: float) -> None:
+        self.saved[name] = iteration
         streams = self.loop.streams.state_dict()
         if self.ctx.world > 1:
             gathered = gather_to_main(streams, self.ctx)

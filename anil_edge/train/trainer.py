@@ -15,11 +15,13 @@ import random
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ..data.splits import Split
+from ..data.tasks import check_task_shape
 from ..errors import InputError, TrainingError
 from ..runtime.metadata import Preprocessing
 from .checkpoint import (
@@ -31,6 +33,7 @@ from .checkpoint import (
 from .checkpoint_writer import CheckpointWriter
 from .config import TrainConfig
 from .distributed import SINGLE, DistContext, barrier, from_main, init_distributed, launched_by_torchrun
+from .interrupt import GracefulStop, lost_message, saved_message
 from .loop import MetaLoop
 from .metrics import MetricsLog, RecordWindow, plot_curves
 from .model import AnilModel, build_model, parameter_groups
@@ -78,6 +81,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     only rank 0 writes checkpoints, metrics and the plot.
     """
     _check_images(config, split)
+    _check_tasks(config, split)
     out = check_out_dir(config)
     if resume and not (out / "last.pt").is_file():
         raise CheckpointError(f"cannot resume: checkpoint not found: {out / 'last.pt'}")
@@ -109,42 +113,85 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     bar = _progress(config, start, end) if ctx.main else None
     if bar is not None:
         bar.set_postfix(best_val=_best_text(best), refresh=False)
-    window = RecordWindow(start)
-    for it in range(start, end):
-        window.add(*loop.step(optimizer))
-        schedule.step()
-        done = it + 1
-        if bar is not None:
-            bar.update(1)
-        if not any(done % every == 0 for every in (config.log_every, config.eval_every, config.checkpoint_every)) \
-                and done not in (end, config.iterations):
-            continue
-        loss, acc, first, seconds = window.flush(loop.rank_means)
-        if not math.isfinite(loss):
-            raise TrainingError(
-                f"the meta-loss became {loss} in iterations {first + 1}-{done}: training diverged; no checkpoint was "
-                f"written after it ({_last_good(out)}); lower --meta-lr or --adaptation-lr and train again")
-        if log is not None:
-            log.write({"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
-                       "lr": optimizer.param_groups[0]["lr"], "iterations": done - first,
-                       "it_per_s": (done - first) / seconds})
-        if done % config.eval_every == 0 or done == config.iterations:
-            best = _validate(loop, writer, log, done, best, bar, ctx)
-            window.restart()  # validation time is not training speed
-        if done % config.checkpoint_every == 0 or done == end:
-            writer.save("last.pt", done, best)
-        best_text = _best_text(best)
-        if bar is not None:
-            bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * acc:.1f}%", best_val=best_text, refresh=False)
-        elif ctx.main and (done % config.log_every == 0 or done == end):  # --no-progress: a line per log interval
-            LOG.info("iteration %d/%d: loss %.3f, accuracy %.1f%%, best validation %s", done, end, loss, 100 * acc,
-                     best_text)
+    if resume:
+        writer.saved["last.pt"] = start
+    session = _Session(config, loop, writer, log, optimizer, schedule, bar, ctx, out, RecordWindow(start))
+    best = _iterate(session, start, end, best)
     if bar is not None:
         bar.close()
     if end == config.iterations and ctx.main:
         _plot(out)
     barrier(ctx)
     return TrainResult(model.eval(), prep, best, loop.val_ways, out, loop.selection_name)
+
+
+@dataclass
+class _Session:
+    """What the iterations of one :func:`train` call share."""
+
+    config: TrainConfig
+    loop: MetaLoop
+    writer: CheckpointWriter
+    log: MetricsLog | None  # None on ranks other than 0
+    optimizer: torch.optim.Optimizer
+    schedule: torch.optim.lr_scheduler.LambdaLR
+    bar: Any  # the progress bar (tqdm), None without one
+    ctx: DistContext
+    out: Path
+    window: RecordWindow  # the loss and accuracy since the last record
+
+
+def _iterate(s: _Session, start: int, end: int, best: float) -> float:
+    """Iterations ``start`` .. ``end - 1``; the best validation score. The first Ctrl-C finishes the
+    iteration, saves last.pt and stops; a second stops at once. Either way the KeyboardInterrupt
+    says where ``--resume`` continues (:mod:`.interrupt`)."""
+    it = start
+    with GracefulStop(enabled=s.ctx.world == 1) as stop:
+        try:
+            for it in range(start, end):
+                best = _iteration(s, it, end, best)
+                if stop.requested:
+                    s.writer.save("last.pt", it + 1, best)
+                    raise KeyboardInterrupt(saved_message(s.out, it + 1))
+        except KeyboardInterrupt as exc:
+            if exc.args:
+                raise
+            raise KeyboardInterrupt(lost_message(s.out, it + 1, s.writer.saved.get("last.pt"))) from None
+    return best
+
+
+def _iteration(s: _Session, it: int, end: int, best: float) -> float:
+    """One meta-step, then the record, validation and checkpoint that fall due after it."""
+    config = s.config
+    s.window.add(*s.loop.step(s.optimizer))
+    s.schedule.step()
+    done = it + 1
+    if s.bar is not None:
+        s.bar.update(1)
+    if not any(done % every == 0 for every in (config.log_every, config.eval_every, config.checkpoint_every)) \
+            and done not in (end, config.iterations):
+        return best
+    loss, acc, first, seconds = s.window.flush(s.loop.rank_means)
+    if not math.isfinite(loss):
+        raise TrainingError(
+            f"the meta-loss became {loss} in iterations {first + 1}-{done}: training diverged; no checkpoint was "
+            f"written after it ({_last_good(s.out)}); lower --meta-lr or --adaptation-lr and train again")
+    if s.log is not None:
+        s.log.write({"split": "train", "iteration": it, "loss": loss, "accuracy": acc,
+                     "lr": s.optimizer.param_groups[0]["lr"], "iterations": done - first,
+                     "it_per_s": (done - first) / seconds})
+    if done % config.eval_every == 0 or done == config.iterations:
+        best = _validate(s.loop, s.writer, s.log, done, best, s.bar, s.ctx)
+        s.window.restart()  # validation time is not training speed
+    if done % config.checkpoint_every == 0 or done == end:
+        s.writer.save("last.pt", done, best)
+    best_text = _best_text(best)
+    if s.bar is not None:
+        s.bar.set_postfix(loss=f"{loss:.3f}", acc=f"{100 * acc:.1f}%", best_val=best_text, refresh=False)
+    elif s.ctx.main and (done % config.log_every == 0 or done == end):  # --no-progress: a line per log interval
+        LOG.info("iteration %d/%d: loss %.3f, accuracy %.1f%%, best validation %s", done, end, loss, 100 * acc,
+                 best_text)
+    return best
 
 
 def _validate(loop: MetaLoop, writer: CheckpointWriter, log: MetricsLog | None, done: int, best: float, bar,
@@ -245,6 +292,16 @@ def _check_images(config: TrainConfig, split: Split) -> None:
     if problems:
         raise InputError(f"{'; '.join(problems)}, but the configuration takes {want}: decode the data with "
                          "decode_preprocessing(config)")
+
+
+def _check_tasks(config: TrainConfig, split: Split) -> None:
+    """The tasks training and validation will draw, checked before the speed trial and the model
+    are built (a data set that cannot supply them is refused in seconds, not minutes)."""
+    if config.iterations:
+        check_task_shape(split.train, config.ways, config.shots, config.queries, "training set",
+                         copies=4 if config.uses_rotations else 1)
+    check_task_shape(split.validation, min(config.ways, split.validation.n_classes), config.shots, config.queries,
+                     "validation set")
 
 
 def _last_good(out: Path) -> str:

@@ -4,6 +4,7 @@ open-set scores and the top-k classes."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from anil_edge.cli.main import main
 from anil_edge.runtime import Backbone, FewShotClassifier
@@ -58,3 +59,29 @@ def test_names_with_control_characters_print_escaped_on_one_row(model_path, tmp_
     assert main(["predict", str(model_path), str(state), str(classes / "two\nrows")]) == 0
     out = capsys.readouterr().out
     assert "\x1b" not in out and len(out.splitlines()) == 1 + 2 and "two\\x0arows" in out
+
+
+def test_unreadable_images_are_listed_at_once_and_predict_can_skip_them(model_path, tmp_path, capsys):
+    """Corrupt JPEGs in two classes: one run lists all of them (nothing is written); predict lists
+    them too, and with --skip-unreadable classifies the rest and reports the skipped ones."""
+    classes = write_folder(tmp_path / "classes", {"a": 2, "b": 2}, size=28)
+    for path in (classes / "a" / "x.jpg", classes / "b" / "y.jpg", classes / "b" / "z.jpg"):
+        path.write_bytes(b"\xff\xd8\xff truncated")
+    state = tmp_path / "s.npz"
+    assert main(["enroll", str(model_path), str(classes), "--state", str(state)]) == 2
+    err = capsys.readouterr().err
+    assert "3 of 7 images cannot be used" in err and all(n in err for n in ("x.jpg", "y.jpg", "z.jpg"))
+    assert not state.exists()
+    good = write_folder(tmp_path / "good", {"a": 2, "b": 2}, size=28)
+    assert main(["enroll", str(model_path), str(good), "--state", str(state)]) == 0
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(state), str(classes)]) == 2
+    err = capsys.readouterr().err
+    assert "3 of 7 images cannot be used" in err and "--skip-unreadable" in err
+    assert main(["predict", str(model_path), str(state), str(classes), "--skip-unreadable", "--json"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert sum("label" in r for r in rows) == 4
+    assert sorted(Path(r["image"]).name for r in rows if "error" in r) == ["x.jpg", "y.jpg", "z.jpg"]
+    assert main(["predict", str(model_path), str(state), str(classes), "--skip-unreadable"]) == 0
+    captured = capsys.readouterr()
+    assert len(captured.out.splitlines()) == 1 + 4 and "skipped 3 unreadable image(s)" in captured.err

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from anil_edge.errors import InputError
+from anil_edge.errors import InputError, UnreadableImagesError
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.runtime.preprocess import to_input
 from tests.helpers import GRAY
@@ -71,11 +71,21 @@ def test_bad_images_raise_clear_errors(images, message):
         to_input(images, GRAY)
 
 
-def test_unreadable_file_is_a_clear_error(tmp_path):
-    bad = tmp_path / "broken.png"
-    bad.write_bytes(b"\x89PNG not really")
-    with pytest.raises(InputError, match="cannot read .*broken.png as an image"):
-        to_input([bad], GRAY)
+def test_every_unreadable_file_of_a_batch_is_listed_at_once(tmp_path):
+    """Three corrupt files among good ones: one error naming all three, with their positions, so
+    that a user fixes them in one run (and a caller can skip them)."""
+    good = tmp_path / "good.png"
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(good)
+    bad = []
+    for name in ("a.png", "b.jpg", "c.png"):
+        (tmp_path / name).write_bytes(b"\x89PNG not really")
+        bad.append(tmp_path / name)
+    with pytest.raises(UnreadableImagesError) as caught:
+        to_input([good, bad[0], good, bad[1], bad[2]], GRAY)
+    assert [i for i, _ in caught.value.failures] == [1, 3, 4]
+    assert "3 of 5 images cannot be used" in str(caught.value)
+    for path, (_, reason) in zip(bad, caught.value.failures):
+        assert reason.startswith(f"{path}: cannot be read as an image")
 
 
 @pytest.mark.parametrize("mode, key", [("L", 0), ("RGB", (0, 0, 0))])
