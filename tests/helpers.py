@@ -99,20 +99,23 @@ def readme_snippet(heading: str) -> str:
 
 
 def readme_example_files(model_path, folder) -> None:
-    """What the README's runtime example opens, in ``folder``: a calibrated model.onnx (as
-    anil-edge export writes it), three JPEGs and a class folder."""
+    """What the README's runtime example opens, in ``folder``: a calibrated
+    runs/photos/model.onnx (as anil-edge export writes it), two JPEGs, a class folder and a
+    query photo."""
     from PIL import Image
 
     from anil_edge.export.open_set_calibration import add_calibration
     from tests.train.helpers import glyph_set, write_folder
 
-    model = folder / "model.onnx"
+    model = folder / "runs" / "photos" / "model.onnx"
+    model.parent.mkdir(parents=True)
     model.write_bytes(model_path.read_bytes())
     add_calibration(model, glyph_set(n_classes=20, per_class=6, seed=3))
     rng = np.random.default_rng(0)
-    for name in ("mug1.jpg", "mug2.jpg", "photo.jpg"):
+    (folder / "shelf").mkdir()
+    for name in ("mug1.jpg", "mug2.jpg", "shelf/photo.jpg"):
         Image.fromarray(rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)).save(folder / name)
-    write_folder(folder / "more_products", {"plate": 2, "cup": 1}, size=28)
+    write_folder(folder / "my_products", {"plate": 2, "cup": 1}, size=28)
 
 
 EMOJI = {  # code -> (short name, category, subcategory): a fabricated emoji.json's entries
@@ -156,6 +159,14 @@ def emoji_packages(root: Path, vendors=("google", "twitter", "apple"), size: int
         (folder / "emoji.json").write_text(json.dumps(entries))
         folders.append(folder)
     return folders
+
+
+def readme_heading(heading: str) -> str:
+    """The README's section under ``heading`` (to the next heading of its level)."""
+    text = (Path(__file__).parents[1] / "README.md").read_text()
+    section = text[text.index(heading) + len(heading):]
+    following = re.search(r"^## ", section, re.M)
+    return section[:following.start()] if following else section
 
 
 def readme_commands(heading: str) -> list[str]:

@@ -1,5 +1,5 @@
-"""The README's device install, as written: build the wheel, install it with ``[cpu,images]`` into
-a fresh virtual environment (no torch), and run the README's runtime example there."""
+"""The README's device install, as written: build the wheel and install it with ``[cpu,images]``
+in a fresh virtual environment (no torch), then run the README's runtime example there."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from anil_edge import __version__
+from tests.helpers import readme_commands, readme_example_files, readme_snippet
 
 ROOT = Path(__file__).resolve().parents[1]
 Image = pytest.importorskip("PIL.Image")
@@ -35,22 +36,31 @@ def _run(*args, **kwargs) -> subprocess.CompletedProcess:
     return result
 
 
+def _shell(line: str, cwd: Path, bin_dir: Path) -> None:
+    """A README line run by the shell as written, with ``bin_dir`` first on PATH (an activated venv)."""
+    env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '')}"
+    _run("bash", "-c", line, cwd=cwd, env=env)
+
+
 @pytest.fixture(scope="module")
 def device_venv(tmp_path_factory):
-    """A fresh venv holding the built wheel with [cpu,images], from the package index (as a user
-    gets it); the build runs on a copy of the sources, so the checkout stays clean."""
+    """The README's two device-install lines, as written, in a fresh virtual environment: the
+    wheel built from a copy of the sources (the checkout stays clean), then installed with its
+    extras from the package index, as a user gets them."""
+    build, install = readme_commands("## Use it in an app")
+    assert build.startswith("python -m pip wheel") and install.startswith("pip install"), (build, install)
     tmp = tmp_path_factory.mktemp("wheel")
     src = tmp / "src"
     shutil.copytree(ROOT / "anil_edge", src / "anil_edge", ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md", "LICENSE"):
         shutil.copy(ROOT / name, src / name)
-    _run(sys.executable, "-m", "pip", "wheel", src, "--no-deps", "--no-build-isolation", "-w", tmp / "dist", "-q")
-    (wheel,) = (tmp / "dist").glob("*.whl")
-    assert wheel.name == f"anil_edge-{__version__}-py3-none-any.whl"  # the name the README gives
     venv = tmp / "venv"
     _run(getattr(sys, "_base_executable", sys.executable), "-m", "venv", venv)
-    python = venv / "bin" / "python"
-    _run(python, "-m", "pip", "install", "-q", "--disable-pip-version-check", f"anil-edge[cpu,images] @ {wheel.as_uri()}")
+    _shell(build, src, venv / "bin")
+    (wheel,) = (src / "dist").glob("*.whl")
+    assert wheel.name == f"anil_edge-{__version__}-py3-none-any.whl" and wheel.name in install
+    _shell(install, src, venv / "bin")
     return venv
 
 
@@ -63,11 +73,8 @@ def test_the_device_install_has_no_torch_and_the_command(device_venv):
 
 def test_the_readme_example_runs_in_the_device_install(device_venv, model_path, tmp_path):
     pytest.importorskip("onnx")
-    from tests.helpers import readme_example_files, readme_snippet
-
     readme_example_files(model_path, tmp_path)
-    setup = "import numpy as np\nkeys_images_uint8 = np.random.default_rng(0).integers(0, 256, (2, 28, 28, 1), dtype=np.uint8)\n"
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    out = _run(device_venv / "bin" / "python", "-c", setup + readme_snippet("## Using the runtime in an app"),
-               cwd=tmp_path, env=env).stdout.split()
+    out = _run(device_venv / "bin" / "python", "-c", readme_snippet("## Use it in an app"), cwd=tmp_path,
+               env=env).stdout.split()
     assert len(out) >= 4 and (tmp_path / "products.npz").is_file()

@@ -18,7 +18,7 @@ def add_parser(sub, name: str) -> None:
     parser = sub.add_parser(name, help="meta-train with ANIL", description=__doc__)
     parser.add_argument("--config", metavar="TOML", help="a TOML file of TrainConfig fields (a [train] table or top level)")
     parser.add_argument("--preset", choices=sorted(PRESETS),
-                        help="start from a measured recipe (photos: pretrained EfficientNet-Lite0, see README); "
+                        help="start from a measured recipe (photos: pretrained EfficientNet-Lite0, see docs/photos.md); "
                              "--config and flags override it")
     parser.add_argument("--resume", action="store_true", help="continue from OUT_DIR/last.pt exactly")
     parser.add_argument("--overwrite", action="store_true",

@@ -98,7 +98,7 @@ def _mobile_normalized(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     """The same normalisation in operators that NNAPI and Core ML (NeuralNetwork) both run, so a
     phone takes the exported model whole: the sum of squares as a MatMul with ones (neither has
     ReduceSum), and a Div (NNAPI has no Reciprocal). Measured with onnxruntime's usability
-    checker: 1 partition of every node on NNAPI and both Core ML formats (README, Mobile)."""
+    checker: 1 partition of every node on NNAPI and both Core ML formats (docs/deployment.md, Mobile)."""
     squares = (z * z) @ torch.ones(z.shape[1], 1, dtype=z.dtype, device=z.device)
     return z * (scale / squares.clamp_min(1e-12).sqrt())
 

@@ -1,6 +1,6 @@
 // Drives index.html in headless Chromium (the distribution's /usr/bin/chromium; nothing is
 // downloaded): enrolls the given images, predicts the queries, prints the results as JSON and
-// saves a screenshot. With "uploads" in CASE.json it uses the page's file inputs instead.   node drive.js URL CASE.json SCREENSHOT.png
+// saves a screenshot; "shown" is what the page displays for the last query. With "uploads" in CASE.json it uses the page's file inputs instead.   node drive.js URL CASE.json SCREENSHOT.png
 'use strict';
 const fs = require('fs');
 const { chromium } = require('playwright-core');
@@ -36,7 +36,9 @@ const { chromium } = require('playwright-core');
         window.anilEdge.enrollAndPredict(classes, queries, reject === undefined ? null : reject), data);
     }
     if (screenshot) await page.screenshot({ path: screenshot });
-    process.stdout.write(JSON.stringify({ results, errors }) + '\n');
+    const shown = await page.evaluate(() => ({ answer: document.getElementById('answer').textContent,
+      detail: document.getElementById('detail').textContent, probability_rows: document.querySelectorAll('#probs td').length / 2 }));
+    process.stdout.write(JSON.stringify({ results, errors, shown }) + '\n');
   } finally {
     await browser.close();
   }

@@ -154,4 +154,4 @@ def test_the_browser_page_enrolls_uploaded_photos_and_classifies_a_photo(photo_s
     uploads = {d.name: [str(p) for p in sorted(d.iterdir())] for d in sorted((photo_files / "classes").iterdir())}
     for camera in (False, True):
         [answer] = _drive(photo_server, {"uploads": uploads, "camera": camera, "query_file": str(queries[-1])}, tmp_path)
-        assert answer.startswith(f"→ {predictions[-1].label} "), answer
+        assert answer == f"→ {predictions[-1].label}", answer

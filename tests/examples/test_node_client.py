@@ -7,6 +7,7 @@ import json
 import subprocess
 
 import numpy as np
+import pytest
 
 from tests.tolerances import CLIENT_TERMS, assert_f32_close
 
@@ -80,3 +81,28 @@ def test_node_client_says_what_is_missing(tmp_path):
     result = subprocess.run(["node", "enroll_predict.js", str(tmp_path), str(tmp_path), str(tmp_path)], cwd=folder,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "model.json not found" in result.stderr
+
+
+def test_the_readme_node_lines_run_as_written_from_their_folder(export_dir, glyph_files, tmp_path):
+    """The README's Node lines, typed in a checkout: cd into the client's folder, npm ci, and the
+    command with its paths relative to that folder (runs/photos/ is the export)."""
+    import shutil
+
+    from tests.helpers import readme_commands
+
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        pytest.skip("node and npm are needed for the JavaScript clients; none found on PATH")
+    lines = readme_commands("## Node, the browser, any language")
+    assert lines[0] == "cd examples/node" and lines[1] == "npm ci" and lines[2].startswith("node "), lines
+    shutil.copytree(EXAMPLES / "node", tmp_path / "examples" / "node", ignore=shutil.ignore_patterns("node_modules"))
+    (tmp_path / "examples" / "web").mkdir()
+    shutil.copy(EXAMPLES / "web" / "anil_edge_client.mjs", tmp_path / "examples" / "web")
+    shutil.copytree(export_dir, tmp_path / "runs" / "photos")
+    shutil.copytree(glyph_files / "classes", tmp_path / "my_products")
+    shutil.copytree(glyph_files / "queries", tmp_path / "shelf")
+    result = subprocess.run(["bash", "-c", " && ".join(lines)], cwd=tmp_path, capture_output=True, text=True,
+                            timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "npm warn" not in result.stderr.lower(), result.stderr  # no "Unknown cli config"
+    rows = [line for line in result.stdout.splitlines() if line.startswith("../../shelf/")]
+    assert len(rows) == len(list((glyph_files / "queries").iterdir())), result.stdout
