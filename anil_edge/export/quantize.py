@@ -33,8 +33,11 @@ are bound to the exact backbone that embedded them), ``extra.precision = "int8"`
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -80,14 +83,15 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
     meta = Backbone(fp32_path, device="cpu").metadata
     with tempfile.TemporaryDirectory(dir=Path(out_path).parent) as tmp:
         raw, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "prepared.onnx"
-        quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
-        quantize_static(
-            str(prepared), str(raw), _reader(calibration, batch_size, equal=method != "minmax"),
-            quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
-            activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
-            calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
-                              "entropy": CalibrationMethod.Entropy}[method],
-        )
+        with quiet_quantizer():
+            quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
+            quantize_static(
+                str(prepared), str(raw), _reader(calibration, batch_size, equal=method != "minmax"),
+                quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
+                activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
+                calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
+                                  "entropy": CalibrationMethod.Entropy}[method],
+            )
         model = onnx.load(str(raw))
     uniform_weight_zero_points(model)
     extra = {**dict(meta.extra), "precision": "int8", "fp32_backbone_sha256": meta.backbone_sha256,
@@ -101,6 +105,31 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         raise ModelError(f"the INT8 model fails onnx.checker: {exc}") from None
     write_onnx(model, out_path)
     return int8_meta
+
+
+@contextlib.contextmanager
+def quiet_quantizer() -> Iterator[None]:
+    """Keep onnxruntime's quantizer notes ("Quantized bias ... rescaled") away from the user.
+
+    It logs them with ``logging.warning`` on the root logger, which, while the root has no
+    handler, installs one on stderr for good (26 ``WARNING:root:`` lines on a photo model). Inside
+    the block the root gets a handler that discards (so none is installed) and a filter that drops
+    onnxruntime's records (so an application's own root handlers do not get them either)."""
+    root = logging.getLogger()
+    quiet = logging.NullHandler()
+    drop = _DropOnnxruntime()
+    root.addHandler(quiet)
+    root.addFilter(drop)
+    try:
+        yield
+    finally:
+        root.removeFilter(drop)
+        root.removeHandler(quiet)
+
+
+class _DropOnnxruntime(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return f"{os.sep}onnxruntime{os.sep}" not in record.pathname
 
 
 def quantization_summary(model: Any, fmt: str) -> dict[str, Any]:

@@ -60,3 +60,24 @@ def test_histogram_calibration_takes_a_count_of_images_that_is_no_multiple_of_th
     images = np.random.default_rng(1).uniform(-1, 1, (40, 1, 28, 28)).astype(np.float32)
     meta = quantize_int8(model_path, tmp_path / "int8.onnx", images, method=method, batch_size=32)
     assert meta.extra["calibration"] == {"images": 40, "method": method} and (tmp_path / "int8.onnx").is_file()
+
+
+def test_the_quantizer_notes_reach_neither_the_terminal_nor_the_apps_logs():
+    """onnxruntime's quantizer logs "Quantized bias ..." with logging.warning on the root logger,
+    which installs a stderr handler on first use: inside quiet_quantizer nothing is printed, no
+    handler is left behind, and the application's own root warnings still work afterwards."""
+    import subprocess
+    import sys
+
+    script = (
+        "import logging\n"
+        "from anil_edge.export.quantize import quiet_quantizer\n"
+        "with quiet_quantizer():\n"
+        "    exec(compile(\"import logging; logging.warning('Quantized bias rescaled')\",\n"
+        "                 '/site-packages/onnxruntime/quantization/base_quantizer.py', 'exec'))\n"
+        "assert logging.getLogger().handlers == [], logging.getLogger().handlers\n"
+        "logging.warning('the app speaks')\n"
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Quantized bias" not in result.stderr and "WARNING:root:the app speaks" in result.stderr
