@@ -27,6 +27,7 @@ from ..errors import ModelError, raise_if_problems, require
 from ..runtime.backbone import Backbone
 from ..runtime.episodes import class_means, fit_head
 from ..runtime.export_files import (
+    ADAPT_CHECK,
     ADAPT_INPUTS,
     ADAPT_OUTPUTS,
     CLASSIFY_INPUTS,
@@ -141,8 +142,8 @@ def write_sidecar(path: Path, meta: ModelMetadata, files: dict[str, Path], names
         "backbone": floats, "backbone_int8": floats, "backbone_pixels": pixels, "backbone_int8_pixels": pixels,
         "preprocess": ({RGBA: ["uint8", ["N", "H", "W", 4]]}, {PIXELS: ["uint8", ["N", *p.input_size, p.channels]]}),
         "head_adapt": (dict(zip(ADAPT_INPUTS, (["float32", ["N", meta.embedding_dim]], ["int64", ["N"]]))),
-                       dict(zip(ADAPT_OUTPUTS, (["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
-                                                ["float32", ["C", meta.embedding_dim]])))),
+                       {**dict(zip(ADAPT_OUTPUTS, (["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
+                                                   ["float32", ["C", meta.embedding_dim]]))), ADAPT_CHECK: ["int64", []]}),
         "head_classify": (dict(zip(CLASSIFY_INPUTS, (["float32", ["Q", meta.embedding_dim]],
                                                      ["float32", ["C", meta.embedding_dim]], ["float32", ["C"]],
                                                      ["float32", ["C", meta.embedding_dim]]))),

@@ -33,9 +33,22 @@ class GraphBuilder:
     def rename(self, source: str, target: str) -> None:
         self.nodes.append(self.onnx.helper.make_node("Identity", [source], [target]))
 
+    def _live(self, outputs: set[str]) -> tuple[list, list]:
+        """The nodes and initializers the graph's outputs depend on. Dead ones (the step size of a
+        0-step head rule) are dropped: onnxruntime prints a warning for every unused initializer."""
+        needed, live = set(outputs), []
+        for node in reversed(self.nodes):
+            if any(out in needed for out in node.output):
+                live.append(node)
+                needed.update(node.input)
+                for attribute in node.attribute:  # a Loop body's nodes read outer values too
+                    needed.update(name for inner in attribute.g.node for name in inner.input)
+        return live[::-1], [init for init in self.initializers if init.name in needed]
+
     def model(self, name: str, inputs: list, outputs: list, opset: int) -> Any:
         """The checked ModelProto, at an IR version onnxruntime 1.17+ (and its web/mobile builds) read."""
-        graph = self.onnx.helper.make_graph(self.nodes, name, inputs, outputs, initializer=self.initializers)
+        nodes, initializers = self._live({o.name for o in outputs})
+        graph = self.onnx.helper.make_graph(nodes, name, inputs, outputs, initializer=initializers)
         model = self.onnx.helper.make_model(graph, opset_imports=[self.onnx.helper.make_opsetid("", opset)],
                                             producer_name="anil-edge")
         model.ir_version = min(model.ir_version, 10)

@@ -114,15 +114,21 @@ def quiet_quantizer() -> Iterator[None]:
     It logs them with ``logging.warning`` on the root logger, which, while the root has no
     handler, installs one on stderr for good (26 ``WARNING:root:`` lines on a photo model). Inside
     the block the root gets a handler that discards (so none is installed) and a filter that drops
-    onnxruntime's records (so an application's own root handlers do not get them either)."""
+    onnxruntime's records (so an application's own root handlers do not get them either). The
+    sessions the quantizer creates itself log graph notes from C++ ("Removing initializer");
+    onnxruntime's default logger is set to errors for the block."""
+    import onnxruntime
+
     root = logging.getLogger()
     quiet = logging.NullHandler()
     drop = _DropOnnxruntime()
     root.addHandler(quiet)
     root.addFilter(drop)
+    onnxruntime.set_default_logger_severity(3)  # the sessions it makes itself: errors only, no graph notes
     try:
         yield
     finally:
+        onnxruntime.set_default_logger_severity(2)  # onnxruntime's default
         root.removeFilter(drop)
         root.removeHandler(quiet)
 

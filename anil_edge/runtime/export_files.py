@@ -27,7 +27,9 @@ ORT_KINDS = ("backbone_pixels", "backbone_int8_pixels", "head_adapt", "head_clas
 IMAGES, EMBEDDINGS = "images", "embeddings"  # the float backbones: (N, C, H, W) -> (N, D)
 PIXELS, RGBA = "pixels", "rgba"  # the pixel backbones' input, the preprocessing graph's input
 ADAPT_INPUTS = ("embeddings", "labels")  # (N, D) float32, (N,) int64 class indices 0..C-1
-ADAPT_OUTPUTS = ("weight", "bias", "class_means")  # (C, D), (C,), (C, D)
+ADAPT_OUTPUTS = ("weight", "bias", "class_means")  # (C, D), (C,), (C, D): the enrolled head
+ADAPT_CHECK = "label_problems"  # () int64: examples ignored + classes left empty; 0 for well-formed labels
+EMPTY_CLASS_BIAS = -1e30  # an empty class's bias in the adapt graph: probability 0, finite in float32
 CLASSIFY_INPUTS = ("queries", "weight", "bias", "class_means")  # (Q, D) and the adapted head
 CLASSIFY_OUTPUTS = ("logits", "probabilities", "open_set_score")  # (Q, C), (Q, C), (Q,)
 

@@ -1,6 +1,11 @@
 """Image folders as the ecosystem lays them out (torchvision's ``ImageFolder``):
 ``root/<class>/<image>`` — one sub-folder of images per class; like ``ImageFolder``, images in
-folders nested inside a class folder (``mug/side/1.jpg``) belong to that class, never dropped."""
+folders nested inside a class folder (``mug/side/1.jpg``) belong to that class, never dropped.
+
+One walking rule for every client (the Node client follows it too): a folder named by the
+caller, or a class folder, is followed even when it is a symlink; inside it, entries whose
+names start with ``.`` are skipped, symlinked files are read, symlinked folders are not entered
+(so a symlink loop is never walked), and paths come in sorted order."""
 
 from __future__ import annotations
 
@@ -52,7 +57,7 @@ def images_in(paths: list[str]) -> list[Path]:
     for name in paths:
         path = Path(name)
         if path.is_dir():
-            found += sorted(p for p in path.rglob("*") if is_image(p))
+            found += _images_under(path)
         elif path.is_file():
             found.append(path)
         else:

@@ -12,7 +12,7 @@ import numpy as np
 
 from ..errors import InputError, ModelError, require
 from .documents import parse_json
-from .export_files import ADAPT_INPUTS, CLASSIFY_INPUTS, SUFFIXES, beside, family_base
+from .export_files import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, SUFFIXES, beside, family_base
 from .file_set import complete_interrupted
 
 
@@ -78,7 +78,7 @@ class HeadGraphs:
         if present[0] < 0 or present.size != int(present[-1]) + 1:
             raise InputError(f"labels must be the class indices 0..C-1 with every class present, found "
                              f"{present[:10].tolist()}{' …' if present.size > 10 else ''}")
-        W, b, means = self._run(self._adapt, dict(zip(ADAPT_INPUTS, (E, y.astype(np.int64)))))
+        W, b, means = self._run(self._adapt, dict(zip(ADAPT_INPUTS, (E, y.astype(np.int64)))), ADAPT_OUTPUTS)
         return W, b, means
 
     def classify(self, Q: np.ndarray, W: np.ndarray, b: np.ndarray, means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,10 +86,10 @@ class HeadGraphs:
         _, P, scores = self._run(self._classify, dict(zip(CLASSIFY_INPUTS, (Q, W, b, means))))
         return P, scores
 
-    def _run(self, session, feeds: dict[str, np.ndarray]) -> list[np.ndarray]:
-        """The session's outputs; onnxruntime's own failures (shapes, types) as a ModelError."""
+    def _run(self, session, feeds: dict[str, np.ndarray], outputs=None) -> list[np.ndarray]:
+        """The session's ``outputs`` (None: all); onnxruntime's own failures (shapes, types) as a ModelError."""
         try:
-            return session.run(None, feeds)
+            return session.run(None if outputs is None else list(outputs), feeds)
         except Exception as exc:  # onnxruntime's exception types (InvalidArgument, Fail, ...)
             shapes = {k: f"{np.asarray(v).dtype} {np.shape(v)}" for k, v in feeds.items()}
             first = (str(exc).strip().splitlines() or [""])[0][:200]

@@ -7,8 +7,8 @@
 // (decoded RGBA of any size -> the model's pixels, as training decoded), model.pixels.onnx (the
 // backbone taking those uint8 pixels), model.head_adapt.onnx and model.head_classify.onnx
 // (ANIL's inner loop). The steps themselves are ../web/anil_edge_client.mjs, shared with the
-// browser page; this file reads the files and decodes the images. CLASS_FOLDERS is a folder with one sub-folder of images per class (PNG or
-// JPEG; images in nested folders belong to their class folder); QUERY_IMAGES are image files or
+// browser page; this file reads the files and decodes the images. CLASS_FOLDERS is a folder with one sub-folder of images per class (PNG,
+// JPEG, BMP, GIF, WebP, TIFF, as the Python runtime reads; images in nested folders belong to their class folder); QUERY_IMAGES are image files or
 // folders of them. Prints one line per query (JSON with --json; --embeddings adds each query's
 // embedding, to compare clients).
 //
@@ -35,7 +35,9 @@ const sharp = require('sharp');
 const { orientation, upright } = require('./exif');
 
 const MAX_PIXELS = 89478485; // Pillow's MAX_IMAGE_PIXELS: larger images are refused, not decoded
-const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg'];
+// What the Python runtime reads (anil_edge.runtime.preprocess.IMAGE_SUFFIXES): PNG through pngjs, BMP
+// here, JPEG, WebP, GIF (its first frame) and TIFF through sharp.
+const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff'];
 
 function usage(message) {
   process.stderr.write(`enroll_predict: error: ${message}\n` +
@@ -82,16 +84,24 @@ function readSidecar(modelDir) {
 const isImage = (name) => !name.startsWith('.') && IMAGE_SUFFIXES.includes(path.extname(name).toLowerCase());
 const sorted = (names) => names.slice().sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 
-// Every image file under dir (recursively, sorted, hidden entries skipped).
+// The walking rule both clients share (anil_edge.runtime.folders): a folder named on the command
+// line, or a class folder in CLASS_FOLDERS, is followed even when it is a symlink; inside it,
+// entries whose names start with '.' are skipped, symlinked files are read, symlinked folders are
+// not entered (so no loop is ever walked), and names are visited in sorted order.
 function imagesUnder(dir) {
   const files = [];
   for (const name of sorted(fs.readdirSync(dir))) {
     if (name.startsWith('.')) continue;
     const full = path.join(dir, name);
-    if (fs.statSync(full).isDirectory()) files.push(...imagesUnder(full));
-    else if (isImage(name)) files.push(full);
+    const link = fs.lstatSync(full);
+    if (link.isDirectory()) files.push(...imagesUnder(full));
+    else if (isImage(name) && isFile(full)) files.push(full);
   }
   return files;
+}
+
+function isFile(file) { // follows a symlink; a broken one is no file
+  try { return fs.statSync(file).isFile(); } catch (err) { return false; }
 }
 
 function classFolders(root) {
@@ -101,7 +111,7 @@ function classFolders(root) {
     const dir = path.join(root, name);
     if (name.startsWith('.') || !fs.statSync(dir).isDirectory()) continue;
     const files = imagesUnder(dir);
-    if (files.length === 0) usage(`${dir}: a class folder with no PNG or JPEG images`);
+    if (files.length === 0) usage(`${dir}: a class folder with no images (${IMAGE_SUFFIXES.join(', ')})`);
     classes.push({ label: name.normalize('NFC'), files });
   }
   if (classes.length === 0) usage(`${root}: no class folders`);
@@ -115,13 +125,15 @@ function queryFiles(paths) {
     if (fs.statSync(p).isDirectory()) files.push(...imagesUnder(p));
     else files.push(p);
   }
-  if (files.length === 0) usage(`no query images (PNG or JPEG) in ${paths.join(', ')}`);
+  if (files.length === 0) usage(`no query images (${IMAGE_SUFFIXES.join(', ')}) in ${paths.join(', ')}`);
   return files;
 }
 
-// Width and height from a PNG's IHDR or a JPEG's SOF marker, before any pixel is decoded.
+// Width and height from a PNG's IHDR, a JPEG's SOF marker or a BMP's header, before any pixel is
+// decoded (WebP, GIF and TIFF: sharp's header read, with the same limit).
 function declaredSize(bytes) {
   if (bytes.length >= 24 && bytes.readUInt32BE(0) === 0x89504e47) return [bytes.readUInt32BE(16), bytes.readUInt32BE(20)];
+  if (bytes.length >= 26 && bytes.toString('latin1', 0, 2) === 'BM') return [bytes.readInt32LE(18), Math.abs(bytes.readInt32LE(22))];
   if (bytes.length >= 4 && bytes[0] === 0xff && bytes[1] === 0xd8) {
     for (let i = 2; i + 9 < bytes.length;) {
       if (bytes[i] !== 0xff) { i++; continue; }
@@ -135,37 +147,102 @@ function declaredSize(bytes) {
   return null;
 }
 
-// RGBA pixels of a PNG or JPEG file, turned upright by its EXIF orientation; refuses what it cannot read, naming the file.
+const SHARP_FORMATS = ['jpeg', 'webp', 'gif', 'tiff'];
+
+// RGBA pixels of an image file, turned upright by its EXIF orientation; refuses what it cannot
+// read, naming the file.
 async function readImage(file) {
   let bytes;
   try { bytes = fs.readFileSync(file); } catch (err) { usage(`${file}: cannot read (${err.code || err.message})`); }
-  const size = declaredSize(bytes);
-  if (size === null) usage(`${file}: not a PNG or JPEG image`);
+  const size = declaredSize(bytes) || await sharpSize(bytes);
+  if (size === null) usage(`${file}: not an image this client reads (${IMAGE_SUFFIXES.join(', ')})`);
   if (size[0] * size[1] > MAX_PIXELS) {
     usage(`${file}: declares ${size[0]}x${size[1]} pixels, more than the ${MAX_PIXELS} this client decodes`);
   }
+  let image;
   try {
-    const image = bytes[0] === 0x89 ? PNG.sync.read(bytes) : await decodeJpeg(bytes);
-    return upright(image, orientation(bytes)); // EXIF orientation, as the Python runtime applies it
+    if (bytes[0] === 0x89) image = PNG.sync.read(bytes);
+    else if (bytes.toString('latin1', 0, 2) === 'BM') image = decodeBmp(bytes);
+    else image = await decodeWithSharp(bytes);
   } catch (err) {
-    usage(`${file}: truncated or corrupted image (${err.message.split('\n')[0]})`);
+    usage(`${file}: truncated, corrupted or unsupported image (${err.message.split('\n')[0]})`);
   }
-  return null;
+  return upright(image, image.orientation || orientation(bytes)); // EXIF orientation, as the Python runtime applies it
 }
 
-// JPEG through sharp (libvips on libjpeg-turbo): the decoder Pillow uses, so the pixels are Python's
-// bit for bit. jpeg-js, a pure-JS decoder, moved a photo's pixels by 2.8 levels on average (up to
-// 57) and its EfficientNet-Lite0 embedding by a fifth of its scale. sharp leaves the orientation
-// alone (upright() applies it, as for PNG).
-async function decodeJpeg(bytes) {
-  const { data, info } = await sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'error' })
-    .toColourspace('srgb').ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length) };
+// The size sharp reads from a WebP, GIF or TIFF header (no pixel decoded); null for anything else.
+async function sharpSize(bytes) {
+  try {
+    const meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    return SHARP_FORMATS.includes(meta.format) && meta.format !== 'jpeg' ? [meta.width, meta.pageHeight || meta.height] : null;
+  } catch (err) {
+    return null;
+  }
 }
 
-async function readImages(files) {
+// JPEG, WebP, GIF and TIFF through sharp (libvips on libjpeg-turbo, libwebp, libtiff: the decoders
+// Pillow uses, so the pixels are Python's bit for bit). jpeg-js, a pure-JS JPEG decoder, moved a
+// photo's pixels by 2.8 levels on average (up to 57) and its EfficientNet-Lite0 embedding by a
+// fifth of its scale. sharp leaves the orientation alone (upright() applies it, as for PNG); a GIF
+// gives its first frame, as Pillow opens it.
+async function decodeWithSharp(bytes) {
+  const decoder = sharp(bytes, { limitInputPixels: MAX_PIXELS, failOn: 'error', pages: 1 });
+  const meta = await decoder.metadata();
+  const orientation = meta.format === 'jpeg' ? undefined : meta.orientation; // a WebP's or TIFF's EXIF orientation
+  if (meta.space === 'cmyk') return { ...(await cmykAsPillowDoes(decoder)), orientation };
+  const { data, info } = await decoder.toColourspace('srgb').ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.length),
+    orientation };
+}
+
+// A CMYK image's raw ink values converted as Pillow converts them (Convert.c's cmyk2rgb, no colour
+// profile): sharp's own conversion goes through an ICC profile and moved a probability by 6.5e-3.
+async function cmykAsPillowDoes(decoder) {
+  const { data, info } = await decoder.pipelineColourspace('cmyk').toColourspace('cmyk').raw()
+    .toBuffer({ resolveWithObject: true });
+  const n = info.width * info.height, out = new Uint8Array(4 * n);
+  const muldiv255 = (a, b) => { const t = a * b + 128; return ((t >> 8) + t) >> 8; };
+  for (let i = 0; i < n; i++) {
+    const nk = 255 - data[4 * i + 3];
+    for (let c = 0; c < 3; c++) out[4 * i + c] = Math.max(0, Math.min(255, nk - muldiv255(data[4 * i + c], nk)));
+    out[4 * i + 3] = 255;
+  }
+  return { width: info.width, height: info.height, data: out };
+}
+
+// An uncompressed BMP (BI_RGB: 24 or 32 bits per pixel, or 8 with a palette; the fourth byte of a
+// 32-bit pixel is padding, as Pillow reads it) as RGBA. Other BMPs are refused, naming the kind.
+function decodeBmp(bytes) {
+  const offset = bytes.readUInt32LE(10), headerSize = bytes.readUInt32LE(14);
+  const width = bytes.readInt32LE(18), rawHeight = bytes.readInt32LE(22);
+  const bits = bytes.readUInt16LE(28), compression = bytes.readUInt32LE(30);
+  if (compression !== 0 || ![8, 24, 32].includes(bits) || width <= 0 || rawHeight === 0) {
+    throw new Error(`a BMP with ${bits} bits per pixel and compression ${compression}: this client reads ` +
+                    'uncompressed 8-, 24- and 32-bit BMPs; save it as PNG');
+  }
+  const height = Math.abs(rawHeight), stride = Math.ceil((width * bits) / 32) * 4;
+  if (offset + stride * height > bytes.length) throw new Error('the pixel data is truncated');
+  const colours = bits === 8 ? (bytes.readUInt32LE(46) || 256) : 0, palette = 14 + headerSize;
+  const data = new Uint8Array(width * height * 4);
+  for (let y = 0; y < height; y++) {
+    const row = offset + stride * (rawHeight > 0 ? height - 1 - y : y); // bottom-up unless the height is negative
+    for (let x = 0; x < width; x++) {
+      let p = row + x * (bits / 8);
+      if (bits === 8) {
+        if (bytes[p] >= colours) throw new Error(`palette index ${bytes[p]} beyond its ${colours} colours`);
+        p = palette + 4 * bytes[p];
+      }
+      data.set([bytes[p + 2], bytes[p + 1], bytes[p], 255], 4 * (y * width + x));
+    }
+  }
+  return { width, height, data };
+}
+
+// Each image decoded and brought to the model's size at once, one at a time: memory holds one
+// full-size image, however many there are.
+async function readImages(client, model, files) {
   const images = [];
-  for (const file of files) images.push(await readImage(file)); // one at a time: memory stays one image wide
+  for (const file of files) images.push({ pixels: await client.toPixels(model, await readImage(file)) });
   return images;
 }
 
@@ -193,10 +270,10 @@ async function main() {
   const files = queryFiles(queryPaths); // before any work: an empty query set is refused at once
   const supportFiles = classes.flatMap((c) => c.files);
   const support = [];
-  for (const c of classes) support.push({ label: c.label, images: await readImages(c.files) });
+  for (const c of classes) support.push({ label: c.label, images: await readImages(client, model, c.files) });
   const head = await client.enroll(model, support);
   const enrolled = process.hrtime.bigint();
-  const results = await client.predict(model, head, await readImages(files), threshold);
+  const results = await client.predict(model, head, await readImages(client, model, files), threshold);
   const done = process.hrtime.bigint();
 
   const C = classes.length;

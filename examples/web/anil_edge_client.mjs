@@ -74,7 +74,8 @@ export async function toPixels(model, image) {
   return (await model.preprocess.run({ [RGBA]: rgba }))[PIXELS].data;
 }
 
-// Embeddings (N, D) of RGBA images, `model.batch` per call for a fixed-batch export, else all at once.
+// Embeddings (N, D) of RGBA images (or of {pixels} already brought to the model's size by
+// toPixels), `model.batch` per call for a fixed-batch export, else all at once.
 export async function embed(model, images) {
   const [h, w] = model.prep.input_size, c = model.prep.channels, size = h * w * c;
   const step = model.batch || images.length;
@@ -82,7 +83,7 @@ export async function embed(model, images) {
   for (let start = 0; start < images.length; start += step) {
     const chunk = images.slice(start, start + step);
     const pixels = new Uint8Array(step * size); // a short last chunk is padded, its rows dropped
-    for (const [i, image] of chunk.entries()) pixels.set(await toPixels(model, image), i * size);
+    for (const [i, image] of chunk.entries()) pixels.set(image.pixels || await toPixels(model, image), i * size);
     const out = await model.backbone.run({ [PIXELS]: new model.ort.Tensor('uint8', pixels, [step, h, w, c]) });
     parts.push(out[EMBEDDINGS].data.slice(0, chunk.length * out[EMBEDDINGS].dims[1]));
   }

@@ -316,3 +316,16 @@ def test_images_in_nested_folders_belong_to_their_class_and_names_are_nfc(tmp_pa
     classes = class_folders(tmp_path)
     assert sorted(classes) == ["caf\u00e9", "mug"]
     assert len(classes["mug"]) == 3 and len(classes["caf\u00e9"]) == 2
+
+
+def test_query_folders_are_walked_by_the_class_folders_rule(tmp_path):
+    """Queries named by a folder: hidden sub-folders skipped, symlinked files read, symlinked
+    folders (a loop here) not entered, as in class folders and in the Node client."""
+    from anil_edge.runtime.folders import images_in
+    from tests.train.helpers import write_folder
+
+    write_folder(tmp_path / "q", {"a": 2, ".thumbs": 1}, size=28)
+    (tmp_path / "q" / "a" / "link.png").symlink_to(next((tmp_path / "q" / "a").glob("*.png")))
+    (tmp_path / "q" / "a" / "loop").symlink_to(tmp_path / "q", target_is_directory=True)
+    found = images_in([str(tmp_path / "q")])
+    assert [p.relative_to(tmp_path / "q").parts[0] for p in found] == ["a"] * 3

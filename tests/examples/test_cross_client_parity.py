@@ -155,3 +155,65 @@ def test_the_browser_page_enrolls_uploaded_photos_and_classifies_a_photo(photo_s
     for camera in (False, True):
         [answer] = _drive(photo_server, {"uploads": uploads, "camera": camera, "query_file": str(queries[-1])}, tmp_path)
         assert answer == f"→ {predictions[-1].label}", answer
+
+
+def _format_kinds(glyph, rng):
+    """One query image per kind of file Python reads, each the same ink on a light background:
+    {file name: save function}."""
+    from PIL import Image
+
+    gray = Image.fromarray(glyph)
+    rgb = Image.merge("RGB", [gray, gray.point(lambda v: v * 0.8), gray.point(lambda v: 255 - (255 - v) // 2)])
+    keyed = np.asarray(gray).copy()
+    keyed[keyed == keyed.max()] = 255  # the background: the tRNS key
+    return {
+        "gray-trns.png": lambda p: Image.fromarray(keyed).save(p, transparency=255),
+        "rgb-trns.png": lambda p: Image.fromarray(np.stack([keyed] * 3, -1)).save(p, transparency=(255, 255, 255)),
+        "palette.png": lambda p: rgb.quantize(16).save(p, transparency=0),
+        "la.png": lambda p: Image.merge("LA", [gray, gray.point(lambda v: 255 - v // 2)]).save(p),
+        "rgb24.bmp": lambda p: rgb.save(p),
+        "palette8.bmp": lambda p: rgb.quantize(32).save(p),
+        "frames.gif": lambda p: rgb.quantize(64).save(p, save_all=True, append_images=[gray.convert("P")],
+                                                       transparency=0),
+        "lossless.webp": lambda p: rgb.save(p, lossless=True),
+        "lossy.webp": lambda p: rgb.save(p, quality=80),
+        "rgb.tif": lambda p: rgb.save(p),
+        "cmyk.jpg": lambda p: rgb.convert("CMYK").save(p, quality=92),
+    }
+
+
+@pytest.fixture(scope="module")
+def format_files(tmp_path_factory):
+    """classes/<c>/0.png and a query of every kind above per class; a class folder that is a
+    symlink, and a symlink loop inside a class folder (walked by neither client)."""
+    from PIL import Image
+
+    from tests.synthetic import block_glyphs
+
+    root = tmp_path_factory.mktemp("formats")
+    images, labels = block_glyphs(4, 3, seed=5)
+    rng = np.random.default_rng(0)
+    (root / "queries").mkdir()
+    (root / "elsewhere" / "class3").mkdir(parents=True)
+    for c in range(4):
+        folder = root / "classes" / f"class{c}" if c < 3 else root / "elsewhere" / "class3"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(images[labels == c][0]).save(folder / "0.png")
+        kinds = _format_kinds(images[labels == c][1], rng)
+        for name, save in kinds.items():
+            save(root / "queries" / f"{c}-{name}")
+    (root / "classes" / "class3").symlink_to(root / "elsewhere" / "class3", target_is_directory=True)
+    (root / "classes" / "class0" / "loop").symlink_to(root / "classes", target_is_directory=True)
+    return root
+
+
+def test_node_reads_every_format_python_reads_and_walks_folders_by_the_same_rule(export_dir, format_files):
+    """Grayscale and RGB tRNS, palette and LA PNGs, BMP (24-bit, 8-bit palette), a multi-frame
+    GIF, WebP (lossless, lossy), TIFF and CMYK JPEG: both clients read them alike (labels equal,
+    embeddings within float32 rounding, probabilities within 1e-3); a symlinked class folder is
+    followed and a symlink loop inside one is not walked, by both."""
+    python = _python(export_dir, format_files)
+    assert len(python[0]) == 4 * 11
+    rows = _node_rows(export_dir, format_files)
+    assert [os.path.basename(r["image"]) for r in rows] == [q.name for q in python[0]]
+    _check(rows, python)

@@ -68,7 +68,7 @@ def test_an_empty_query_folder_is_refused(export_dir, glyph_files, tmp_path):
 def test_a_truncated_png_names_the_file(export_dir, glyph_files, tmp_path):
     data = (glyph_files / "queries" / "q01.png").read_bytes()
     (tmp_path / "cut.png").write_bytes(data[: len(data) // 2])
-    _refused(node(export_dir, glyph_files / "classes", tmp_path / "cut.png"), "cut.png", "truncated or corrupted")
+    _refused(node(export_dir, glyph_files / "classes", tmp_path / "cut.png"), "cut.png", "truncated, corrupted or unsupported")
 
 
 def test_a_png_that_declares_a_huge_size_is_refused_before_decoding(export_dir, glyph_files, tmp_path):
@@ -130,7 +130,7 @@ def _with_exif(image, exif):
 
 def test_a_file_that_is_no_image_is_refused(export_dir, glyph_files, tmp_path):
     (tmp_path / "notes.png").write_text("hello")
-    _refused(node(export_dir, glyph_files / "classes", tmp_path / "notes.png"), "notes.png", "not a PNG or JPEG")
+    _refused(node(export_dir, glyph_files / "classes", tmp_path / "notes.png"), "notes.png", "not an image this client reads")
 
 
 def test_a_fixed_batch_export_embeds_one_image_at_a_time(export_dir, glyph_files, tmp_path):
@@ -160,3 +160,18 @@ def test_a_model_file_instead_of_its_folder_is_taken_or_refused_in_one_line(expo
     assert taken.stdout == node(export_dir, glyph_files / "classes", glyph_files / "queries").stdout
     _refused(node(export_dir / "model.json", glyph_files / "classes", glyph_files / "queries"),
              "model.json is a file, not a model folder")
+
+
+def test_a_bmp_this_client_cannot_decode_is_refused_naming_the_file(export_dir, glyph_files, tmp_path):
+    """An RLE-compressed BMP (Pillow reads it; this client reads uncompressed BMPs): one line that
+    names the file, the kind, and what to do, rather than a skip or a wrong image."""
+    width, height = 4, 2
+    pixels = b"\x04\x01\x00\x00" * height + b"\x00\x01"  # RLE8 runs, end of each line, end of bitmap
+    header = struct.pack("<IiiHHIIiiII", 40, width, height, 1, 8, 1, len(pixels), 2835, 2835, 2, 0)
+    palette = b"\x00\x00\x00\x00\xff\xff\xff\x00"
+    offset = 14 + len(header) + len(palette)
+    bmp = b"BM" + struct.pack("<IHHI", offset + len(pixels), 0, 0, offset) + header + palette + pixels
+    queries = tmp_path / "q"
+    queries.mkdir()
+    (queries / "rle.bmp").write_bytes(bmp)
+    _refused(node(export_dir, glyph_files / "classes", queries), "rle.bmp", "compression 1", "save it as PNG")

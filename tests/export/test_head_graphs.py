@@ -66,7 +66,8 @@ def test_graphs_equal_numpy_and_torch(dim, n_classes, shots, queries, rule, step
     Q = rng.normal(0, 1, (queries, dim)).astype(np.float32)
     adapt = ort.InferenceSession(build_adapt_graph(a, learned, dim, loop=loop).SerializeToString())
     classify = ort.InferenceSession(build_classify_graph(dim).SerializeToString())
-    W, b, means = adapt.run(None, {"embeddings": E, "labels": y.astype(np.int64)})
+    W, b, means, problems = adapt.run(None, {"embeddings": E, "labels": y.astype(np.int64)})
+    assert problems == 0  # well-formed labels
     _, P, score = classify.run(None, {"queries": Q, "weight": W, "bias": b, "class_means": means})
     Wn, bn = fit_head(E, y, n_classes, a, learned)
     Wt, bt = torch_reference(E, y, n_classes, a, learned)
@@ -207,3 +208,49 @@ def test_the_classify_graph_scores_tiny_and_huge_embeddings_as_numpy_does(scale)
     _, _, score = classify.run(None, {"queries": Q, "weight": W, "bias": b, "class_means": means})
     expected = open_set_scores(Q, means)
     assert np.abs(expected).max() > 0.1 and rel(score, expected) <= TOL
+
+
+@pytest.mark.parametrize("rule", ["prototype", "learned"])
+def test_the_adapt_graph_gives_defined_finite_results_for_any_labels(rule):
+    """The adapt graph run directly, as a C++/Kotlin/Swift app does: a label of −1 (or past N) is
+    ignored, as if the example were not given, instead of wrapping into the last class; a class
+    with no example has probability 0 instead of NaN in every class; label_problems counts both,
+    and is 0 for well-formed labels."""
+    from anil_edge.runtime.export_files import ADAPT_CHECK, ADAPT_OUTPUTS, EMPTY_CLASS_BIAS
+
+    rng = np.random.default_rng(0)
+    a = Adaptation(adaptation_lr=0.5, adaptation_steps=3, head_init=rule, head_scale=2.0, head_decay=0.1)
+    learned = LearnedHead(rng.standard_normal((5, 8)).astype(np.float32), rng.standard_normal(5).astype(np.float32))
+    adapt = ort.InferenceSession(build_adapt_graph(a, learned, 8).SerializeToString())
+    classify = ort.InferenceSession(build_classify_graph(8).SerializeToString())
+    E = rng.standard_normal((5, 8)).astype(np.float32)
+    names = [*ADAPT_OUTPUTS, ADAPT_CHECK]
+
+    def run(labels):
+        return dict(zip(names, adapt.run(names, {"embeddings": E[: len(labels)] if len(labels) < 5 else E,
+                                                 "labels": np.asarray(labels, np.int64)})))
+
+    clean = run([0, 1, 0, 1])
+    assert clean[ADAPT_CHECK] == 0
+    ignored = dict(zip(names, adapt.run(names, {"embeddings": np.concatenate([E[:4], E[4:]]),
+                                                "labels": np.array([0, 1, 0, 1, -1], np.int64)})))
+    assert ignored[ADAPT_CHECK] == 1
+    for name in ADAPT_OUTPUTS:  # the −1 example changes nothing (within float rounding of N = 4 vs 5 rows)
+        np.testing.assert_allclose(ignored[name], clean[name], rtol=1e-5, atol=1e-6)
+    gapped = dict(zip(names, adapt.run(names, {"embeddings": E[:4], "labels": np.array([0, 0, 2, 2], np.int64)})))
+    assert gapped[ADAPT_CHECK] == 1 and all(np.isfinite(gapped[n]).all() for n in ADAPT_OUTPUTS)
+    assert gapped["bias"][1] <= EMPTY_CLASS_BIAS / 2 and not gapped["class_means"][1].any()
+    _, P, score = classify.run(None, {"queries": E, "weight": gapped["weight"], "bias": gapped["bias"],
+                                      "class_means": gapped["class_means"]})
+    assert np.isfinite(P).all() and (P[:, 1] == 0).all() and np.isfinite(score).all()
+    huge = dict(zip(names, adapt.run(names, {"embeddings": E[:2], "labels": np.array([0, 10**12], np.int64)})))
+    assert huge["weight"].shape == (2, 8) and huge[ADAPT_CHECK] == 2  # C ≤ N: one ignored, one empty
+
+
+def test_a_zero_step_rule_carries_no_unused_initializer():
+    """The nearest-class-mean rule (0 steps) has no use for a step size: the graph must not carry
+    one, as onnxruntime prints a warning for every unused initializer on every load."""
+    a = Adaptation(adaptation_lr=0.5, adaptation_steps=0, head_init="prototype")
+    model = build_adapt_graph(a, LearnedHead(np.zeros((2, 4), np.float32), np.zeros(2, np.float32)), 4)
+    read = {name for node in model.graph.node for name in node.input}
+    assert [init.name for init in model.graph.initializer if init.name not in read] == []
