@@ -14,7 +14,7 @@
 //
 // As careful as the Python runtime: every file it loads must match model.json's SHA-256; an image
 // is refused (with its name, exit 2) when it cannot be decoded or declares more than MAX_PIXELS
-// pixels — read from its header before anything is decoded; an empty query set is refused; a
+// (4096 x 4096) pixels — read from its header before anything is decoded; an empty query set is refused; a
 // model exported with --fixed-batch N embeds N images per call.
 // --int8 embeds with model.int8.pixels.onnx (written by `anil-edge export --int8`) and its own
 // open-set thresholds.
@@ -34,7 +34,12 @@ const { PNG } = require('pngjs');
 const sharp = require('sharp');
 const { orientation, upright } = require('./exif');
 
-const MAX_PIXELS = 89478485; // Pillow's MAX_IMAGE_PIXELS: larger images are refused, not decoded
+// model.preprocess.onnx resizes in float64 at the image's own size: about 90 bytes per decoded
+// pixel (measured: 1.6 GB resident at 4096 x 4096, 3.0 GB at 6000 x 6000). This client therefore
+// decodes at most 4096 x 4096 pixels, read from the header before anything is decoded, and refuses
+// a larger image in one line (the Python runtime resizes with Pillow and takes up to Pillow's
+// 89.5 MP). Its sessions run without onnxruntime's memory arena, which kept the peak besides.
+const MAX_PIXELS = 4096 * 4096;
 // What the Python runtime reads (anil_edge.runtime.preprocess.IMAGE_SUFFIXES): PNG through pngjs, BMP
 // here, JPEG, WebP, GIF (its first frame) and TIFF through sharp.
 const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif', '.tiff'];
@@ -157,7 +162,8 @@ async function readImage(file) {
   const size = declaredSize(bytes) || await sharpSize(bytes);
   if (size === null) usage(`${file}: not an image this client reads (${IMAGE_SUFFIXES.join(', ')})`);
   if (size[0] * size[1] > MAX_PIXELS) {
-    usage(`${file}: declares ${size[0]}x${size[1]} pixels, more than the ${MAX_PIXELS} this client decodes`);
+    usage(`${file}: declares ${size[0]}x${size[1]} pixels, more than the ${MAX_PIXELS} (4096 x 4096) this client ` +
+          'decodes: downscale it first (the Python runtime takes up to 89.5 MP)');
   }
   let image;
   try {
@@ -259,7 +265,8 @@ async function main() {
   };
   let model, threshold;
   try {
-    model = await client.openModel(ort, sidecar, { read, name: where, backboneKind });
+    const options = { enableCpuMemArena: false, enableMemPattern: false }; // memory returns after each image
+    model = await client.openModel(ort, sidecar, { read, name: where, backboneKind, options });
     threshold = client.rejectThreshold(model, args.reject);
   } catch (err) {
     usage(err.message.replace(/^reject /, '--reject '));

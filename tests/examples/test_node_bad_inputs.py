@@ -72,11 +72,13 @@ def test_a_truncated_png_names_the_file(export_dir, glyph_files, tmp_path):
 
 
 def test_a_png_that_declares_a_huge_size_is_refused_before_decoding(export_dir, glyph_files, tmp_path):
-    """150 bytes declaring 30000×30000: refused from the header, not after 3.6 GB of decoding."""
-    header = struct.pack(">IIBBBBB", 30000, 30000, 8, 0, 0, 0, 0)
+    """150 bytes declaring 6000×6000, beyond the client's stated bound (4096×4096: ~1.6 GB
+    resident, as its preprocessing graph resizes at full size): refused from the header, not
+    after 3 GB of decoding and resizing."""
+    header = struct.pack(">IIBBBBB", 6000, 6000, 8, 0, 0, 0, 0)
     chunk = lambda kind, body: struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))  # noqa: E731
     (tmp_path / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
-    _refused(node(export_dir, glyph_files / "classes", tmp_path / "bomb.png"), "bomb.png", "declares 30000x30000")
+    _refused(node(export_dir, glyph_files / "classes", tmp_path / "bomb.png"), "bomb.png", "declares 6000x6000", "downscale")
 
 
 def test_jpegs_and_nested_images_are_enrolled_not_skipped(export_dir, glyph_files, tmp_path):
