@@ -11,7 +11,7 @@ import pytest
 
 PACKAGE = Path(__file__).parents[1] / "anil_edge"
 # A module may import from its own layer and the layers before it, never from a later one.
-LAYERS = {"": 0, "errors": 0, "atomic": 0, "cpu_features": 0, "cache": 0,
+LAYERS = {"": 0, "errors": 0, "schema": 0, "atomic": 0, "cpu_features": 0, "cache": 0,
           "runtime": 1, "data": 2, "train": 3, "export": 4, "bench": 5,
           "cli": 6, "__main__": 7}
 

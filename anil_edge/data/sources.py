@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..errors import InputError
 from ..runtime.metadata import Preprocessing
+from ..schema import DATASETS, FIXED_SPLIT_DATASETS
 from .emoji import load_emoji
 from .folder import count_class_folders, load_image_folder
 from .image_set import ImageSet
@@ -11,8 +12,7 @@ from .learn2learn_formats import load_cifarfs, load_fc100, load_full_omniglot, l
 from .omniglot import load_omniglot
 from .splits import Split, split_by_group
 
-FIXED_SPLITS = {"fc100": load_fc100, "mini-imagenet": load_mini_imagenet, "cifarfs": load_cifarfs}
-DATASETS = ("glyphs", "omniglot", "folder", "full-omniglot", "emoji", *FIXED_SPLITS)
+FIXED_SPLITS = dict(zip(FIXED_SPLIT_DATASETS, (load_fc100, load_mini_imagenet, load_cifarfs)))
 
 
 def check_ways_before_loading(dataset: str, sources: tuple[str, ...], ways: int, rotations: bool) -> None:

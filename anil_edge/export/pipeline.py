@@ -184,9 +184,10 @@ def _quantize_checked(fp32: Path, int8: Path, calibration: np.ndarray, method: s
 
     tried: list[str] = []
     for candidate in AUTO_FORMATS if fmt == "auto" else (fmt,):
-        quantize_int8(fp32, int8, calibration, method=method, fmt=candidate)
+        clipped = quantize_int8(fp32, int8, calibration, method=method, fmt=candidate).extra["quantization"][
+            "clipped_biases"]
         try:
-            return replace(_check_int8(fp32, int8, data, real, calibration), format=candidate)
+            return replace(_check_int8(fp32, int8, data, real, calibration), format=candidate, clipped_biases=clipped)
         except Int8QualityError as exc:
             tried.append(f"{candidate}: {exc}")
     raise Int8QualityError(tried[0] if len(tried) == 1 else "no INT8 format keeps the embeddings: " + "; ".join(tried))

@@ -83,7 +83,7 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
     meta = Backbone(fp32_path, device="cpu").metadata
     with tempfile.TemporaryDirectory(dir=Path(out_path).parent) as tmp:
         raw, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "prepared.onnx"
-        with quiet_quantizer():
+        with quiet_quantizer() as notes:
             quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
             quantize_static(
                 str(prepared), str(raw), _reader(calibration, batch_size, equal=method != "minmax"),
@@ -96,7 +96,7 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
     uniform_weight_zero_points(model)
     extra = {**dict(meta.extra), "precision": "int8", "fp32_backbone_sha256": meta.backbone_sha256,
              "calibration": {"images": int(calibration.shape[0]), "method": method},
-             "quantization": quantization_summary(model, fmt)}
+             "quantization": {**quantization_summary(model, fmt), "clipped_biases": clipped_biases(notes)}}
     int8_meta = replace(meta, backbone_sha256=graph_sha256(model), extra=extra)
     set_metadata(model, int8_meta)
     try:
@@ -108,12 +108,12 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
 
 
 @contextlib.contextmanager
-def quiet_quantizer() -> Iterator[None]:
-    """Keep onnxruntime's quantizer notes ("Quantized bias ... rescaled") away from the user.
+def quiet_quantizer() -> Iterator[list[str]]:
+    """Keep onnxruntime's quantizer notes away from the user; yields the list it collects them in.
 
     It logs them with ``logging.warning`` on the root logger, which, while the root has no
     handler, installs one on stderr for good (26 ``WARNING:root:`` lines on a photo model). Inside
-    the block the root gets a handler that discards (so none is installed) and a filter that drops
+    the block the root gets a handler that discards (so none is installed) and a filter that keeps
     onnxruntime's records (so an application's own root handlers do not get them either). The
     sessions the quantizer creates itself log graph notes from C++ ("Removing initializer");
     onnxruntime's default logger is set to errors for the block."""
@@ -121,21 +121,38 @@ def quiet_quantizer() -> Iterator[None]:
 
     root = logging.getLogger()
     quiet = logging.NullHandler()
-    drop = _DropOnnxruntime()
+    notes: list[str] = []
+    keep = _KeepOnnxruntime(notes)
     root.addHandler(quiet)
-    root.addFilter(drop)
+    root.addFilter(keep)
     onnxruntime.set_default_logger_severity(3)  # the sessions it makes itself: errors only, no graph notes
     try:
-        yield
+        yield notes
     finally:
         onnxruntime.set_default_logger_severity(2)  # onnxruntime's default
-        root.removeFilter(drop)
+        root.removeFilter(keep)
         root.removeHandler(quiet)
 
 
-class _DropOnnxruntime(logging.Filter):
+class _KeepOnnxruntime(logging.Filter):
+    """Takes onnxruntime's records out of the logging stream, into ``notes``."""
+
+    def __init__(self, notes: list[str]) -> None:
+        super().__init__()
+        self.notes = notes
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return f"{os.sep}onnxruntime{os.sep}" not in record.pathname
+        if f"{os.sep}onnxruntime{os.sep}" not in record.pathname:
+            return True
+        self.notes.append(record.getMessage())
+        return False
+
+
+def clipped_biases(notes: list[str]) -> int:
+    """How many biases the quantizer clipped to the int32 range (its "Quantized bias ... exceeds
+    the range of a int32" notes): a bias whose scale, the product of an activation scale and a
+    weight channel's scale, is tiny. The INT8 check's figures include their effect."""
+    return sum(note.startswith("Quantized bias") for note in notes)
 
 
 def quantization_summary(model: Any, fmt: str) -> dict[str, Any]:

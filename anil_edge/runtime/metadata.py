@@ -14,11 +14,10 @@ from typing import Any
 import numpy as np
 
 from ..errors import ModelError, raise_if_problems
+from ..schema import CROP_MODES, CROP_PCT, RESIZE_FILTERS, TEST_FRACTION
 from .adaptation import Adaptation, HeadCalibration
 from .open_set import OpenSetCalibration
 
-RESIZE_FILTERS = ("nearest", "bilinear", "bicubic", "lanczos")
-CROP_MODES = ("squash", "center")
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 
@@ -98,9 +97,9 @@ def check_metadata(meta: ModelMetadata, source: str = "model") -> None:
         problems.append(f"preprocessing.std must be > 0, found {p.std}")
     if p.resize not in RESIZE_FILTERS:
         problems.append(f"preprocessing.resize must be one of {RESIZE_FILTERS}, found {p.resize!r}")
-    if p.crop not in CROP_MODES or not 0.1 <= p.crop_pct <= 1.0:
-        problems.append(f"preprocessing.crop must be one of {CROP_MODES} and crop_pct in [0.1, 1], found "
-                        f"{p.crop!r} and {p.crop_pct}")
+    if p.crop not in CROP_MODES or not CROP_PCT[0] <= p.crop_pct <= CROP_PCT[1]:
+        problems.append(f"preprocessing.crop must be one of {CROP_MODES} and crop_pct in "
+                        f"[{CROP_PCT[0]:g}, {CROP_PCT[1]:g}], found {p.crop!r} and {p.crop_pct}")
     if meta.embedding_dim < 1:
         problems.append(f"embedding_dim must be >= 1, found {meta.embedding_dim}")
     if h.weight.ndim != 2 or h.weight.shape[1] != meta.embedding_dim or h.bias.shape != h.weight.shape[:1]:
@@ -110,7 +109,7 @@ def check_metadata(meta: ModelMetadata, source: str = "model") -> None:
         )
     d, t = meta.training.data, meta.training
     for name, value in (("validation_fraction", d.validation_fraction), ("test_fraction", d.test_fraction)):
-        if not 0 <= value < 1:
+        if not TEST_FRACTION[0] <= value < TEST_FRACTION[1]:  # a recorded provenance may hold 0 for either
             problems.append(f"training.data.{name} must lie in [0, 1), found {value}")
     if t.ways < 0 or t.shots < 0:
         problems.append(f"training.ways and training.shots must be >= 0, found {t.ways} and {t.shots}")

@@ -8,11 +8,9 @@ import torch
 from torch import nn
 
 from ..errors import InputError, raise_if_problems
+from ..schema import BACKBONES as ARCHS
+from ..schema import EMBEDDINGS, GROUPNORM_GROUPS, NORMS
 from .timm_names import name_problems, timm_name
-
-NORMS = ("batch", "group")
-ARCHS = ("conv4", "conv4-stride", "resnet12")
-EMBEDDINGS = ("raw", "cosine")
 
 
 @dataclass(frozen=True)
@@ -24,7 +22,7 @@ class BackboneConfig:
     hidden: int = 64  # conv4*: feature maps per conv block
     blocks: int = 4  # conv4*: conv blocks, each halving the resolution
     norm: str = "batch"  # "batch": BatchNorm (learn2learn's); "group": GroupNorm, per image
-    groups: int = 8  # GroupNorm groups (norm="group"); must divide every layer's width
+    groups: int = GROUPNORM_GROUPS  # GroupNorm groups (norm="group"); must divide every layer's width
     arch: str = "conv4"  # "conv4", "conv4-stride", "resnet12" or "timm:NAME"
     embedding: str = "raw"  # "raw" features, or "cosine": L2-normalised times a learned scale
 

@@ -9,27 +9,38 @@ import re
 from typing import Any
 
 from ..runtime.adaptation import decay_problems, head_init_problems, lr_problems, scale_problems, steps_problems
+from ..schema import (
+    BACKBONES,
+    CROP_MODES,
+    CROP_PCT,
+    DATASETS,
+    EMBEDDINGS,
+    GROUPNORM_GROUPS,
+    NORMALIZATIONS,
+    NORMS,
+    RESIZE_FILTERS,
+    TEST_FRACTION,
+    VALIDATION_FRACTION,
+)
 from . import timm_names
 
 CHOICES = {
-    "dataset": ("glyphs", "omniglot", "folder", "full-omniglot", "emoji", "fc100", "mini-imagenet", "cifarfs"),
+    "dataset": DATASETS,
     "engine": ("fast", "l2l"),
     "schedule": ("constant", "cosine"),
     "precision": ("auto", "fp32", "bf16"),
-    "norm": ("batch", "group"),
-    "crop": ("auto", "squash", "center"),
-    "normalization": ("auto", "dataset", "imagenet", "backbone"),
-    "resize": ("auto", "nearest", "bilinear", "bicubic", "lanczos"),
-    "embedding": ("raw", "cosine"),
+    "norm": NORMS,
+    "crop": ("auto", *CROP_MODES),
+    "normalization": ("auto", *NORMALIZATIONS),
+    "resize": ("auto", *RESIZE_FILTERS),
+    "embedding": EMBEDDINGS,
     "sampler": ("device", "learn2learn"),
     "train_tasks": ("random", "deployment"),
     "best_by": ("deployment", "random"),
 }
 POSITIVE = ("ways", "shots", "queries", "hidden", "blocks", "meta_batch", "eval_every", "log_every", "eval_tasks",
             "checkpoint_every", "input_size", "task_streams", "dist_timeout")
-BACKBONES = ("conv4", "conv4-stride", "resnet12")
 MAX_META_LR = 10.0  # Adam steps beyond this only diverge
-GROUPS = 8  # GroupNorm groups (BackboneConfig.groups)
 _DEVICE = re.compile(r"^(auto|cpu|cuda(:\d+)?)$")
 
 
@@ -47,17 +58,17 @@ def value_problems(config: Any) -> list[str]:
     problems += scale_problems(c.head_scale) + decay_problems(c.head_decay, c.adaptation_lr)
     if not (math.isfinite(c.meta_lr) and 0 < c.meta_lr <= MAX_META_LR):
         problems.append(f"meta_lr must be a finite number in (0, {MAX_META_LR:g}], found {c.meta_lr!r}")
-    if not (math.isfinite(c.validation_fraction) and 0 < c.validation_fraction < 1):
+    if not (math.isfinite(c.validation_fraction) and VALIDATION_FRACTION[0] < c.validation_fraction < VALIDATION_FRACTION[1]):
         problems.append(f"validation_fraction must lie in (0, 1), found {c.validation_fraction!r}")
-    if not (math.isfinite(c.test_fraction) and 0 <= c.test_fraction < 1):
+    if not (math.isfinite(c.test_fraction) and TEST_FRACTION[0] <= c.test_fraction < TEST_FRACTION[1]):
         problems.append(f"test_fraction must lie in [0, 1) (0: no test split), found {c.test_fraction!r}")
     if c.validation_fraction + c.test_fraction >= 1:
         problems.append(f"validation_fraction + test_fraction must leave training classes (< 1), found "
                         f"{c.validation_fraction} + {c.test_fraction}")
     if not _DEVICE.match(c.device):
         problems.append(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', found {c.device!r}")
-    if c.crop_pct is not None and not (math.isfinite(c.crop_pct) and 0.1 <= c.crop_pct <= 1.0):
-        problems.append(f"crop_pct must lie in [0.1, 1], or be unset, found {c.crop_pct!r}")
+    if c.crop_pct is not None and not (math.isfinite(c.crop_pct) and CROP_PCT[0] <= c.crop_pct <= CROP_PCT[1]):
+        problems.append(f"crop_pct must lie in [{CROP_PCT[0]:g}, {CROP_PCT[1]:g}], or be unset, found {c.crop_pct!r}")
     if c.normalization == "imagenet" and c.channels != 3:
         problems.append("normalization 'imagenet' needs channels=3 (RGB)")
     if c.threads < 0 or c.chunk < -1:
@@ -99,8 +110,9 @@ def architecture_problems(c: Any) -> list[str]:
                         f"expected >= {2**c.blocks}, or fewer --blocks")
     if c.backbone == "resnet12" and c.input_size < 16:
         problems.append(f"input_size {c.input_size} is too small for resnet12 (4 halvings): expected >= 16")
-    if c.norm == "group" and c.backbone != "resnet12" and c.hidden % GROUPS:
-        problems.append(f"norm 'group' uses {GROUPS} groups, which must divide hidden: found hidden={c.hidden}")
+    if c.norm == "group" and c.backbone != "resnet12" and c.hidden % GROUPNORM_GROUPS:
+        problems.append(f"norm 'group' uses {GROUPNORM_GROUPS} groups, which must divide hidden: found "
+                        f"hidden={c.hidden}")
     return problems
 
 

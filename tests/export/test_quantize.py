@@ -71,10 +71,11 @@ def test_the_quantizer_notes_reach_neither_the_terminal_nor_the_apps_logs():
 
     script = (
         "import logging\n"
-        "from anil_edge.export.quantize import quiet_quantizer\n"
-        "with quiet_quantizer():\n"
-        "    exec(compile(\"import logging; logging.warning('Quantized bias rescaled')\",\n"
+        "from anil_edge.export.quantize import clipped_biases, quiet_quantizer\n"
+        "with quiet_quantizer() as notes:\n"
+        "    exec(compile(\"import logging; logging.warning('Quantized bias `b` exceeds the range of a int32.')\",\n"
         "                 '/site-packages/onnxruntime/quantization/base_quantizer.py', 'exec'))\n"
+        "assert clipped_biases(notes) == 1, notes\n"
         "assert logging.getLogger().handlers == [], logging.getLogger().handlers\n"
         "logging.warning('the app speaks')\n"
     )
