@@ -25,7 +25,7 @@ from anil_edge.data.scoring import score as score_predictions
 from anil_edge.data.splits import split_by_group
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.export.parity import DeployedEmbeddings
-from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.pipeline import ExportImages, ExportOptions, export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.preprocess import to_input
@@ -63,8 +63,8 @@ def main() -> None:
     print("[2/5] exporting ONNX FP32 + INT8 (validated against PyTorch)")
     trained = load_trained(out / "train" / "best.pt")
     calibration = to_input(split.train.sample_images(256), trained.preprocessing)
-    exported = export_checkpoint(trained, out / "model.onnx", real_images=calibration, calibration=calibration,
-                                 int8=True, open_set_data=split.validation)
+    exported = export_checkpoint(trained, out / "model.onnx", ExportOptions(int8=True),
+                                 ExportImages(real=calibration, calibration=calibration, validation=split.validation))
 
     print(f"[3/5] scoring {args.tasks} tasks on {split.test.n_classes} held-out classes "
           f"({len(set(split.test.groups))} unseen scripts)")

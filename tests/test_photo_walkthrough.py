@@ -20,6 +20,8 @@ Image = pytest.importorskip("PIL.Image")
 
 from tests.helpers import readme_commands  # noqa: E402
 
+pytestmark = pytest.mark.slow  # subprocesses, a package index, or real training: the slow tier
+
 HEADING = "## Quickstart: photos"
 FAST = ["--iterations", "2", "--eval-every", "2", "--eval-tasks", "10"]
 

@@ -13,7 +13,7 @@ Image = pytest.importorskip("PIL.Image")
 
 from anil_edge.data.decode import decode
 from anil_edge.data.sources import load_split
-from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.pipeline import ExportImages, export_checkpoint
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.preprocess import to_input
@@ -74,7 +74,7 @@ def test_rgb_folder_trains_exports_and_enrolls(photos, tmp_path):
     train(config, split)
     trained = load_trained(tmp_path / "run" / "last.pt")
     real = to_input(split.train.sample_images(16), trained.preprocessing)
-    result = export_checkpoint(trained, tmp_path / "rgb.onnx", real_images=real, open_set_data=split.validation)
+    result = export_checkpoint(trained, tmp_path / "rgb.onnx", images=ExportImages(real=real, validation=split.validation))
     backbone = Backbone(result.onnx)
     prep = backbone.metadata.preprocessing
     assert prep.channels == 3 and not prep.invert and prep.crop == "center"

@@ -15,6 +15,8 @@ import pytest
 from anil_edge import __version__
 from tests.helpers import readme_commands, readme_example_files, readme_snippet
 
+pytestmark = pytest.mark.slow  # subprocesses, a package index, or real training: the slow tier
+
 ROOT = Path(__file__).resolve().parents[1]
 Image = pytest.importorskip("PIL.Image")
 

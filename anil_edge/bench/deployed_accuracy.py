@@ -23,7 +23,7 @@ from anil_edge.data.scoring import score
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.export.int8_check import compare_int8
 from anil_edge.export.parity import DeployedEmbeddings, compare
-from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.pipeline import ExportImages, ExportOptions, export_checkpoint
 from anil_edge.export.quantize import FORMATS, quantize_int8
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime.backbone import Backbone
@@ -55,7 +55,8 @@ def main(argv: list[str] | None = None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "model.onnx"
         start = time.perf_counter()
-        result = export_checkpoint(trained, out, real_images=calibration, calibration=calibration, int8=True)
+        result = export_checkpoint(trained, out, ExportOptions(int8=True),
+                                   ExportImages(real=calibration, calibration=calibration))
         export_s = time.perf_counter() - start
         deployed_models = {"onnx fp32": DeployedEmbeddings(result.onnx, test.images)}
         checks = []

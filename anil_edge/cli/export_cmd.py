@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.config_data import provenance_split, training_sample
     from ..export.head_calibration import WAYS as HEAD_WAYS
     from ..export.open_set_calibration import MIN_TAIL_IMAGES, SHOTS, WAYS
-    from ..export.pipeline import check_export_target, export_checkpoint
+    from ..export.pipeline import ExportImages, ExportOptions, check_export_target, export_checkpoint
     from ..export.quantize import FORMATS
     from ..export.trained import load_trained
     from ..runtime.open_set import TARGET_RATES
@@ -56,15 +56,15 @@ def run(args: argparse.Namespace) -> int:
     checkpoint = Path(args.checkpoint)
     out = Path(args.out) if args.out else checkpoint.with_name("model.onnx")
     # before the (slow) checkpoint and data loading
-    check_export_target(out, checkpoint, args.opset, pixel_input=args.pixel_input, fixed_batch=args.fixed_batch)
+    options = ExportOptions(int8=args.int8, torchscript=args.torchscript, opset=args.opset,
+                            calibration_method=args.calibration_method, int8_format=args.int8_format,
+                            pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort,
+                            calibrate_head=args.head_rule == "calibrate")
+    check_export_target(out, checkpoint)
     trained = load_trained(checkpoint)
     split = provenance_split(trained.config.provenance(), args.data, trained.preprocessing)
     real = training_sample(split, trained.preprocessing, args.calibration_images)
-    result = export_checkpoint(trained, out, real_images=real, calibration=real, int8=args.int8,
-                               torchscript=args.torchscript, opset=args.opset,
-                               calibration_method=args.calibration_method, open_set_data=split.validation,
-                               pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort,
-                               int8_format=args.int8_format, calibrate_head=args.head_rule == "calibrate")
+    result = export_checkpoint(trained, out, options, ExportImages(real=real, calibration=real, validation=split.validation))
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")

@@ -14,6 +14,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 
@@ -52,18 +53,56 @@ class ExportResult:
     int8_refused: str | None = None  # why the INT8 model asked for was not shipped (everything else was)
 
 
-def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None,
-                        opset: int = OPSET, *, pixel_input: bool = True, fixed_batch: int | None = None) -> Path:
-    """``out`` as a Path after the checks that need no model: opset, options that contradict each
-    other, suffix, folder, and that no output (``.onnx``, ``.int8.onnx``, ``.ts``, …) would
-    replace the checkpoint it is made from."""
+@dataclass(frozen=True)
+class ExportOptions:
+    """What an export writes beside ``model.onnx``, and how; checked when built (contradicting
+    options are refused before any work)."""
+
+    int8: bool = False  # also model.int8.onnx (and its pixel model): needs calibration images
+    torchscript: bool = False  # also model.ts (traced)
+    opset: int = OPSET  # ONNX opset of the backbone
+    calibration_method: str = "minmax"  # INT8 activation ranges: quantize.METHODS
+    int8_format: str = DEFAULT_FORMAT  # quantize.FORMATS, or "auto"
+    pixel_input: bool = True  # model.pixels.onnx: the backbone taking uint8 (N, H, W, C) pixels
+    fixed_batch: int | None = None  # a static batch for the pixel model (NNAPI, Core ML)
+    ort_format: bool = False  # .ort files of the pixel model and head graphs (mobile.convert_to_ort)
+    calibrate_head: bool = True  # choose the head rule on the validation classes (head_calibration)
+
+    def __post_init__(self) -> None:
+        check_opset(self.opset)
+        fb = self.fixed_batch
+        if fb is not None and (isinstance(fb, bool) or not isinstance(fb, int) or fb < 1):
+            raise InputError(f"the fixed batch size must be an integer >= 1, found {fb!r}")
+        if fb is not None and not self.pixel_input:
+            raise InputError("--fixed-batch fixes the pixel model's batch, which --no-pixel-input turns off: drop one "
+                             "of them")
+
+
+@dataclass(frozen=True)
+class ExportImages:
+    """The images an export checks and calibrates with (each optional)."""
+
+    real: np.ndarray | None = None  # preprocessed (N, C, H, W): parity checks beside random images
+    calibration: np.ndarray | None = None  # preprocessed training images: INT8 calibration
+    validation: ImageSet | None = None  # classes never trained on: head rule, open-set thresholds, INT8 check
+
+
+@dataclass(frozen=True)
+class _Models:
+    """The staged backbones of one export, validated."""
+
+    meta: ModelMetadata  # the FP32 model's metadata (head rule, open-set thresholds)
+    report: ValidationReport  # every FP32 comparison that was run
+    int8: bool  # an INT8 model is staged and checked
+    int8_check: Int8Report | None  # its check, when one was made
+    int8_refused: str | None  # why the INT8 model asked for was not shipped
+
+
+def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None) -> Path:
+    """``out`` as a Path after the checks that need no model: suffix, folder, and that no output
+    (``.onnx``, ``.int8.onnx``, ``.ts``, …) would replace the checkpoint it is made from."""
     if checkpoint is not None and not Path(checkpoint).is_file():
         raise CheckpointError(f"checkpoint not found: {checkpoint}" + (" (a folder)" if Path(checkpoint).is_dir() else ""))
-    check_opset(opset)
-    if fixed_batch is not None and (isinstance(fixed_batch, bool) or not isinstance(fixed_batch, int) or fixed_batch < 1):
-        raise InputError(f"the fixed batch size must be an integer >= 1, found {fixed_batch!r}")
-    if fixed_batch is not None and not pixel_input:
-        raise InputError("--fixed-batch fixes the pixel model's batch, which --no-pixel-input turns off: drop one of them")
     out = Path(out)
     if out.suffix.lower() != ".onnx":
         raise ModelError(f"the output must be an .onnx path, found {out}")
@@ -74,92 +113,92 @@ def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLi
     return out
 
 
-def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: str | os.PathLike[str], *,
-                      real_images: np.ndarray | None = None, calibration: np.ndarray | None = None,
-                      int8: bool = False, torchscript: bool = False, opset: int = OPSET,
-                      calibration_method: str = "minmax", open_set_data: ImageSet | None = None,
-                      pixel_input: bool = True, fixed_batch: int | None = None,
-                      ort_format: bool = False, int8_format: str = DEFAULT_FORMAT,
-                      calibrate_head: bool = True) -> ExportResult:
+def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: str | os.PathLike[str],
+                      options: ExportOptions = ExportOptions(), images: ExportImages = ExportImages()) -> ExportResult:
     """Export a training checkpoint (a path, or one already read by ``load_trained``) to ``out``
-    (``.onnx``), ``out`` with ``.int8.onnx`` and ``.ts``.
-
-    Args:
-        real_images: preprocessed images (N, C, H, W) for the parity checks beside random ones.
-        calibration: preprocessed training images for INT8 calibration (required with ``int8``).
-        open_set_data: validation classes (never trained on) to calibrate the head rule on
-            (:mod:`.head_calibration`, unless ``calibrate_head`` is False) and the open-set
-            rejection thresholds on, through each exported ONNX model (:mod:`.open_set_calibration`),
-            and to check the INT8 model against FP32 on (:mod:`.int8_check`; else ``real_images``).
-        int8_format: the INT8 activation × weight format (:data:`.quantize.FORMATS`).
-        pixel_input: also write ``.pixels.onnx`` (and ``.int8.pixels.onnx``), the backbone taking
-            uint8 (N, H, W, C) pixels.
-        fixed_batch: give ``.pixels.onnx`` this fixed batch size (static shapes for NNAPI, Core ML).
-        ort_format: also write ``.ort`` files of the pixel model and head graphs (:mod:`.mobile`).
-
-    Beside ``out`` it always writes the head graphs (``.head_adapt.onnx``, ``.head_classify.onnx``)
-    and the sidecar (``.json``) of :mod:`.deployment_files`, checked against the numpy runtime.
+    (``.onnx``) and, as ``options`` ask, ``.int8.onnx``, ``.ts``, the pixel models and ``.ort``
+    files. Beside ``out`` it always writes the head graphs (``.head_adapt.onnx``,
+    ``.head_classify.onnx``), the preprocessing graph and the sidecar (``.json``) of
+    :mod:`.deployment_files`, checked against the numpy runtime. With ``images.validation`` the
+    head rule (:mod:`.head_calibration`) and the open-set thresholds
+    (:mod:`.open_set_calibration`) are calibrated on it, and the INT8 model checked on it.
     """
-    out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint, opset,
-                              pixel_input=pixel_input, fixed_batch=fixed_batch)
-    if int8 and calibration is None:
+    out = check_export_target(out, None if isinstance(checkpoint, TrainedModel) else checkpoint)
+    if options.int8 and images.calibration is None:
         raise ModelError("INT8 export needs calibration images")
     trained = checkpoint if isinstance(checkpoint, TrainedModel) else load_trained(checkpoint)
-    backbone = trained.model.backbone
-    targets: dict[str, Path | None] = {"onnx": out, "int8": out.with_suffix(".int8.onnx") if int8 else None,
-                                       "torchscript": out.with_suffix(".ts") if torchscript else None}
     with _staging(out.parent) as stage:
-        model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
-                                 learned_head=trained.learned_head, training=trained.training(out.parent), opset=opset,
-                                 extra={"checkpoint_iteration": trained.iteration, "opset": opset,
-                                        **_backbone_record(trained.config)})
-        write_onnx(model, stage["onnx"])
-        if open_set_data is not None:
-            meta = _calibrate(stage["onnx"], open_set_data, calibrate_head)
-        open_set = meta.open_set
-        if torchscript:
-            from .torchscript_export import export_torchscript
-
-            export_torchscript(backbone, stage["torchscript"], meta)
-        report = validate_export(backbone, onnx_path=stage["onnx"],
-                                 torchscript_path=stage["torchscript"] if torchscript else None,
-                                 real_images=real_images)
-        report.raise_if_failed()
-        int8_report, int8_refused = None, None
-        if calibration is not None and int8:
-            try:
-                int8_report = _quantize_checked(stage["onnx"], stage["int8"], calibration, calibration_method,
-                                                int8_format, open_set_data, real_images)
-            except Int8QualityError as exc:  # the FP32 files are still shipped; the caller says what happened
-                int8, int8_refused, targets["int8"] = False, str(exc), None
-            if int8 and open_set_data is not None:  # INT8 embeddings differ slightly: thresholds of its own
-                add_calibration(stage["int8"], open_set_data)
+        models = _stage_models(trained, stage, options, images)
         deployment = write_deployment_files(stage["onnx"], lambda suffix: beside(stage["onnx"], suffix),
-                                            pixels=pixel_input,
-                                            int8_path=stage["int8"] if int8 else None)
-        if fixed_batch is not None:
+                                            pixels=options.pixel_input, int8_path=stage["int8"] if models.int8 else None)
+        if options.fixed_batch is not None:
             for kind in ("backbone_pixels", "backbone_int8_pixels"):
                 if kind in deployment:
-                    fix_batch(deployment[kind], fixed_batch)
-        final = {kind: _final_path(out, staged) for kind, staged in deployment.items()}
-        sidecar = beside(stage["onnx"], "json")
-        backbones = {"backbone": stage["onnx"], **({"backbone_int8": stage["int8"]} if int8 else {})}
-        write_sidecar(sidecar, replace(meta, open_set=open_set), {**backbones, **deployment},
-                      {"backbone": out.name, **({"backbone_int8": targets["int8"].name} if targets["int8"] else {}),
-                       **{kind: path.name for kind, path in final.items()}},
-                      int8_meta=read_metadata(stage["int8"]) if int8 else None, pixel_batch=fixed_batch)
-        ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if ort_format else []
-        final.update({f"ort {staged.name}": _final_path(out, staged) for staged in ort_files})
-        final["sidecar"] = beside(out, "json")
-        moves = [(stage[key], target) for key, target in targets.items() if target is not None]
-        moves += [(deployment[kind], final[kind]) for kind in deployment]
-        moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
-        written = {target for _, target in moves}
-        stale = [path for path in (beside(out, suffix) for suffix in OUTPUT_SUFFIXES)
-                 if path not in written and path.is_file()]  # an earlier export's INT8, pixel, .ort files
-        commit_files(out.parent, stage["onnx"].parent, moves, stale)
-    return ExportResult(out, targets["int8"], targets["torchscript"], report, open_set, final, int8_report,
-                        meta.head_calibration, int8_refused)
+                    fix_batch(deployment[kind], options.fixed_batch)
+        final = _commit(out, stage, models, deployment, options)
+    return ExportResult(out, beside(out, "int8.onnx") if models.int8 else None,
+                        beside(out, "ts") if options.torchscript else None, models.report, models.meta.open_set, final,
+                        models.int8_check, models.meta.head_calibration, models.int8_refused)
+
+
+def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: ExportOptions,
+                  images: ExportImages) -> _Models:
+    """The FP32 ONNX model (calibrated on the validation classes), TorchScript and INT8 as asked,
+    staged and validated; an INT8 model that fails its check is dropped, and the reason kept."""
+    backbone = trained.model.backbone
+    model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
+                             learned_head=trained.learned_head,  # sources relative to the output folder, the stage's parent
+                             training=trained.training(stage["onnx"].parent.parent),
+                             opset=options.opset, extra={"checkpoint_iteration": trained.iteration,
+                                                         "opset": options.opset, **_backbone_record(trained.config)})
+    write_onnx(model, stage["onnx"])
+    if images.validation is not None:
+        meta = _calibrate(stage["onnx"], images.validation, options.calibrate_head)
+    if options.torchscript:
+        from .torchscript_export import export_torchscript
+
+        export_torchscript(backbone, stage["torchscript"], meta)
+    report = validate_export(backbone, onnx_path=stage["onnx"],
+                             torchscript_path=stage["torchscript"] if options.torchscript else None,
+                             real_images=images.real)
+    report.raise_if_failed()
+    if not options.int8:
+        return _Models(meta, report, False, None, None)
+    try:
+        calibration = cast(np.ndarray, images.calibration)  # export_checkpoint refused INT8 without it
+        check = _quantize_checked(stage["onnx"], stage["int8"], calibration, options.calibration_method,
+                                  options.int8_format, images.validation, images.real)
+    except Int8QualityError as exc:  # the FP32 files are still shipped; the caller says what happened
+        return _Models(meta, report, False, None, str(exc))
+    if images.validation is not None:  # INT8 embeddings differ slightly: thresholds of its own
+        add_calibration(stage["int8"], images.validation)
+    return _Models(meta, report, True, check, None)
+
+
+def _commit(out: Path, stage: dict[str, Path], models: _Models, deployment: dict[str, Path],
+            options: ExportOptions) -> dict[str, Path]:
+    """Write the sidecar (and .ort files), then commit every staged file as one set, removing
+    what an earlier export wrote and this one did not; the final path of each deployment file."""
+    final = {kind: _final_path(out, staged) for kind, staged in deployment.items()}
+    sidecar = beside(stage["onnx"], "json")
+    backbones = {"backbone": stage["onnx"], **({"backbone_int8": stage["int8"]} if models.int8 else {})}
+    names = {"backbone": out.name, **({"backbone_int8": beside(out, "int8.onnx").name} if models.int8 else {}),
+             **{kind: path.name for kind, path in final.items()}}
+    write_sidecar(sidecar, models.meta, {**backbones, **deployment}, names,
+                  int8_meta=read_metadata(stage["int8"]) if models.int8 else None, pixel_batch=options.fixed_batch)
+    ort_files = convert_to_ort(list(deployment.values()), stage["onnx"].parent / "ort") if options.ort_format else []
+    final.update({f"ort {staged.name}": _final_path(out, staged) for staged in ort_files})
+    final["sidecar"] = beside(out, "json")
+    moves = [(stage["onnx"], out)]
+    moves += [(stage["int8"], beside(out, "int8.onnx"))] if models.int8 else []
+    moves += [(stage["torchscript"], beside(out, "ts"))] if options.torchscript else []
+    moves += [(deployment[kind], final[kind]) for kind in deployment]
+    moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
+    written = {target for _, target in moves}
+    stale = [path for path in (beside(out, suffix) for suffix in OUTPUT_SUFFIXES)
+             if path not in written and path.is_file()]  # an earlier export's INT8, pixel, .ort files
+    commit_files(out.parent, stage["onnx"].parent, moves, stale)
+    return final
 
 
 def _calibrate(model_path: Path, data: ImageSet, head: bool) -> ModelMetadata:

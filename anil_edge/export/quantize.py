@@ -16,15 +16,15 @@ whether the INT8 model computes the same thing on every device:
   u8s8's saturation there; native on ARM64.
 - ``u8u8``: uint8 weights; x86 widens to int16 first (``vpmaddwd``): exact, but it cannot use
   VNNI's u8×s8 instructions or AMX, so it is slower where those exist. ``auto`` falls back to it
-  when 7-bit weights lose too much: measured on EfficientNet-Lite0 (emoji at 128 px), median
-  embedding cosine to FP32 0.958 with u8s8-reduced, 0.993 with u8u8, 0.992 with u8s8.
+  when 7-bit weights lose too much (EfficientNet-Lite0's depthwise filters can: RESULTS.md,
+  "INT8 zero points").
 
 A weight channel that is all zeros (pretrained EfficientNet-Lite0 has a few) gets its own
 zero point from onnxruntime's quantizer (0, beside 128 for the rest of a uint8 tensor), and
-onnxruntime's QLinearConv then leaves its fast depthwise kernel. Measured on Lite0 u8u8 at
-128 px (benchmarks/RESULTS.md, "INT8 zero points"): 18.0 ms per image, and 3.76 ms once
-:func:`uniform_weight_zero_points` gives such channels the tensor's common zero point. That
-zero point represents their zeros exactly, so the outputs are bit-identical.
+onnxruntime's QLinearConv then leaves its fast depthwise kernel (several times slower:
+RESULTS.md, "INT8 zero points") unless :func:`uniform_weight_zero_points` gives such channels the
+tensor's common zero point. That zero point represents their zeros exactly, so the outputs are
+bit-identical.
 
 The INT8 file carries the FP32 model's metadata, with its own graph hash (enrollment states
 are bound to the exact backbone that embedded them), ``extra.precision = "int8"`` and

@@ -1,6 +1,6 @@
 """The files one export writes and every graph's input and output names: the contract that the
 graph builders (:mod:`anil_edge.export`), the Python ``engine="onnx"``, the sidecar and the
-JavaScript clients (``examples/shared/anil_edge.mjs``, checked against this module by a test)
+JavaScript clients (``examples/web/anil_edge_client.mjs``, checked against this module by a test)
 share. Defined once, here.
 
 An export is ``model.onnx`` plus companions named ``model.<suffix>`` beside it.

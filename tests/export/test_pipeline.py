@@ -15,7 +15,7 @@ from anil_edge.data.splits import split_by_group
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.errors import InputError, ModelError
 from anil_edge.export.parity import DeployedEmbeddings, compare
-from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.pipeline import ExportImages, ExportOptions, export_checkpoint
 from anil_edge.export.torchscript_export import read_torchscript_metadata
 from anil_edge.export.trained import load_trained
 from anil_edge.runtime.adaptation import Adaptation
@@ -46,7 +46,8 @@ def exported(trained, tmp_path_factory):
     checkpoint, split, result = trained
     real = to_input(split.train.images[:40], result.preprocessing)
     out = tmp_path_factory.mktemp("export") / "model.onnx"
-    return export_checkpoint(checkpoint, out, real_images=real, calibration=real, int8=True, torchscript=True)
+    return export_checkpoint(checkpoint, out, ExportOptions(int8=True, torchscript=True),
+                             ExportImages(real=real, calibration=real))
 
 
 def test_files_and_every_check(exported):
@@ -157,8 +158,8 @@ def test_the_sidecar_describes_a_fixed_batch_exactly(trained, tmp_path):
 
     checkpoint, split, result = trained
     real = to_input(split.train.images[:40], result.preprocessing)
-    done = export_checkpoint(checkpoint, tmp_path / "model.onnx", real_images=real, calibration=real, int8=True,
-                             fixed_batch=1)
+    done = export_checkpoint(checkpoint, tmp_path / "model.onnx", ExportOptions(int8=True, fixed_batch=1),
+                             ExportImages(real=real, calibration=real))
     files = json.loads((tmp_path / "model.json").read_text())["files"]
     for kind in ("backbone_pixels", "backbone_int8_pixels"):
         declared = files[kind]["inputs"]["pixels"][1]
@@ -185,7 +186,7 @@ def test_a_head_graph_of_another_export_is_refused(exported, tmp_path):
 KILLED_EXPORT = """
 import os, signal, sys
 from anil_edge.runtime import file_set
-from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.pipeline import ExportImages, ExportOptions, export_checkpoint
 roll_forward, real_replace = file_set._roll_forward, os.replace
 def kill_after_two_renames(*args):
     count = [0]
@@ -197,7 +198,7 @@ def kill_after_two_renames(*args):
     os.replace = replace
     roll_forward(*args)
 file_set._roll_forward = kill_after_two_renames
-export_checkpoint(sys.argv[1], sys.argv[2], pixel_input=False)
+export_checkpoint(sys.argv[1], sys.argv[2], ExportOptions(pixel_input=False))
 """
 
 
@@ -235,15 +236,15 @@ def test_a_re_export_leaves_one_exports_files(trained, tmp_path):
 
     checkpoint, split, result = trained
     real = to_input(split.train.images[:40], result.preprocessing)
-    export_checkpoint(checkpoint, tmp_path / "model.onnx", real_images=real, calibration=real, int8=True,
-                      torchscript=True)
+    export_checkpoint(checkpoint, tmp_path / "model.onnx", ExportOptions(int8=True, torchscript=True),
+                      ExportImages(real=real, calibration=real))
     dead = tmp_path / ".anil-edge-export-999999999-abc"
     legacy = tmp_path / ".anil-edge-export-oldone"
     for folder in (dead, legacy):
         folder.mkdir()
         (folder / "model.onnx").write_bytes(b"half")
     os.utime(legacy, (0, 0))
-    export_checkpoint(checkpoint, tmp_path / "model.onnx", real_images=real, pixel_input=False)
+    export_checkpoint(checkpoint, tmp_path / "model.onnx", ExportOptions(pixel_input=False), ExportImages(real=real))
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         "model.head_adapt.onnx", "model.head_classify.onnx", "model.json", "model.onnx"]
     assert set(json.loads((tmp_path / "model.json").read_text())["files"]) == {"backbone", "head_adapt", "head_classify"}
@@ -256,7 +257,8 @@ def test_an_int8_model_that_disagrees_with_fp32_is_not_shipped_and_fp32_still_is
     real = to_input(split.train.images[:40], result.preprocessing)
     (tmp_path / "model.int8.onnx").write_bytes(b"an earlier export's INT8 model")  # would not match the new FP32
     monkeypatch.setattr(int8_check, "compare_int8", lambda *a, **k: int8_check.Int8Report(40, 0.945, 0.6, 0.8))
-    done = export_checkpoint(checkpoint, tmp_path / "model.onnx", real_images=real, calibration=real, int8=True)
+    done = export_checkpoint(checkpoint, tmp_path / "model.onnx", ExportOptions(int8=True),
+                             ExportImages(real=real, calibration=real))
     assert done.int8 is None and done.int8_check is None
     assert "median embedding cosine to FP32 0.9450 < 0.99; 1st-percentile embedding cosine 0.6000 < 0.95; " \
            "nearest-class-mean agreement" in done.int8_refused
@@ -304,7 +306,7 @@ def test_bad_checkpoints(trained, tmp_path):
 def test_bad_options_leave_nothing_behind(trained, tmp_path, monkeypatch):
     checkpoint, _, _ = trained
     with pytest.raises(InputError, match="unsupported opset 11"):
-        export_checkpoint(checkpoint, tmp_path / "m.onnx", opset=11)
+        export_checkpoint(checkpoint, tmp_path / "m.onnx", ExportOptions(opset=11))
     with pytest.raises(ModelError, match="does not exist"):
         export_checkpoint(checkpoint, tmp_path / "no" / "m.onnx")
     import anil_edge.export.pipeline as pipeline
@@ -316,7 +318,7 @@ def test_bad_options_leave_nothing_behind(trained, tmp_path, monkeypatch):
 
     monkeypatch.setattr(pipeline, "validate_export", failing)
     with pytest.raises(ModelError, match="1 of 1 checks failed: onnxruntime vs pytorch, planted"):
-        export_checkpoint(checkpoint, tmp_path / "m.onnx", torchscript=True)
+        export_checkpoint(checkpoint, tmp_path / "m.onnx", ExportOptions(torchscript=True))
     assert list(tmp_path.iterdir()) == []
 
 
@@ -345,8 +347,8 @@ def test_a_cosine_embedding_model_trained_with_stroke_augmentation_exports_and_a
                          stroke_augment=True)
     result = train(config, split)
     real = to_input(split.train.images[:40], result.preprocessing)
-    done = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.onnx", real_images=real,
-                             calibration=real, int8=False, torchscript=True)
+    done = export_checkpoint(tmp_path / "run" / "last.pt", tmp_path / "model.onnx", ExportOptions(int8=False, torchscript=True),
+                             ExportImages(real=real, calibration=real))
     assert not done.report.failures
     scale = float(result.model.backbone.log_scale.detach().exp())
     E = Backbone(done.onnx).embed(split.test.images[:10])

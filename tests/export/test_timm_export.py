@@ -12,7 +12,7 @@ pytest.importorskip("timm")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("PIL.Image")
 
-from anil_edge.export.pipeline import export_checkpoint
+from anil_edge.export.pipeline import ExportImages, ExportOptions, export_checkpoint
 from anil_edge.export.trained import TrainedModel
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.preprocess import to_input
@@ -41,7 +41,7 @@ def test_every_supported_model_exports_with_its_deployment_files(name, tmp_path)
     trained = _trained(name, 32)
     images, labels = _photos()
     real = to_input(images, trained.preprocessing)
-    result = export_checkpoint(trained, tmp_path / "model.onnx", real_images=real, torchscript=True)
+    result = export_checkpoint(trained, tmp_path / "model.onnx", ExportOptions(torchscript=True), ExportImages(real=real))
     assert {"backbone_pixels", "preprocess", "head_adapt", "head_classify"} <= set(result.deployment)
     backbone = Backbone(result.onnx)
     assert backbone.metadata.preprocessing == trained.preprocessing  # bicubic, centre crop, timm's mean/std
@@ -62,8 +62,8 @@ def lite0(tmp_path_factory):
     trained = _trained("tf_efficientnet_lite0", 64, pretrained="efficientnet-lite0")
     images, _ = _photos(seed=1, per_class=16)
     real = to_input(images, trained.preprocessing)
-    result = export_checkpoint(trained, folder / "model.onnx", real_images=real, calibration=real, int8=True,
-                               fixed_batch=1)
+    result = export_checkpoint(trained, folder / "model.onnx", ExportOptions(int8=True, fixed_batch=1),
+                               ExportImages(real=real, calibration=real))
     return result
 
 

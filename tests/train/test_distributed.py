@@ -18,6 +18,8 @@ from tests.cli.helpers import TINY
 from ..cli.helpers import anil_edge
 from .helpers import write_folder
 
+pytestmark = pytest.mark.slow  # subprocesses, a package index, or real training: the slow tier
+
 COMMON = [*TINY, "--norm", "group", "--precision", "fp32", "--no-channels-last", "--meta-batch", "4",
           "--iterations", "3", "--eval-every", "3", "--checkpoint-every", "1"]
 
