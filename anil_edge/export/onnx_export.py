@@ -18,7 +18,7 @@ from ..atomic import atomic_write
 from ..errors import InputError, ModelError, require
 from ..runtime.adaptation import Adaptation
 from ..runtime.export_files import EMBEDDINGS, IMAGES
-from ..runtime.metadata import LearnedHead, ModelMetadata, Preprocessing, TrainingInfo, check_metadata
+from ..runtime.metadata import LearnedHead, ModelMetadata, Preprocessing, TrainingInfo
 from ..runtime.metadata_props import metadata_to_props
 
 if TYPE_CHECKING:
@@ -87,7 +87,6 @@ def build_onnx(backbone: BackboneModule, *, preprocessing: Preprocessing, adapta
         anil_edge_version=__version__,
         extra=dict(extra or {}),
     )
-    check_metadata(meta, source="the exported model")
     set_metadata(model, meta)
     onnx.checker.check_model(model, full_check=True)
     return model, meta

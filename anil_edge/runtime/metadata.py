@@ -1,6 +1,7 @@
 """The metadata an exported ONNX backbone carries: everything a device needs to use it.
 
-Plain, typed data; :mod:`.metadata_props` writes it into (and reads it from) the model's
+Typed records, each checking its own values when built (:class:`ModelMetadata` what spans
+them); :mod:`.metadata_props` writes it into (and reads it from) the model's
 ``metadata_props``. The runtime refuses a model whose metadata is missing, malformed,
 inconsistent or of a format version it does not know.
 """
@@ -13,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import ModelError, raise_if_problems
+from ..errors import InputError, raise_if_problems
 from ..schema import CROP_MODES, CROP_PCT, RESIZE_FILTERS, TEST_FRACTION
 from .adaptation import Adaptation, HeadCalibration
 from .open_set import OpenSetCalibration
@@ -33,6 +34,26 @@ class Preprocessing:
     resize: str = "bilinear"  # filter used to resize file and PIL images to input_size
     crop: str = "squash"  # "squash": resize to input_size as is; "center": keep the aspect ratio, centre-crop
     crop_pct: float = 1.0  # "center": resize the shorter side to size / crop_pct, then crop (timm's crop_pct)
+
+    def __post_init__(self) -> None:
+        problems: list[str] = []
+        if self.channels not in (1, 3):
+            problems.append(f"channels must be 1 or 3, found {self.channels}")
+        if len(self.input_size) != 2 or min(self.input_size) < 1:
+            problems.append(f"input_size must be (height, width) >= 1, found {self.input_size}")
+        for name, values in (("mean", self.mean), ("std", self.std)):
+            if len(values) != self.channels:
+                problems.append(f"{name} must have {self.channels} values (one per channel), found {len(values)}")
+            if not np.isfinite(values).all():
+                problems.append(f"{name} must be finite, found {values}")
+        if any(s <= 0 for s in self.std):
+            problems.append(f"std must be > 0, found {self.std}")
+        if self.resize not in RESIZE_FILTERS:
+            problems.append(f"resize must be one of {RESIZE_FILTERS}, found {self.resize!r}")
+        if self.crop not in CROP_MODES or not CROP_PCT[0] <= self.crop_pct <= CROP_PCT[1]:
+            problems.append(f"crop must be one of {CROP_MODES} and crop_pct in [{CROP_PCT[0]:g}, {CROP_PCT[1]:g}], "
+                            f"found {self.crop!r} and {self.crop_pct}")
+        raise_if_problems(problems, InputError, "invalid preprocessing")
 
 
 @dataclass(frozen=True, eq=False)
@@ -54,6 +75,12 @@ class DataProvenance:
     test_fraction: float = 0.25  # share of classes held out for the final test
     split_seed: int = 0  # shuffles the groups before the split
 
+    def __post_init__(self) -> None:
+        problems = [f"{name} must lie in [0, 1), found {value}" for name, value in
+                    (("validation_fraction", self.validation_fraction), ("test_fraction", self.test_fraction))
+                    if not TEST_FRACTION[0] <= value < TEST_FRACTION[1]]  # a recorded provenance may hold 0 for either
+        raise_if_problems(problems, InputError, "invalid data provenance")
+
 
 @dataclass(frozen=True)
 class TrainingInfo:
@@ -62,6 +89,11 @@ class TrainingInfo:
     ways: int  # classes per meta-training task (rows of the learned head)
     shots: int  # support examples per class in meta-training
     data: DataProvenance  # the training data and its split
+
+    def __post_init__(self) -> None:
+        problems = [f"{name} must be >= 0, found {value}" for name, value in (("ways", self.ways), ("shots", self.shots))
+                    if value < 0]
+        raise_if_problems(problems, InputError, "invalid training record")
 
 
 @dataclass(frozen=True, eq=False)
@@ -79,40 +111,15 @@ class ModelMetadata:
     open_set: OpenSetCalibration | None = None  # rejection thresholds calibrated at export (None: not calibrated)
     head_calibration: HeadCalibration | None = None  # how the export chose ``adaptation`` (None: as trained)
 
-
-def check_metadata(meta: ModelMetadata, source: str = "model") -> None:
-    """Raise :class:`ModelError` listing every inconsistency in ``meta``."""
-    problems: list[str] = []
-    p, h = meta.preprocessing, meta.learned_head
-    if p.channels not in (1, 3):
-        problems.append(f"preprocessing.channels must be 1 or 3, found {p.channels}")
-    if len(p.input_size) != 2 or min(p.input_size) < 1:
-        problems.append(f"preprocessing.input_size must be (height, width) >= 1, found {p.input_size}")
-    for name, values in (("mean", p.mean), ("std", p.std)):
-        if len(values) != p.channels:
-            problems.append(f"preprocessing.{name} must have {p.channels} values (one per channel), found {len(values)}")
-        if not np.isfinite(values).all():
-            problems.append(f"preprocessing.{name} must be finite, found {values}")
-    if any(s <= 0 for s in p.std):
-        problems.append(f"preprocessing.std must be > 0, found {p.std}")
-    if p.resize not in RESIZE_FILTERS:
-        problems.append(f"preprocessing.resize must be one of {RESIZE_FILTERS}, found {p.resize!r}")
-    if p.crop not in CROP_MODES or not CROP_PCT[0] <= p.crop_pct <= CROP_PCT[1]:
-        problems.append(f"preprocessing.crop must be one of {CROP_MODES} and crop_pct in "
-                        f"[{CROP_PCT[0]:g}, {CROP_PCT[1]:g}], found {p.crop!r} and {p.crop_pct}")
-    if meta.embedding_dim < 1:
-        problems.append(f"embedding_dim must be >= 1, found {meta.embedding_dim}")
-    if h.weight.ndim != 2 or h.weight.shape[1] != meta.embedding_dim or h.bias.shape != h.weight.shape[:1]:
-        problems.append(
-            f"learned head weight/bias must be (ways, {meta.embedding_dim}) and (ways,), "
-            f"found {h.weight.shape} and {h.bias.shape}"
-        )
-    d, t = meta.training.data, meta.training
-    for name, value in (("validation_fraction", d.validation_fraction), ("test_fraction", d.test_fraction)):
-        if not TEST_FRACTION[0] <= value < TEST_FRACTION[1]:  # a recorded provenance may hold 0 for either
-            problems.append(f"training.data.{name} must lie in [0, 1), found {value}")
-    if t.ways < 0 or t.shots < 0:
-        problems.append(f"training.ways and training.shots must be >= 0, found {t.ways} and {t.shots}")
-    if len(meta.backbone_sha256) != 64:
-        problems.append(f"backbone_sha256 must be 64 hex digits, found {meta.backbone_sha256!r}")
-    raise_if_problems(problems, ModelError, f"{source} has inconsistent anil-edge metadata")
+    def __post_init__(self) -> None:
+        """What spans the fields (each record checked its own values when it was built)."""
+        problems: list[str] = []
+        h, dim = self.learned_head, self.embedding_dim
+        if dim < 1:
+            problems.append(f"embedding_dim must be >= 1, found {dim}")
+        if h.weight.ndim != 2 or h.weight.shape[1] != dim or h.bias.shape != h.weight.shape[:1]:
+            problems.append(f"learned_head weight/bias must be (ways, {dim}) and (ways,), found {h.weight.shape} and "
+                            f"{h.bias.shape}")
+        if len(self.backbone_sha256) != 64:
+            problems.append(f"backbone_sha256 must be 64 hex digits, found {self.backbone_sha256!r}")
+        raise_if_problems(problems, InputError, "invalid model metadata")

@@ -137,7 +137,7 @@ def test_bad_images_are_refused_by_predict(enrolled, name):
 def test_unreadable_image_files_are_refused(enrolled, tmp_path, content, suffix):
     path = tmp_path / f"bad{suffix}"
     path.write_bytes(content)
-    with pytest.raises(InputError, match="cannot read"):
+    with pytest.raises(InputError, match=f"^{path}: cannot be read as an image"):
         enrolled.enroll("c0", [str(path)])
 
 
