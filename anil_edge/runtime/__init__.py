@@ -12,7 +12,7 @@ from . import episodes, head
 from .adaptation import HEAD_INITS, Adaptation
 from .backbone import Backbone
 from .classifier import FewShotClassifier
-from .decision import Prediction
+from .decision import Decision, Prediction
 from .labels import ImageInput, Label
 from .metadata import DataProvenance, LearnedHead, ModelMetadata, Preprocessing, TrainingInfo
 from .open_set import OpenSetCalibration
@@ -24,6 +24,7 @@ __all__ = [
     "AnilEdgeError",
     "Backbone",
     "DataProvenance",
+    "Decision",
     "EnrollmentState",
     "FewShotClassifier",
     "ImageInput",

@@ -21,7 +21,7 @@ from ..atomic import refuse_to_overwrite
 from ..errors import InputError, NotEnrolledError, raise_if_problems
 from .adaptation import Adaptation
 from .backbone import Backbone
-from .decision import Prediction, apply_threshold, threshold_problems
+from .decision import Decision, Prediction, apply_threshold
 from .folders import class_folders
 from .head_engines import ENGINES, make_engine
 from .labels import ImageInput, Label, check_label, label_sequence
@@ -74,13 +74,22 @@ class FewShotClassifier:
                                    adaptation_steps=adaptation_steps, head_init=head_init, head_scale=head_scale,
                                    head_decay=head_decay)
         raise_if_problems(self._engine.problems(self.adaptation), InputError, "invalid classifier settings")
-        raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
-        self.threshold = float(threshold)
-        self.reject, self._reject_threshold = reject, self._rejection_threshold(reject)
+        self.decision = Decision(threshold, reject)
+        self._reject_threshold = self._rejection_threshold(self.decision.reject)
         self._support = SupportSet(backbone.embedding_dim)
         self._head: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # W (C, D), b (C,), class means (C, D)
         self._lock = threading.RLock()
         self._origin: Origin | None = None  # the state file last read or written, and its fingerprint then
+
+    @property
+    def threshold(self) -> float:
+        """The probability below which the answer is "unknown" (:class:`Decision`)."""
+        return self.decision.threshold
+
+    @property
+    def reject(self) -> float | None:
+        """The open-set false-accept rate, or None (:class:`Decision`)."""
+        return self.decision.reject
 
     # -- enrollment -------------------------------------------------------------------------
 
@@ -155,16 +164,13 @@ class FewShotClassifier:
         unknown = sorted(set(changes) - set(SETTINGS))
         if unknown:
             raise InputError(f"unknown settings {unknown}; expected some of {SETTINGS}")
-        threshold = changes.pop("threshold", self.threshold)
-        reject = changes.pop("reject", self.reject)
-        raise_if_problems(threshold_problems(threshold), InputError, "invalid classifier settings")
-        reject_threshold = self._rejection_threshold(reject)
+        decision = Decision(changes.pop("threshold", self.threshold), changes.pop("reject", self.reject))
+        reject_threshold = self._rejection_threshold(decision.reject)
         with self._lock:
             adaptation = _changed(self.adaptation, **changes)
             raise_if_problems(self._engine.problems(adaptation), InputError, "invalid classifier settings")
             self.adaptation = adaptation
-            self.threshold = float(threshold)
-            self.reject, self._reject_threshold = reject, reject_threshold
+            self.decision, self._reject_threshold = decision, reject_threshold
             self._head = None
 
     # -- adaptation and prediction ----------------------------------------------------------

@@ -30,6 +30,32 @@ class Prediction:
     top: tuple[tuple[Label, float], ...] = ()  # the top_k (label, probability) pairs, most probable first
 
 
+@dataclass(frozen=True)
+class Decision:
+    """When a prediction is "unknown": its top probability below ``threshold``, or, with
+    ``reject``, its open-set score below the model's threshold for that false-accept rate (which
+    rates a model offers is the model's to say: :meth:`.OpenSetCalibration.threshold`)."""
+
+    threshold: float = 0.0  # softmax probability in [0, 1] below which the answer is "unknown" (0: never)
+    reject: float | None = None  # a false-accept rate in (0, 1), e.g. 0.05, or None: no open-set rule
+
+    def __post_init__(self) -> None:
+        problems = threshold_problems(self.threshold) + reject_problems(self.reject)
+        raise_if_problems(problems, InputError, "invalid decision settings")
+        object.__setattr__(self, "threshold", float(self.threshold))
+        if self.reject is not None:
+            object.__setattr__(self, "reject", float(self.reject))
+
+
+def reject_problems(value: Any) -> list[str]:
+    """Why ``value`` is not None or a false-accept rate in (0, 1) (empty when it is)."""
+    if value is None:
+        return []
+    if isinstance(value, bool) or not isinstance(value, Real) or not (math.isfinite(value) and 0 < float(value) < 1):
+        return [f"reject must be None or a false-accept rate in (0, 1), found {value!r:.40}"]
+    return []
+
+
 def threshold_problems(value: Any, name: str = "threshold") -> list[str]:
     """Why ``value`` is not a probability threshold in [0, 1] (empty when it is)."""
     if isinstance(value, bool) or not isinstance(value, Real):

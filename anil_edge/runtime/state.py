@@ -32,7 +32,7 @@ import numpy as np
 from ..atomic import atomic_write, exclusive_lock
 from ..errors import InputError, StateError, raise_if_problems
 from .adaptation import Adaptation
-from .decision import threshold_problems
+from .decision import reject_problems, threshold_problems
 from .documents import from_document, to_document
 from .file_kind import STATE, file_kind
 from .labels import Label, check_label
@@ -163,9 +163,7 @@ def load_state(path: str | os.PathLike[str]) -> EnrollmentState:
     labels = _labels(read.labels, problems) if read else []
     _check_arrays(embeddings, class_index, len(labels), problems)
     if read:
-        problems += threshold_problems(read.threshold)
-        if read.reject is not None and not 0 < read.reject < 1:
-            problems.append(f"reject must be null or a false-accept rate in (0, 1), found {read.reject!r:.40}")
+        problems += threshold_problems(read.threshold) + reject_problems(read.reject)  # Decision's rules
     raise_if_problems(problems, StateError, f"{path} is not a valid anil-edge state")
     read = cast(StateHeader, read)  # no problems: the header was read
     return EnrollmentState(read.backbone_sha256, tuple(labels), embeddings, class_index.astype(np.int32),

@@ -69,6 +69,7 @@ SETTINGS = [
     dict(adaptation_lr=-1), dict(adaptation_lr=1e39), dict(adaptation_lr=True), dict(adaptation_steps=2.5),
     dict(adaptation_steps="3"), dict(adaptation_steps=-1), dict(adaptation_steps=10**9),
     dict(adaptation_steps=True), dict(head_init="mean"), dict(head_init="random"), dict(head_init=3),
+    dict(reject=1.5), dict(reject="0.05"),
 ]
 
 
