@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
+from ..runtime.legacy import RENAMED_FLAGS
 
-ALIASES = {"data": ("--data-root",), "adaptation_lr": ("--fast-lr",)}  # earlier releases' flags
 _COMMENT = re.compile(r"^\s+(\w+): [^=]+= .*?  # (.*)$")
 
 
@@ -30,7 +30,7 @@ def add_config_options(parser: argparse.ArgumentParser, cls: type, skip: tuple[s
         if f.name in skip:
             continue
         default = f.default if f.default is not MISSING else None
-        flags = ["--" + f.name.replace("_", "-"), *ALIASES.get(f.name, ())]
+        flags = ["--" + f.name.replace("_", "-"), *RENAMED_FLAGS.get(f.name, ())]
         help_text = f"{comments.get(f.name, '')} (default: {default!r})".replace("%", "%%")
         if isinstance(default, bool) or str(f.type) == "bool | None":
             group.add_argument(*flags, dest=f.name, action=argparse.BooleanOptionalAction, default=None, help=help_text)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import InputError
+from ..runtime.legacy import model_source
 from ..runtime.metadata import DataProvenance, Preprocessing
 from ..runtime.preprocess import to_input
 from .sources import load_split
@@ -19,13 +20,8 @@ from .splits import Split
 
 
 def located(provenance: DataProvenance, model_folder: str | os.PathLike[str]) -> DataProvenance:
-    """An exported model's sources found where it records them: relative to its folder (models
-    since 0.2.0), else as given (earlier models recorded them relative to the training folder)."""
-    def find(source: str) -> str:
-        beside_model = Path(model_folder) / source  # an absolute source stays itself
-        return str(beside_model) if beside_model.exists() else source
-
-    return replace(provenance, sources=tuple(map(find, provenance.sources)))
+    """An exported model's sources found where it records them (:func:`.legacy.model_source`)."""
+    return replace(provenance, sources=tuple(model_source(s, Path(model_folder)) for s in provenance.sources))
 
 
 def provenance_split(provenance: DataProvenance, sources: Sequence[str] | None, prep: Preprocessing) -> Split:

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, cast
 from ..errors import ModelError, raise_if_problems, require
 from ..runtime.adaptation import Adaptation
 from ..runtime.documents import from_document
+from ..runtime.legacy import CHECKPOINT_PREPROCESSING_BEFORE
 from ..runtime.metadata import LearnedHead, Preprocessing, TrainingInfo
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def load_trained(path: str | os.PathLike[str]) -> TrainedModel:
     except (KeyError, TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: incomplete checkpoint ({type(exc).__name__}: {exc})") from None
     problems: list[str] = []
-    before_crop = {"crop": "squash", "crop_pct": 1.0}  # release 0.1 checkpoints have no crop keys
-    preprocessing = from_document(Preprocessing, {**before_crop, **prep} if isinstance(prep, dict) else prep, problems,
+    before = CHECKPOINT_PREPROCESSING_BEFORE
+    preprocessing = from_document(Preprocessing, {**before, **prep} if isinstance(prep, dict) else prep, problems,
                                   "preprocessing")
     raise_if_problems(problems, CheckpointError, f"{path}: incomplete checkpoint")
     model = build_model(config)

@@ -15,10 +15,19 @@ Format 1 (anil-edge 0.1) of the model metadata and of the enrollment state:
   (metadata); there was no crop (``"squash"``).
 
 A key format 1 lacks stays missing, so that the reader names it.
+
+Training checkpoints, TOML files and flags of 0.1 (:data:`RENAMED_CONFIG_FIELDS`,
+:data:`CONFIG_FIELDS_BEFORE`, :data:`CHECKPOINT_PREPROCESSING_BEFORE`, :data:`RENAMED_FLAGS`), the
+speed options of checkpoints written before they were timed (:func:`speed_before_timing`) and the
+data sources of models exported before 0.2.0 (:func:`model_source`) are read here too.
+
+Each shim goes when its format is no longer read: format 1 and 0.1's names at 0.4.0, format 2
+when format 3 is the oldest a release reads.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from .documents import to_document
@@ -32,6 +41,27 @@ _V1_SETTINGS = {"lr": "adaptation_lr", "steps": "adaptation_steps", "head_init":
 
 # what format 2's inner loop was, in format 3's fields (removed when format 2 is no longer read)
 V2_ADAPTATION_DEFAULTS = {"head_scale": 1.0, "head_decay": 0.0}
+
+# -- training configuration, checkpoints and flags of 0.1 (removed at 0.4.0) ------------------
+RENAMED_CONFIG_FIELDS = {"fast_lr": "adaptation_lr"}  # old TrainConfig field -> new (checkpoints, TOML files)
+CONFIG_FIELDS_BEFORE = {"sampler": "learn2learn", "embedding": "raw"}  # fields 0.1 lacked: what it trained with
+CHECKPOINT_PREPROCESSING_BEFORE = {"crop": "squash", "crop_pct": 1.0}  # 0.1 checkpoints have no crop keys
+RENAMED_FLAGS = {"data": ("--data-root",), "adaptation_lr": ("--fast-lr",)}  # field -> its flags of 0.1
+
+
+def speed_before_timing(precision: str, channels_last: bool | None, chunk: int, cpu: bool) -> dict[str, Any]:
+    """The speed options a checkpoint written before they were timed ran with (bf16 and chunks of
+    128 on every CPU), as ``SpeedOptions`` fields."""
+    return {"precision": "bf16" if precision == "bf16" or (precision == "auto" and cpu) else "fp32",
+            "channels_last": True if channels_last is None else channels_last,
+            "chunk": chunk if chunk >= 0 else (128 if cpu else 0)}
+
+
+def model_source(source: str, model_folder: Path) -> str:
+    """A data source an exported model records: relative to the model's folder since 0.2.0, as
+    given (relative to the training folder) before."""
+    beside_model = model_folder / source  # an absolute source stays itself
+    return str(beside_model) if beside_model.exists() else source
 
 
 def upgrade_adaptation(doc: Any) -> Any:

@@ -12,13 +12,11 @@ from typing import Any
 from ..errors import InputError, raise_if_problems
 from ..runtime.adaptation import Adaptation
 from ..runtime.documents import from_document, type_problems
+from ..runtime.legacy import CONFIG_FIELDS_BEFORE, RENAMED_CONFIG_FIELDS
 from ..runtime.metadata import DataProvenance
 from .config_checks import CHOICES, value_problems
 
 DATASETS = CHOICES["dataset"]
-RENAMED = {"fast_lr": "adaptation_lr"}  # old field name -> new (checkpoints, TOML files, flags)
-# Fields newer than release 0.1, and what a checkpoint written without them was trained with.
-BEFORE_FIELD = {"sampler": "learn2learn", "embedding": "raw"}
 
 
 @dataclass(frozen=True)
@@ -136,15 +134,15 @@ class TrainConfig:
     @classmethod
     def from_checkpoint(cls, values: dict[str, Any]) -> TrainConfig:
         """The config a checkpoint stores; fields it predates take what it was trained with."""
-        return cls.from_dict({**BEFORE_FIELD, **values})
+        return cls.from_dict({**CONFIG_FIELDS_BEFORE, **values})
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> TrainConfig:
         """Inverse of :meth:`to_dict` (and the reader of TOML files and checkpoints): unknown keys
         are an error, missing keys take defaults, lists are read as tuples, and the names of
-        earlier releases (:data:`RENAMED`) are read as their new names."""
+        earlier releases (:data:`~anil_edge.runtime.legacy.RENAMED_CONFIG_FIELDS`) are read as their new names."""
         known = {f.name for f in fields(cls)}
-        values = {RENAMED.get(k, k): v for k, v in values.items()}
+        values = {RENAMED_CONFIG_FIELDS.get(k, k): v for k, v in values.items()}
         unknown = sorted(set(values) - known)
         if unknown:
             guesses = [f"{key!r}: did you mean {close[0]!r}?" for key in unknown

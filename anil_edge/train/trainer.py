@@ -23,6 +23,7 @@ import torch
 from ..data.splits import Split
 from ..data.tasks import check_task_shape
 from ..errors import InputError, TrainingError
+from ..runtime.legacy import speed_before_timing
 from ..runtime.metadata import Preprocessing
 from .checkpoint import (
     CheckpointError,
@@ -261,11 +262,9 @@ def _speed(config: TrainConfig, device: torch.device, ctx: DistContext, payload:
 
 
 def legacy_speed(config: TrainConfig, device: torch.device) -> SpeedOptions:
-    """What releases before the timed options ran with: bf16 and chunks of 128 on every CPU."""
-    cpu = device.type == "cpu"
-    return SpeedOptions("bf16" if config.precision == "bf16" or (config.precision == "auto" and cpu) else "fp32",
-                        True if config.channels_last is None else config.channels_last,
-                        config.chunk if config.chunk >= 0 else (128 if cpu else 0))
+    """What releases before the timed options ran with (:func:`.legacy.speed_before_timing`)."""
+    return SpeedOptions(**speed_before_timing(config.precision, config.channels_last, config.chunk,
+                                              device.type == "cpu"))
 
 
 def _schedule(config: TrainConfig):
