@@ -59,6 +59,13 @@ class MissingDependencyError(AnilEdgeError, ImportError):
     """An optional dependency is needed for this call; the message says what to install."""
 
 
+def first_line(exc: BaseException, limit: int = 200) -> str:
+    """The first line of a library's exception message (at most ``limit`` characters), or its
+    type's name when it has none: what one-line errors quote of the cause."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
 def raise_if_problems(problems: list[str], error: type[AnilEdgeError], what: str) -> None:
     """Raise ``error`` listing every problem found, or return when there are none.
 

@@ -9,7 +9,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..errors import InputError, ModelError, raise_if_problems, require
+from ..errors import InputError, ModelError, first_line, raise_if_problems, require
 from .file_kind import ONNX, hint
 from .file_set import complete_interrupted
 from .metadata import ModelMetadata
@@ -68,7 +68,7 @@ class Backbone:
         try:
             self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=self.providers)
         except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-            raise ModelError(f"cannot load {self.path} as an ONNX model: {_first_line(exc)}"
+            raise ModelError(f"cannot load {self.path} as an ONNX model: {first_line(exc, 300)}"
                              f"{hint(self.path, ONNX)}") from None
         props = dict(self._session.get_modelmeta().custom_metadata_map)
         self.metadata = metadata_from_props(props, source=str(self.path))
@@ -136,7 +136,7 @@ def read_model_file(path: str | os.PathLike[str]) -> ModelFile:
     try:
         session = ort.InferenceSession(data, providers=["CPUExecutionProvider"])
     except Exception as exc:  # onnxruntime's own error types
-        raise ModelError(f"cannot load {path} as an ONNX model: {_first_line(exc)}") from None
+        raise ModelError(f"cannot load {path} as an ONNX model: {first_line(exc, 300)}") from None
     inputs = [(i.name, i.type.removeprefix("tensor(").removesuffix(")"), list(i.shape)) for i in session.get_inputs()]
     props = dict(session.get_modelmeta().custom_metadata_map)
     return ModelFile(metadata_from_props(props, source=str(path)), inputs, props.get(VERSION_KEY, "?"))
@@ -211,8 +211,3 @@ def _check_io(session, meta: ModelMetadata, path: Path) -> str:
     if problems:
         raise ModelError(f"{path} does not match its own metadata: " + "; ".join(problems))
     return inputs[0].name
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:300] if text else type(exc).__name__

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import InputError, ModelError, require
+from ..errors import InputError, ModelError, first_line, require
 from .documents import parse_json
 from .export_files import ADAPT_INPUTS, ADAPT_OUTPUTS, CLASSIFY_INPUTS, SUFFIXES, beside, family_base
 from .file_set import complete_interrupted
@@ -92,7 +92,7 @@ class HeadGraphs:
             return session.run(None if outputs is None else list(outputs), feeds)
         except Exception as exc:  # onnxruntime's exception types (InvalidArgument, Fail, ...)
             shapes = {k: f"{np.asarray(v).dtype} {np.shape(v)}" for k, v in feeds.items()}
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            first = first_line(exc)
             raise ModelError(f"the head graph refused its inputs {shapes}: {first}") from None
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..errors import InputError, raise_if_problems
+from ..errors import InputError, first_line, raise_if_problems
 from ..schema import BACKBONES as ARCHS
 from ..schema import EMBEDDINGS, GROUPNORM_GROUPS, NORMS
 from .timm_names import name_problems, timm_name
@@ -55,7 +55,7 @@ def probe_dim(backbone: nn.Module, config: BackboneConfig) -> int:
             dim = backbone(torch.zeros(1, config.channels, config.input_size, config.input_size)).shape[1]
     except RuntimeError as exc:  # e.g. an input that the pooling layers shrink to nothing
         raise InputError(f"a {config.arch} backbone cannot take {config.input_size}x{config.input_size} inputs "
-                         f"({str(exc).splitlines()[0][:160]}); use a larger input_size or fewer blocks") from None
+                         f"({first_line(exc, 160)}); use a larger input_size or fewer blocks") from None
     finally:
         backbone.train(was_training)
     return int(dim)

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from ..atomic import atomic_write
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from ..runtime.file_kind import CHECKPOINT, file_kind
 
 FORMAT, VERSION = "anil-edge-checkpoint", 1
@@ -49,7 +49,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         if "weights_only" in str(exc):  # torch's advice to load unsafely: never taken here
             raise CheckpointError(f"{path}: cannot read as a checkpoint written by anil-edge train: it holds Python "
                                   "objects that a safe (weights-only) load refuses") from None
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        first = first_line(exc)
         raise CheckpointError(f"{path}: cannot read as a checkpoint written by anil-edge train "
                               f"({type(exc).__name__}: {first})") from None
     found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import InputError, ModelError
+from ..errors import InputError, ModelError, first_line
 
 
 def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
@@ -44,7 +44,7 @@ def read_state_dict(path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
         raise InputError(f"{path}: reading .safetensors needs the safetensors package: "
                          "pip install 'anil-edge[timm]'") from exc
     except Exception as exc:  # noqa: BLE001 - pickle, zip and safetensors each raise their own
-        first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc, 160)
         raise ModelError(f"{path}: not a readable weights file ({first}); expected a state dict saved with "
                          "torch.save or safetensors") from None
     for key in ("state_dict", "model"):
