@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from anil_edge.cpu_features import cpu_name
-from anil_edge.data.config_data import located, provenance_split
+from anil_edge.data.provenance import located, provenance_split
 from anil_edge.export.head_calibration import QUERIES, Protocol, nearest_mean, protocol_episodes
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.episodes import predict_episodes

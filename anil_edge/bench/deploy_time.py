@@ -11,7 +11,7 @@ import argparse
 
 import numpy as np
 
-from anil_edge.data.config_data import located, provenance_split
+from anil_edge.data.provenance import located, provenance_split
 from anil_edge.data.scoring import score, summarise
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.runtime import Backbone

@@ -18,7 +18,7 @@ import onnxruntime as ort
 import torch
 
 from anil_edge.cpu_features import cpu_name, int8_speed_note
-from anil_edge.data.config_data import provenance_split, training_sample
+from anil_edge.data.provenance import provenance_split, training_sample
 from anil_edge.data.scoring import score
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.export.int8_check import compare_int8

@@ -18,7 +18,7 @@ import platform
 
 import numpy as np
 
-from anil_edge.data.config_data import located, provenance_split
+from anil_edge.data.provenance import located, provenance_split
 from anil_edge.runtime import Backbone
 from anil_edge.runtime.episodes import class_means, fit_head
 from anil_edge.runtime.head import logits, predict_proba

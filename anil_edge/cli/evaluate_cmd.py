@@ -80,7 +80,7 @@ def _checkpoint(args):
 
 
 def _onnx(args):
-    from ..data.config_data import located
+    from ..data.provenance import located
     from ..runtime import Backbone
     from ..runtime.episodes import predict_episodes
 
@@ -99,7 +99,7 @@ def _onnx(args):
 def _classes(provenance, args, prep):
     """The classes to score: a split of the data the model was trained on (or of ``--data``, split
     as in training), or with ``--split all`` every class of ``--data``."""
-    from ..data.config_data import provenance_split
+    from ..data.provenance import provenance_split
     from ..data.sources import load_dataset
     from ..errors import InputError
 

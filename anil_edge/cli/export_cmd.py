@@ -45,7 +45,7 @@ def add_parser(sub, name: str) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..cpu_features import int8_speed_note
-    from ..data.config_data import provenance_split, training_sample
+    from ..data.provenance import provenance_split, training_sample
     from ..export.head_calibration import WAYS as HEAD_WAYS
     from ..export.open_set_calibration import MIN_TAIL_IMAGES, SHOTS, WAYS
     from ..export.pipeline import ExportImages, ExportOptions, check_export_target, export_checkpoint

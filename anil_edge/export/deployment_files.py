@@ -39,7 +39,7 @@ from ..runtime.export_files import (
     SUFFIXES,
 )
 from ..runtime.head import predict_proba
-from ..runtime.head_graphs import HeadGraphs
+from ..runtime.head_sessions import HeadGraphs
 from ..runtime.metadata import ModelMetadata
 from ..runtime.metadata_props import metadata_document
 from ..runtime.open_set import open_set_scores

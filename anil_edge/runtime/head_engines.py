@@ -2,7 +2,7 @@
 behind one interface (easyfsl's ``process_support_set`` then ``forward``):
 
 - :class:`NumpyHead`, the reference: ANIL's closed-form head steps (:mod:`.episodes`);
-- :class:`OnnxHead`: the exported head graphs (:mod:`.head_graphs`), what apps in other
+- :class:`OnnxHead`: the exported head graphs (:mod:`.head_sessions`), what apps in other
   languages run; their adaptation settings are baked in, so it accepts no others.
 
 ``adapt(E, y, n_classes, adaptation)`` gives ``W`` (C, D), ``b`` (C,) and the class means (C, D)
@@ -20,7 +20,7 @@ from . import head
 from .adaptation import Adaptation
 from .backbone import Backbone
 from .episodes import class_means, fit_head
-from .head_graphs import HeadGraphs
+from .head_sessions import HeadGraphs
 from .metadata import LearnedHead
 from .open_set import open_set_scores
 

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pytest
 
-from anil_edge.data.config_data import provenance_split
+from anil_edge.data.provenance import provenance_split
 from anil_edge.data.tasks import fixed_tasks
 from anil_edge.runtime import Backbone, FewShotClassifier
 from anil_edge.runtime.metadata import DataProvenance, TrainingInfo

@@ -131,7 +131,7 @@ def test_the_pixel_model_embeds_raw_uint8_like_the_runtime(exported_with_graphs)
 def test_the_head_graph_contract_is_enforced_in_python(exported_with_graphs, labels, match):
     """What the adapt graph would turn into NaN (a missing class) or another class (-1, which
     indexing wraps), the ONNX engine refuses as the numpy engine does."""
-    from anil_edge.runtime.head_graphs import HeadGraphs
+    from anil_edge.runtime.head_sessions import HeadGraphs
 
     path, _ = exported_with_graphs
     graphs = HeadGraphs(path)
@@ -141,7 +141,7 @@ def test_the_head_graph_contract_is_enforced_in_python(exported_with_graphs, lab
 
 
 def test_onnxruntime_failures_in_the_head_graphs_are_model_errors(exported_with_graphs):
-    from anil_edge.runtime.head_graphs import HeadGraphs
+    from anil_edge.runtime.head_sessions import HeadGraphs
 
     path, _ = exported_with_graphs
     graphs = HeadGraphs(path)
@@ -154,7 +154,7 @@ def test_a_sidecar_nested_beyond_any_parser_is_one_line(exported_with_graphs, tm
     """model.json is read by engine="onnx": JSON nested 100,000 deep was a raw RecursionError."""
     import shutil
 
-    from anil_edge.runtime.head_graphs import HeadGraphs
+    from anil_edge.runtime.head_sessions import HeadGraphs
 
     path, _ = exported_with_graphs
     for f in path.parent.iterdir():
