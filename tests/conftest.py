@@ -25,15 +25,12 @@ def torch_backbone():
     """A seeded Conv-4 with 32 channels on 28×28 grayscale: 32-d embeddings, eval mode."""
     torch = pytest.importorskip("torch")
     from anil_edge.train.backbones import BackboneConfig, CNN4Backbone
+    from tests.train.helpers import randomise_bn
 
     torch.manual_seed(0)
     torch.set_num_threads(1)
     model = CNN4Backbone(BackboneConfig(channels=1, input_size=28, hidden=32, blocks=4)).eval()
-    with torch.no_grad():  # non-trivial BatchNorm statistics, so that eval mode matters
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+    randomise_bn(model)  # non-trivial BatchNorm statistics, so that eval mode matters
     assert model.embedding_dim == DIM
     return model
 

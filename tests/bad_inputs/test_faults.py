@@ -22,7 +22,7 @@ from anil_edge.errors import InputError, StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
 from tests.helpers import DIM, atomic_write_with, glyphs
-from tests.train.helpers import write_folder
+from tests.train.helpers import folder_config, write_folder
 
 CLI = [sys.executable, "-m", "anil_edge"]
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -211,15 +211,6 @@ def tiny_data(tmp_path_factory):
     return write_folder(tmp_path_factory.mktemp("faults"), {f"class{c:02d}": 4 for c in range(12)})
 
 
-def _tiny_config(out, data, **changes):
-    from anil_edge.train.config import TrainConfig
-
-    values = dict(dataset="folder", data=(str(data),), input_size=28, ways=3, shots=1, queries=2, hidden=8,
-                  blocks=2, meta_batch=2, iterations=6, eval_every=2, eval_tasks=4, checkpoint_every=2,
-                  progress=False, threads=1, device="cpu", out_dir=str(out))
-    return TrainConfig(**{**values, **changes})
-
-
 def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny_data, tmp_path):
     pytest.importorskip("torch")
     from anil_edge.data.sources import load_split
@@ -229,7 +220,7 @@ def test_a_diverging_loss_stops_training_and_keeps_the_last_good_checkpoint(tiny
     from anil_edge.train.preprocessing import decode_preprocessing
     from anil_edge.train.trainer import train
 
-    config = _tiny_config(tmp_path, tiny_data)
+    config = folder_config(tmp_path, tiny_data)
     split = load_split("folder", config.data, decode_preprocessing(config), validation=0.15, test=0.25, seed=0)
     real_step, calls = MetaLoop.step, []
     torch = pytest.importorskip("torch")
@@ -318,7 +309,7 @@ def tiny_run(tiny_data, tmp_path_factory):
     from anil_edge.train.preprocessing import decode_preprocessing
     from anil_edge.train.trainer import train
 
-    config = _tiny_config(tmp_path_factory.mktemp("run"), tiny_data, iterations=2, ways=5)
+    config = folder_config(tmp_path_factory.mktemp("run"), tiny_data, iterations=2, ways=5)
     split = load_split("folder", config.data, decode_preprocessing(config), validation=0.15, test=0.25, seed=0)
     return config, train(config, split)
 
@@ -398,7 +389,7 @@ def test_images_of_another_size_than_the_config_are_refused(tiny_data, tmp_path)
     from anil_edge.train.preprocessing import decode_preprocessing
     from anil_edge.train.trainer import train
 
-    at_28 = _tiny_config(tmp_path, tiny_data)
+    at_28 = folder_config(tmp_path, tiny_data)
     split = load_split("folder", at_28.data, decode_preprocessing(at_28), validation=0.15, test=0.25, seed=0)
     with pytest.raises(InputError, match=r"training images are \(28, 28, 1\).*takes \(32, 32, 1\)"):
-        train(_tiny_config(tmp_path, tiny_data, input_size=32), split)
+        train(folder_config(tmp_path, tiny_data, input_size=32), split)

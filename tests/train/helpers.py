@@ -86,3 +86,31 @@ def tiny_config(out, **changes):
                 eval_tasks=5, checkpoint_every=2, rotations=True, augment=True, progress=False, threads=1,
                 out_dir=str(out), device="cpu")
     return TrainConfig(**{**base, **changes})
+
+
+def small_split():
+    """24 glyph classes of 5 images in 6 groups, split 0.6/0.2/0.2 by group: what the training
+    tests train on."""
+    from anil_edge.data.splits import split_by_group
+
+    return split_by_group(glyph_set(n_classes=24, per_class=5, n_groups=6), validation=0.2, test=0.2, seed=0)
+
+
+def folder_config(out, data, **changes):
+    """:func:`tiny_config` for a folder data set at ``data`` (fields in ``changes`` win)."""
+    return tiny_config(out, **{"dataset": "folder", "data": (str(data),), "input_size": 28, "eval_every": 2,
+                               "eval_tasks": 4, **changes})
+
+
+def randomise_bn(module, mean: float = 0.2, bias: bool = False) -> None:
+    """BatchNorm running statistics unlike a fresh layer's (means in ±``mean``, variances in
+    [0.5, 2]; with ``bias``, shifted biases too), so that eval-mode BatchNorm matters."""
+    import torch
+
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                m.running_mean.uniform_(-mean, mean)
+                m.running_var.uniform_(0.5, 2.0)
+                if bias:
+                    m.bias.uniform_(-0.2, 0.2)

@@ -9,6 +9,7 @@ l2l = pytest.importorskip("learn2learn")
 
 from anil_edge.train.backbones import BackboneConfig, CNN4Backbone, build_backbone
 from tests.tolerances import assert_f32_close, conv_terms
+from tests.train.helpers import randomise_bn
 
 
 def _load_from_l2l(ours, theirs, prefix: str = "") -> None:
@@ -17,20 +18,11 @@ def _load_from_l2l(ours, theirs, prefix: str = "") -> None:
     assert not missing and not unexpected
 
 
-def _randomise_bn(module) -> None:
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.3, 0.3)
-                m.running_var.uniform_(0.5, 2.0)
-                m.bias.uniform_(-0.2, 0.2)
-
-
 @pytest.mark.parametrize("train_mode", [False, True])
 def test_conv4_equals_learn2learn_cnn4backbone(train_mode):
     torch.manual_seed(0)
     theirs = l2l.vision.models.CNN4Backbone(hidden_size=16, layers=4, channels=3)
-    _randomise_bn(theirs)
+    randomise_bn(theirs, mean=0.3, bias=True)
     ours = CNN4Backbone(BackboneConfig(3, 32, hidden=16, blocks=4))
     _load_from_l2l(ours, theirs, "features.")
     theirs.train(train_mode), ours.train(train_mode)
@@ -41,7 +33,7 @@ def test_conv4_equals_learn2learn_cnn4backbone(train_mode):
 def test_conv4_stride_equals_learn2learn_omniglot_cnn():
     torch.manual_seed(0)
     theirs = l2l.vision.models.OmniglotCNN(output_size=5, hidden_size=16, layers=4).eval()
-    _randomise_bn(theirs)
+    randomise_bn(theirs, mean=0.3, bias=True)
     ours = CNN4Backbone(BackboneConfig(1, 28, hidden=16, blocks=4, arch="conv4-stride")).eval()
     _load_from_l2l(ours, theirs.base, "features.")
     x = torch.randn(5, 1, 28, 28)
@@ -52,7 +44,7 @@ def test_conv4_stride_equals_learn2learn_omniglot_cnn():
 def test_resnet12_equals_learn2learn_resnet12backbone():
     torch.manual_seed(0)
     theirs = l2l.vision.models.ResNet12Backbone(dropblock_dropout=0.0, channels=3).eval()
-    _randomise_bn(theirs)
+    randomise_bn(theirs, mean=0.3, bias=True)
     ours = build_backbone(BackboneConfig(3, 84, arch="resnet12")).eval()
     _load_from_l2l(ours, theirs)
     x = torch.randn(2, 3, 84, 84)

@@ -13,6 +13,7 @@ from anil_edge.train.batches import TaskBatch
 from anil_edge.train.engines import fast_meta_loss, l2l_meta_loss
 from anil_edge.train.model import AnilModel
 from tests.tolerances import assert_f32_close, conv_terms, f32_tolerance
+from tests.train.helpers import randomise_bn
 
 TOL = 1e-5  # relative, normwise per parameter tensor (float32)
 
@@ -22,10 +23,7 @@ def _model(norm: str, ways: int = 5) -> AnilModel:
     model = AnilModel(BackboneConfig(1, 28, hidden=8, blocks=3, norm=norm, groups=4), ways)
     if norm == "batch":
         model.eval()  # running statistics: a per-image function, as deployed
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.uniform_(-0.2, 0.2)
-                m.running_var.uniform_(0.5, 2.0)
+        randomise_bn(model)
     return model
 
 

@@ -20,6 +20,7 @@ from anil_edge.train.batches import BatchMaker, TaskBatch
 from anil_edge.train.engines import fast_meta_loss
 from anil_edge.train.model import AnilModel
 from anil_edge.train.prefix_cache import PrefixCache
+from tests.train.helpers import randomise_bn
 
 SIZE, WAYS, SHOTS, QUERIES = 32, 3, 2, 1
 PREP = Preprocessing((SIZE, SIZE), 3, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
@@ -33,10 +34,7 @@ INNER = Adaptation(adaptation_lr=8 / D, adaptation_steps=2, head_scale=2 / D, he
 def _model(arch: str, frozen: int) -> AnilModel:
     torch.manual_seed(0)
     model = AnilModel(BackboneConfig(3, SIZE, arch=arch, embedding="cosine"), WAYS, freeze_bn=True)
-    for m in model.modules():  # statistics unlike a fresh layer's, so that frozen BN matters
-        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
-            m.running_mean.uniform_(-0.2, 0.2)
-            m.running_var.uniform_(0.5, 2.0)
+    randomise_bn(model)  # statistics unlike a fresh layer's, so that frozen BN matters
     model.backbone.features.freeze_stages(frozen)
     return model.train()
 

@@ -9,15 +9,12 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from anil_edge.data.splits import split_by_group
 from anil_edge.train import speed
 from anil_edge.train.checkpoint import load_checkpoint
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.speed import SpeedOptions, candidates, native_bf16, resolve_speed
 from anil_edge.train.trainer import train
 from tests.train.helpers import tiny_config
-
-from .helpers import glyph_set
 
 CPU = torch.device("cpu")
 BIG = dict(ways=20, shots=1, queries=1, meta_batch=8)  # 320 images per backbone call: chunking is a choice
@@ -104,11 +101,6 @@ def test_timing_a_real_meta_step_leaves_the_random_state_alone():
     before = torch.random.get_rng_state()
     seconds = speed.time_meta_step(config, SpeedOptions("fp32", True, 0), CPU)
     assert seconds > 0 and torch.equal(before, torch.random.get_rng_state())
-
-
-@pytest.fixture(scope="module")
-def split():
-    return split_by_group(glyph_set(n_classes=24, per_class=5, n_groups=6), validation=0.2, test=0.2, seed=0)
 
 
 def test_training_on_a_cpu_without_native_bf16_runs_fp32(split, tmp_path, monkeypatch):

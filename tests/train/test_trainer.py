@@ -20,11 +20,6 @@ from tests.train.helpers import tiny_config
 from .helpers import glyph_set
 
 
-@pytest.fixture(scope="module")
-def split():
-    return split_by_group(glyph_set(n_classes=24, per_class=5, n_groups=6), validation=0.2, test=0.2, seed=0)
-
-
 def test_training_writes_checkpoints_metrics_and_plot(split, tmp_path):
     result = train(tiny_config(tmp_path), split)
     assert {"last.pt", "best.pt", "metrics.jsonl", "curves.png"} <= {p.name for p in tmp_path.iterdir()}
