@@ -56,6 +56,17 @@ def atomic_write(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     fsync_directory(target.parent)
 
 
+def write_atomically(path: str | os.PathLike[str], data: bytes | memoryview, error: type[Exception],
+                     what: str) -> None:
+    """Write ``data`` to ``path`` atomically (:func:`atomic_write`); an OSError (a full disk, a
+    read-only folder) becomes ``error`` naming ``what`` and the path, in one line."""
+    try:
+        with atomic_write(path) as handle:
+            handle.write(data)
+    except OSError as exc:
+        raise error(f"cannot write {what} {path}: {exc}") from None
+
+
 def remove_stale_temporaries(target: Path) -> list[Path]:
     """Delete the temporaries that interrupted writes of ``target`` left; returns them."""
     removed = []

@@ -14,7 +14,7 @@ import warnings
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..atomic import atomic_write
+from ..atomic import write_atomically
 from ..errors import InputError, ModelError, require
 from ..runtime.adaptation import Adaptation
 from ..runtime.export_files import EMBEDDINGS, IMAGES
@@ -114,11 +114,7 @@ def check_opset(opset: int) -> None:
 
 
 def write_onnx(model, path: str | os.PathLike[str]) -> None:
-    try:
-        with atomic_write(path) as handle:
-            handle.write(model.SerializeToString())
-    except OSError as exc:
-        raise ModelError(f"cannot write the model to {path}: {exc}") from None
+    write_atomically(path, model.SerializeToString(), ModelError, "the model to")
 
 
 def graph_sha256(model) -> str:

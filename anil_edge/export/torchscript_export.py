@@ -12,7 +12,7 @@ import os
 import warnings
 from typing import TYPE_CHECKING, Any
 
-from ..atomic import atomic_write
+from ..atomic import write_atomically
 from ..errors import ModelError, require
 from ..runtime.metadata import ModelMetadata
 from ..runtime.metadata_props import metadata_from_props, metadata_to_props
@@ -34,11 +34,7 @@ def export_torchscript(backbone: BackboneModule, path: str | os.PathLike[str], m
         traced = torch.jit.trace(backbone, example, check_inputs=[(torch.randn(5, *example.shape[1:]),)])
         buffer = io.BytesIO()
         torch.jit.save(traced, buffer, _extra_files={EXTRA_FILE: json.dumps(metadata_to_props(meta))})
-    try:
-        with atomic_write(path) as handle:
-            handle.write(buffer.getvalue())
-    except OSError as exc:
-        raise ModelError(f"cannot write the TorchScript model to {path}: {exc}") from None
+    write_atomically(path, buffer.getvalue(), ModelError, "the TorchScript model to")
 
 
 def read_torchscript_metadata(path: str | os.PathLike[str]) -> tuple[Any, ModelMetadata]:

@@ -29,7 +29,7 @@ from typing import Any, TypeVar, cast
 
 import numpy as np
 
-from ..atomic import atomic_write, exclusive_lock
+from ..atomic import exclusive_lock, write_atomically
 from ..errors import InputError, StateError, raise_if_problems
 from .adaptation import Adaptation
 from .decision import reject_problems, threshold_problems
@@ -85,11 +85,7 @@ def save_state(path: str | os.PathLike[str], state: EnrollmentState) -> None:
     buffer = io.BytesIO()
     np.savez(buffer, header=np.frombuffer(json.dumps(to_document(header)).encode("utf-8"), dtype=np.uint8),
              embeddings=state.embeddings, class_index=state.class_index)
-    try:
-        with atomic_write(path) as handle:
-            handle.write(buffer.getbuffer())
-    except OSError as exc:
-        raise StateError(f"cannot write the state file {path}: {exc}") from None
+    write_atomically(path, buffer.getbuffer(), StateError, "the state file")
 
 
 def file_fingerprint(path: str | os.PathLike[str]) -> tuple[int, ...] | None:
