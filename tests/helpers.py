@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 
-from anil_edge.runtime import state as state_module
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import DataProvenance, LearnedHead, Preprocessing, TrainingInfo
 from tests.synthetic import block_glyphs
@@ -68,9 +67,11 @@ def rewrite(model_path, tmp_path, mutate) -> str:
 
 
 def atomic_write_with(replace_write):
-    """``state.atomic_write`` whose handle's ``write`` is ``replace_write(real_write)``: a fault
-    injected inside the atomic writer (a crash or a failing disk mid-write)."""
-    real = state_module.atomic_write
+    """``anil_edge.atomic.atomic_write`` whose handle's ``write`` is ``replace_write(real_write)``:
+    a fault injected inside the atomic writer (a crash or a failing disk mid-write)."""
+    import anil_edge.atomic
+
+    real = anil_edge.atomic.atomic_write
 
     def patched(path):
         cm = real(path)

@@ -17,10 +17,10 @@ from unittest import mock
 import numpy as np
 import pytest
 
+import anil_edge.atomic as atomic_module
 from anil_edge.atomic import atomic_write, remove_stale_temporaries
 from anil_edge.errors import InputError, StateError
 from anil_edge.runtime import FewShotClassifier
-from anil_edge.runtime import state as state_module
 from tests.helpers import DIM, atomic_write_with, glyphs
 from tests.train.helpers import folder_config, write_folder
 
@@ -157,7 +157,7 @@ def test_a_failing_disk_leaves_the_previous_state(backbone, tmp_path, code):
         return write
 
     failing = atomic_write_with(full_disk)
-    with mock.patch.object(state_module, "atomic_write", failing), pytest.raises(StateError, match="cannot write"):
+    with mock.patch.object(atomic_module, "atomic_write", failing), pytest.raises(StateError, match="cannot write"):
         clf.save(path)
     assert path.read_bytes() == before
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]

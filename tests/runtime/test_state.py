@@ -9,6 +9,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
+import anil_edge.atomic as atomic_module
 from anil_edge.errors import StateError
 from anil_edge.runtime import FewShotClassifier
 from anil_edge.runtime import state as state_module
@@ -66,7 +67,7 @@ def test_interrupted_save_leaves_the_previous_state_intact(enrolled, tmp_path):
 
     crashing_atomic = atomic_write_with(crash_midway)
 
-    with mock.patch.object(state_module, "atomic_write", crashing_atomic), pytest.raises(KeyboardInterrupt):
+    with mock.patch.object(atomic_module, "atomic_write", crashing_atomic), pytest.raises(KeyboardInterrupt):
         clf.save(path)
     assert path.read_bytes() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == [".s.npz.lock", "s.npz"]  # no temporary file left
