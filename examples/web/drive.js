@@ -3,16 +3,12 @@
 // saves a screenshot; "shown" is what the page displays for the last query. With "uploads" in CASE.json it uses the page's file inputs instead.   node drive.js URL CASE.json SCREENSHOT.png
 'use strict';
 const fs = require('fs');
-const { chromium } = require('playwright-core');
+const { launch } = require('./browser');
 
 (async () => {
   const [url, casePath, screenshot] = process.argv.slice(2);
   const data = JSON.parse(fs.readFileSync(casePath, 'utf8'));
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   try {
     const page = await browser.newPage({ viewport: { width: 860, height: 520 } });
     const errors = [];

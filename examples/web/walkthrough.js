@@ -6,7 +6,7 @@
 //             "not_an_image": a file the page must refuse}
 'use strict';
 const fs = require('fs');
-const { chromium } = require('playwright-core');
+const { launch } = require('./browser');
 
 const CONTROLS = ['add', 'upload', 'enroll', 'predict', 'query'];
 
@@ -30,11 +30,7 @@ async function padPixel(page, x, y) {
 (async () => {
   const [url, casePath, screenshot] = process.argv.slice(2);
   const data = JSON.parse(fs.readFileSync(casePath, 'utf8'));
-  const browser = await chromium.launch({
-    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
-      '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-  });
+  const browser = await launch();
   const seen = {};
   const errors = [];
   try {
