@@ -18,6 +18,21 @@ CPUINFO = Path("/proc/cpuinfo")
 INT8_FLAGS = (("amx_int8", "AMX-INT8"), ("avx512_vnni", "AVX512-VNNI"), ("avx_vnni", "AVX-VNNI"),
               ("i8mm", "ARM i8mm"), ("asimddp", "ARM dot product"))
 BF16_FLAGS = (("amx_bf16", "AMX-BF16"), ("avx512_bf16", "AVX512-BF16"), ("bf16", "ARM bf16"))
+# The CPU classes an INT8 model's metadata names (``exact_on``/``faster_on``, runtime/int8_variants.py),
+# each with what decides it. An x86-64 CPU whose flags are unknown (no /proc/cpuinfo: Windows, macOS
+# on Intel) counts as x86-avx2, the class on which the most formats saturate; "other" is any other
+# machine (32-bit ARM, RISC-V, a browser's WebAssembly). examples/web/anil_edge_client.mjs classifies
+# the same way (a test checks it).
+CPU_CLASSES = {
+    "x86-amx": "x86-64 with AMX-INT8 tiles",
+    "x86-vnni": "x86-64 with AVX512-VNNI or AVX-VNNI",
+    "x86-avx2": "x86-64 without VNNI (AVX2 or less, or flags unknown)",
+    "arm64-dot": "ARM64 with dot-product instructions (asimddp or i8mm; all Apple silicon)",
+    "arm64": "ARM64 without dot-product instructions",
+    "other": "any other machine",
+}
+X86_MACHINES = ("x86_64", "amd64", "x64")
+ARM64_MACHINES = ("aarch64", "arm64")
 
 
 @functools.lru_cache(maxsize=1)
@@ -58,6 +73,18 @@ def int8_acceleration(flags: frozenset[str] | None = None) -> str | None:
     if not flags and platform.system() == "Darwin" and platform.machine() == "arm64":
         return "ARM dot product"
     return _first(INT8_FLAGS, flags)
+
+
+def cpu_class(flags: frozenset[str] | None = None, machine: str | None = None) -> str:
+    """This CPU's class, one of :data:`CPU_CLASSES`, from its flags and ``platform.machine()``."""
+    flags = cpu_flags() if flags is None else flags
+    machine = (platform.machine() if machine is None else machine).lower()
+    if machine in X86_MACHINES:
+        return "x86-amx" if "amx_int8" in flags else "x86-vnni" if {"avx512_vnni", "avx_vnni"} & flags else "x86-avx2"
+    if machine in ARM64_MACHINES:
+        apple = not flags and platform.system() == "Darwin"
+        return "arm64-dot" if apple or {"asimddp", "i8mm"} & flags else "arm64"
+    return "other"
 
 
 def bf16_acceleration(flags: frozenset[str] | None = None) -> str | None:

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from .files import add_precision_option
+
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="enroll classes from folders into a state file", description=__doc__)
@@ -19,6 +21,7 @@ def add_parser(sub, name: str) -> None:
                    help="replace an existing --state (without it, enrolling onto an existing state is refused; the old "
                         "file stays in place until the new one is completely written)")
     p.add_argument("--remove", action="append", default=[], metavar="LABEL", help="remove a class (repeatable)")
+    add_precision_option(p)
     p.add_argument("--keep-duplicates", action="store_true",
                    help="enroll images a class already holds again (default: skip them, so that --extend with the "
                         "same files does not double a class)")
@@ -37,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     classes = class_folders(args.folder) if args.folder is not None else {}
     for paths in classes.values():
         refuse_to_overwrite(state, paths, what="state file")
-    backbone = Backbone(args.model)
+    backbone = Backbone(args.model, precision=args.precision)
     existing = args.extend or (args.remove and args.folder is None)
     with exclusive_lock(state):
         clf = FewShotClassifier.load(state, backbone) if existing else FewShotClassifier(backbone)

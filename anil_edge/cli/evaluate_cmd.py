@@ -12,6 +12,7 @@ import logging
 import sys
 from pathlib import Path
 
+from .files import add_precision_option
 from .info_lines import info_lines
 
 LOG = logging.getLogger("anil_edge.evaluate")
@@ -36,6 +37,7 @@ def add_parser(sub, name: str) -> None:
                    help="support and query images drawn by different people, as in Lake et al.'s one-shot runs "
                         "(data that records drawers: Omniglot's <character>_<drawer>.png)")
     p.add_argument("--json", action="store_true", help="print the result as JSON (with every task's accuracy)")
+    add_precision_option(p)  # an .onnx model: which file of its export runs
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,6 +48,9 @@ def run(args: argparse.Namespace) -> int:
     if args.tasks < 2 or args.ways < 2 or args.shots < 1 or args.queries < 1:
         raise InputError(f"expected --tasks >= 2, --ways >= 2, --shots >= 1, --queries >= 1, found "
                          f"{args.tasks}, {args.ways}, {args.shots}, {args.queries}")
+    if args.precision != "file" and not args.model.lower().endswith(".onnx"):
+        raise InputError(f"--precision {args.precision} chooses among an export's .onnx files; {args.model} is a "
+                         "checkpoint, evaluated in PyTorch: give the exported model.onnx instead")
     with info_lines(sys.stderr):  # stdout stays the result (--json)
         embeddings, data, predict = _onnx(args) if args.model.lower().endswith(".onnx") else _checkpoint(args)
         LOG.info("scoring %d tasks of %d-way %d-shot", args.tasks, args.ways, args.shots)
@@ -84,7 +89,7 @@ def _onnx(args):
     from ..runtime import Backbone
     from ..runtime.episodes import predict_episodes
 
-    backbone = Backbone(args.model)
+    backbone = Backbone(args.model, precision=args.precision)
     meta = backbone.metadata
     data = _classes(located(meta.training.data, Path(args.model).parent), args, meta.preprocessing)
     LOG.info("embedding %d images of %d %s classes with %s", len(data.images), data.n_classes, args.split, args.model)

@@ -44,12 +44,10 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..cpu_features import int8_speed_note
     from ..data.provenance import provenance_split, training_sample
     from ..export.head_calibration import WAYS as HEAD_WAYS
     from ..export.open_set_calibration import MIN_TAIL_IMAGES, SHOTS, WAYS
     from ..export.pipeline import ExportImages, ExportOptions, check_export_target, export_checkpoint
-    from ..export.quantize import FORMATS
     from ..export.trained import load_trained
     from ..runtime.open_set import TARGET_RATES
 
@@ -69,8 +67,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
     if result.int8_check is not None:
-        weights = "uint8" if FORMATS[result.int8_check.format][1] == "QUInt8" else "int8"
-        print(f"{result.int8_check.summary()} (format {result.int8_check.format}); {int8_speed_note(weights=weights)}")
+        print(f"{result.int8_check.summary()} (format {result.int8_check.format})")
+    if result.int8 is not None and result.int8_speed is not None:
+        print(_int8_where(result.int8, result.int8_speed))
     if result.head_calibration is not None:
         print(result.head_calibration.summary())
     elif args.head_rule == "calibrate":
@@ -93,6 +92,16 @@ def run(args: argparse.Namespace) -> int:
               f"{_untried_formats(args.int8_format)}", file=sys.stderr)
         return INT8_REFUSED
     return 0
+
+
+def _int8_where(int8: Path, speed) -> str:
+    """The INT8 model's speed here and where each client's precision 'auto' runs it."""
+    from ..runtime.backbone import read_metadata
+    from ..runtime.int8_variants import where_int8_runs
+
+    quantization = read_metadata(int8).extra["quantization"]
+    return (f"INT8 on this CPU ({speed.cpu}, class {speed.cpu_class}): {speed.int8_ms:.2f} vs {speed.fp32_ms:.2f} ms "
+            f"per image, {speed.speedup:.2f}x FP32 (batch 1, 1 thread); {where_int8_runs(quantization)}")
 
 
 def _untried_formats(fmt: str) -> str:

@@ -1,10 +1,20 @@
-"""Printing paths and labels for the commands (the folder walkers live in the runtime)."""
+"""What the commands share about files: printing paths and labels, and which model file of an
+export to run (the folder walkers live in the runtime)."""
 
 from __future__ import annotations
 
 from ..runtime.folders import class_folders, images_in
+from ..runtime.int8_variants import PRECISIONS
 
-__all__ = ["class_folders", "images_in", "printable"]
+__all__ = ["add_precision_option", "class_folders", "images_in", "printable"]
+
+
+def add_precision_option(parser) -> None:
+    """``--precision``: the file of the export the command runs (runtime/int8_variants.py)."""
+    parser.add_argument("--precision", choices=PRECISIONS, default="file",
+                        help="file (default): the model named; auto: its INT8 model (model.int8.onnx) where that is "
+                             "exact and faster on this CPU, else FP32 (anil-edge info MODEL says which and why); "
+                             "fp32 or int8: that one. An INT8 model whose kernels can saturate on this CPU is refused")
 
 
 _CONTROLS = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}  # C0, DEL and C1 controls

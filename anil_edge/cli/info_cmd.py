@@ -51,17 +51,32 @@ def run(args: argparse.Namespace) -> int:
         ("backbone sha256", meta.backbone_sha256),
         ("anil-edge", f"written by {meta.anil_edge_version}, metadata format {file_format}"),
     ]
-    if meta.extra.get("precision") == "int8":
-        from ..cpu_features import cpu_name, int8_speed_note
+    quantization = meta.extra.get("quantization")
+    if meta.extra.get("precision") == "int8" and isinstance(quantization, dict):
+        from ..runtime.int8_variants import where_int8_runs
 
-        quantization = meta.extra.get("quantization")
-        weights = quantization.get("weights", "int8") if isinstance(quantization, dict) else "int8"
-        rows.append(("this CPU", f"{cpu_name()}: {int8_speed_note(weights=weights)}"))
+        rows.append(("int8 runs", where_int8_runs(quantization)))
+    if len(inputs) == 1 and inputs[0][1] == "float" and len(inputs[0][2]) == 4:  # a float backbone: FP32 or INT8
+        rows.append(("this CPU", _auto_choice(Path(args.model))))
     width = max(len(k) for k, _ in rows)
     print("\n".join(f"{k:<{width}}  {v}" for k, v in rows))
     if args.mobile:
         _print_mobile(Path(args.model), args.verbose)
     return 0
+
+
+def _auto_choice(model: Path) -> str:
+    """The file ``precision='auto'`` (``--precision auto``) loads for ``model`` on this CPU, and why."""
+    from ..cpu_features import cpu_class, cpu_name
+    from ..runtime.backbone import read_metadata
+    from ..runtime.int8_variants import choose_backbone
+
+    def quantization(path: Path):
+        extra = read_metadata(path).extra
+        return extra.get("quantization") or {} if extra.get("precision") == "int8" else None
+
+    choice = choose_backbone(model, "auto", cpu_class(), quantization)
+    return f"{cpu_name()} (class {cpu_class()}): precision 'auto' loads {choice.path.name}; {'; '.join(choice.reasons)}"
 
 
 def _print_mobile(model: Path, verbose: bool) -> None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .files import add_precision_option
+
 
 def add_parser(sub, name: str) -> None:
     p = sub.add_parser(name, help="classify images with an enrolled state", description=__doc__)
@@ -18,6 +20,7 @@ def add_parser(sub, name: str) -> None:
                         "(e.g. 0.05; default: the state's, off unless set)")
     p.add_argument("--top-k", type=int, default=1, metavar="K", help="also list the K most probable classes")
     p.add_argument("--json", action="store_true", help="one JSON object per image instead of a table")
+    add_precision_option(p)
     p.add_argument("--skip-unreadable", action="store_true",
                    help="predict the images that can be read and report the others (default: refuse the run, listing "
                         "every unreadable image)")
@@ -28,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     from .files import images_in
 
     paths = images_in(args.images)
-    clf = FewShotClassifier.load(args.state, Backbone(args.model))
+    clf = FewShotClassifier.load(args.state, Backbone(args.model, precision=args.precision))
     if args.threshold is not None:
         clf.configure(threshold=args.threshold)
     if args.reject is not None:
@@ -72,9 +75,7 @@ def _print_json(paths: list, predictions: list, skipped: dict) -> None:
 def _print_table(paths: list, predictions: list, top_k: int) -> None:
     from .files import printable
 
-    if not paths:
-        return
-    width = max(len(printable(p)) for p in paths)
+    width = max(len(printable(p)) for p in paths)  # _decode leaves at least one readable image
     print(f"{'image':<{width}}  {'label':<16} probability  open-set score" + ("  top" if top_k > 1 else ""))
     for path, p in zip(paths, predictions):
         label = "unknown" if p.label is None else printable(p.label)

@@ -71,7 +71,7 @@ def write_deployment_files(model_path: Path, stage: Callable[[str], Path], pixel
         onnx = require("onnx", "train")
         sources = {"backbone_pixels": (model_path, backbone)}
         if int8_path is not None:
-            sources["backbone_int8_pixels"] = (int8_path, Backbone(int8_path, device="cpu"))
+            sources["backbone_int8_pixels"] = (int8_path, Backbone(int8_path, device="cpu", allow_inexact=True))
         for kind, (source, model) in sources.items():
             files[kind] = stage(SUFFIXES[kind])
             write_onnx(with_pixel_input(onnx.load(str(source)), meta.preprocessing), files[kind])

@@ -65,7 +65,7 @@ def claimable_rates(images: int) -> tuple[float, ...]:
 
 def add_calibration(model_path: str | os.PathLike[str], data: ImageSet) -> OpenSetCalibration | None:
     """Calibrate ``model_path`` on ``data`` and record the result in its metadata (in place)."""
-    backbone = Backbone(model_path, device="cpu", batch_size=256)
+    backbone = Backbone(model_path, device="cpu", batch_size=256, allow_inexact=True)
     calibration = calibrate_open_set(backbone.embed(data.images), data)
     if calibration is not None:
         rewrite_metadata(model_path, replace(backbone.metadata, open_set=calibration))

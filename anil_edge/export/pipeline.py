@@ -25,11 +25,13 @@ from ..runtime.adaptation import HeadCalibration
 from ..runtime.backbone import Backbone, read_metadata
 from ..runtime.export_files import beside, output_suffixes
 from ..runtime.file_set import STAGING_PREFIX, commit_files, complete_interrupted
+from ..runtime.int8_variants import Int8Speed
 from ..runtime.metadata import ModelMetadata
 from ..runtime.open_set import OpenSetCalibration
 from .deployment_files import write_deployment_files, write_sidecar
 from .head_calibration import calibrate_head
 from .int8_check import Int8QualityError, Int8Report
+from .int8_profile import record_int8_profile
 from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, rewrite_metadata, write_onnx
 from .open_set_calibration import add_calibration, calibrate_open_set
@@ -51,6 +53,7 @@ class ExportResult:
     int8_check: Int8Report | None = None  # the INT8 model against FP32 on real images, when exported
     head_calibration: HeadCalibration | None = None  # how the shipped head rule was chosen, when calibrated
     int8_refused: str | None = None  # why the INT8 model asked for was not shipped (everything else was)
+    int8_speed: Int8Speed | None = None  # the INT8 model timed against FP32 on this CPU, when exported
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class _Models:
     int8: bool  # an INT8 model is staged and checked
     int8_check: Int8Report | None  # its check, when one was made
     int8_refused: str | None  # why the INT8 model asked for was not shipped
+    int8_speed: Int8Speed | None = None  # the INT8 model timed against FP32 on this CPU
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None) -> Path:
@@ -138,7 +142,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
         final = _commit(out, stage, models, deployment, options)
     return ExportResult(out, beside(out, "int8.onnx") if models.int8 else None,
                         beside(out, "ts") if options.torchscript else None, models.report, models.meta.open_set, final,
-                        models.int8_check, models.meta.head_calibration, models.int8_refused)
+                        models.int8_check, models.meta.head_calibration, models.int8_refused, models.int8_speed)
 
 
 def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: ExportOptions,
@@ -172,7 +176,7 @@ def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: Export
         return _Models(meta, report, False, None, str(exc))
     if images.validation is not None:  # INT8 embeddings differ slightly: thresholds of its own
         add_calibration(stage["int8"], images.validation)
-    return _Models(meta, report, True, check, None)
+    return _Models(meta, report, True, check, None, record_int8_profile(stage["onnx"], stage["int8"]))
 
 
 def _commit(out: Path, stage: dict[str, Path], models: _Models, deployment: dict[str, Path],
@@ -239,7 +243,7 @@ def _check_int8(fp32: Path, int8: Path, data: ImageSet | None, real: np.ndarray 
     from ..runtime.backbone import Backbone
     from .int8_check import check_int8
 
-    a, b = Backbone(fp32, device="cpu", batch_size=256), Backbone(int8, device="cpu", batch_size=256)
+    a, b = Backbone(fp32, device="cpu", batch_size=256), Backbone(int8, device="cpu", batch_size=256, allow_inexact=True)
     if data is not None:
         return check_int8(a, b, data.images, data.labels)
     return check_int8(a, b, real if real is not None else calibration, preprocessed=True)

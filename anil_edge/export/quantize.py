@@ -28,7 +28,9 @@ bit-identical.
 
 The INT8 file carries the FP32 model's metadata, with its own graph hash (enrollment states
 are bound to the exact backbone that embedded them), ``extra.precision = "int8"`` and
-``extra.quantization`` (format, weight range, whether AVX2 kernels can saturate).
+``extra.quantization`` (format, weight range, whether AVX2 kernels can saturate, and the CPU
+classes where it is exact and where it is expected to be faster: runtime/int8_variants.py; the
+export adds its own timing, export/int8_profile.py).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import InputError, ModelError, require
+from ..runtime.int8_variants import exact_on, faster_on
 from ..runtime.metadata import ModelMetadata
 from .onnx_export import INPUT_NAME, graph_sha256, set_metadata, write_onnx
 
@@ -162,7 +165,8 @@ def quantization_summary(model: Any, fmt: str) -> dict[str, Any]:
     widest = max((pair_sum_bound(w) for w in int8_weights(model)), default=0) if weights == "QInt8" else 0
     return {"format": fmt, "activations": "uint8" if activations == "QUInt8" else "int8",
             "weights": ("int8, 7-bit range" if reduce_range else "int8") if weights == "QInt8" else "uint8",
-            "per_channel": True, "widest_pair_sum": int(widest), "avx2_saturation_free": bool(widest <= INT16_MAX)}
+            "per_channel": True, "widest_pair_sum": int(widest), "avx2_saturation_free": bool(widest <= INT16_MAX),
+            "exact_on": exact_on(widest <= INT16_MAX), "faster_on": faster_on(weights == "QInt8", None)}
 
 
 def uniform_weight_zero_points(model: Any) -> int:

@@ -9,9 +9,11 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from ..cpu_features import cpu_class
 from ..errors import InputError, ModelError, first_line, raise_if_problems, require
 from .file_kind import ONNX, hint
 from .file_set import complete_interrupted
+from .int8_variants import BackboneChoice, choose_backbone
 from .metadata import ModelMetadata
 from .metadata_props import VERSION_KEY, metadata_from_props
 from .model_hash import model_sha256
@@ -36,6 +38,11 @@ class Backbone:
             each must be one the installed onnxruntime offers.
         session_options: an ``onnxruntime.SessionOptions`` to tune the session (graph
             optimisation level, memory patterns, ...); its thread counts win over the arguments.
+        precision: which file of the export to run (:mod:`.int8_variants`): ``"file"`` the one
+            named; ``"auto"`` its INT8 model (``model.int8.onnx``) where that is exact and faster
+            on this CPU, else the FP32 model; ``"fp32"`` or ``"int8"`` that one. An INT8 model
+            that is not exact on this CPU is refused. ``choice`` says what was loaded and why.
+        allow_inexact: load an INT8 file even where its kernels can saturate (to measure it).
 
     Raises:
         ModelError: the file is missing, not a loadable ONNX model, or lacks valid metadata.
@@ -51,6 +58,8 @@ class Backbone:
         batch_size: int = 64,
         providers: Sequence[str | tuple[str, dict[str, Any]]] | None = None,
         session_options: Any = None,
+        precision: str = "file",
+        allow_inexact: bool = False,
     ) -> None:
         ort = require("onnxruntime", "cpu")  # anil-edge[cpu] or anil-edge[gpu] provides it
         if device not in DEVICES:
@@ -60,18 +69,26 @@ class Backbone:
                                              ("inter_op_threads", inter_op_threads, 0))
                     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low]
         raise_if_problems(problems, InputError, "invalid Backbone options")
-        self.path = Path(path)
         self.batch_size = batch_size
-        model_bytes = _read(self.path)
         options = _session_options(ort, session_options, intra_op_threads, inter_op_threads)
         self.providers = _providers(ort, device) if providers is None else _checked_providers(ort, providers)
-        try:
-            self._session = ort.InferenceSession(model_bytes, sess_options=options, providers=self.providers)
-        except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
-            raise ModelError(f"cannot load {self.path} as an ONNX model: {first_line(exc, 300)}"
-                             f"{hint(self.path, ONNX)}") from None
-        props = dict(self._session.get_modelmeta().custom_metadata_map)
-        self.metadata = metadata_from_props(props, source=str(self.path))
+        opened: dict[Path, tuple[bytes, Any, ModelMetadata]] = {}
+
+        def quantization(file: Path) -> dict[str, Any] | None:
+            if file not in opened:
+                opened[file] = _open(ort, file, options, self.providers)
+            extra = opened[file][2].extra
+            return dict(extra.get("quantization") or {}) if extra.get("precision") == "int8" else None
+
+        if allow_inexact:
+            named = "fp32" if quantization(Path(path)) is None else "int8"
+            self.choice = BackboneChoice(Path(path), named, cpu_class(), ("the file named (allow_inexact)",))
+        else:
+            self.choice = choose_backbone(path, precision, cpu_class(), quantization)
+        self.path = self.choice.path
+        if self.path not in opened:
+            opened[self.path] = _open(ort, self.path, options, self.providers)
+        model_bytes, self._session, self.metadata = opened[self.path]
         self._input_name = _check_io(self._session, self.metadata, self.path)
         # sha256: the graph and weights this session runs (binds enrollment states); file_sha256: the file
         self.sha256, self.file_sha256 = model_sha256(model_bytes)
@@ -114,6 +131,17 @@ class Backbone:
             f"Backbone({str(self.path)!r}, input={p.channels}x{p.input_size[0]}x{p.input_size[1]}, "
             f"D={self.embedding_dim}, providers={self.providers})"
         )
+
+
+def _open(ort, path: Path, options: Any, providers: list[Any]) -> tuple[bytes, Any, ModelMetadata]:
+    """The bytes, onnxruntime session and metadata of the model file at ``path``."""
+    model_bytes = _read(path)
+    try:
+        session = ort.InferenceSession(model_bytes, sess_options=options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own types (InvalidProtobuf, Fail, ...)
+        raise ModelError(f"cannot load {path} as an ONNX model: {first_line(exc, 300)}{hint(path, ONNX)}") from None
+    props = dict(session.get_modelmeta().custom_metadata_map)
+    return model_bytes, session, metadata_from_props(props, source=str(path))
 
 
 def read_metadata(path: str | os.PathLike[str]) -> ModelMetadata:

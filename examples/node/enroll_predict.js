@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Few-shot enrollment and prediction with an anil-edge export, from Node.js — no Python.
 //
-//   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json [--embeddings]]
+//   node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--precision auto|fp32|int8] [--json [--embeddings]]
 //
 // MODEL_DIR holds what `anil-edge export` writes: model.json (the sidecar), model.preprocess.onnx
 // (decoded RGBA of any size -> the model's pixels, as training decoded), model.pixels.onnx (the
@@ -16,8 +16,10 @@
 // is refused (with its name, exit 2) when it cannot be decoded or declares more than MAX_PIXELS
 // (4096 x 4096) pixels — read from its header before anything is decoded; an empty query set is refused; a
 // model exported with --fixed-batch N embeds N images per call.
-// --int8 embeds with model.int8.pixels.onnx (written by `anil-edge export --int8`) and its own
-// open-set thresholds.
+// --precision int8 (or --int8) embeds with model.int8.pixels.onnx (written by `anil-edge export
+// --int8`) and its own open-set thresholds; --precision auto does so where model.json says that model
+// is exact and faster on this CPU's class (its flags from /proc/cpuinfo), as the Python runtime's
+// precision='auto' does; the default, fp32, runs model.pixels.onnx. A line on stderr says which and why.
 //
 // The steps every binding (Kotlin, Swift, C++, C#, JavaScript) follows:
 //   1. decode each image to RGBA uint8 (1, h, w, 4), any size (the platform's decoder);
@@ -46,21 +48,32 @@ const IMAGE_SUFFIXES = ['.png', '.jpg', '.jpeg', '.bmp', '.gif', '.webp', '.tif'
 
 function usage(message) {
   process.stderr.write(`enroll_predict: error: ${message}\n` +
-    'usage: node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--int8] [--json [--embeddings]]\n');
+    'usage: node enroll_predict.js MODEL_DIR CLASS_FOLDERS QUERY_IMAGES... [--reject RATE] [--precision auto|fp32|int8] [--json [--embeddings]]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const args = { positional: [], json: false, reject: null, int8: false, embeddings: false };
+  const args = { positional: [], json: false, reject: null, precision: 'fp32', embeddings: false };
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--json') args.json = true;
     else if (argv[i] === '--embeddings') args.embeddings = true; // each JSON line also holds its query's embedding
-    else if (argv[i] === '--int8') args.int8 = true;
+    else if (argv[i] === '--int8') args.precision = 'int8';
+    else if (argv[i] === '--precision') args.precision = argv[++i];
     else if (argv[i] === '--reject') args.reject = Number(argv[++i]);
     else args.positional.push(argv[i]);
   }
   if (args.positional.length < 3) usage('expected MODEL_DIR, CLASS_FOLDERS and at least one query');
   return args;
+}
+
+// This CPU's feature flags, as Linux lists them (none elsewhere: the INT8 rules then assume the worst).
+function cpuFlags() {
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => /^(flags|features)\s*:/i.test(l));
+    return line ? line.split(':')[1].trim().split(/\s+/) : [];
+  } catch (err) {
+    return [];
+  }
 }
 
 // MODEL_DIR, or a model file in it (model.onnx, as the Python commands take): its folder.
@@ -256,9 +269,16 @@ async function main() {
   const args = parseArgs(process.argv.slice(2));
   const [modelArg, classRoot, ...queryPaths] = args.positional;
   const modelDir = modelFolder(modelArg);
-  const backboneKind = args.int8 ? 'backbone_int8_pixels' : 'backbone_pixels';
   const sidecar = readSidecar(modelDir);
   const client = await import('../web/anil_edge_client.mjs'); // the steps the browser page runs too
+  let chosen;
+  try {
+    chosen = client.chooseBackbone(sidecar, args.precision, client.cpuClass(process.arch, cpuFlags()));
+  } catch (err) {
+    usage(err.message);
+  }
+  const backboneKind = chosen.kind;
+  if (args.precision !== 'fp32') process.stderr.write(`backbone: ${sidecar.files[backboneKind].path} (${chosen.reason})\n`);
   const where = (name) => path.join(modelDir, name);
   const read = (name) => {
     try { return fs.readFileSync(where(name)); } catch (err) { return usage(`${where(name)}: cannot read (${err.code || err.message})`); }

@@ -13,6 +13,49 @@ export const PIXELS = 'pixels';
 export const RGBA = 'rgba';
 export const EMBEDDINGS = 'embeddings';
 
+// CPU classes and the INT8 rules of anil_edge/cpu_features.py and anil_edge/runtime/int8_variants.py
+// (tests/examples/test_js_client.py checks that both say the same).
+export const CPU_CLASSES = ['x86-amx', 'x86-vnni', 'x86-avx2', 'arm64-dot', 'arm64', 'other'];
+export const X86_MACHINES = ['x86_64', 'amd64', 'x64'];
+export const ARM64_MACHINES = ['aarch64', 'arm64'];
+export const DOT_PRODUCT_CLASSES = ['x86-amx', 'x86-vnni', 'arm64-dot'];
+export const WIDENING_CLASSES = ['x86-amx', 'x86-vnni', 'arm64-dot', 'arm64'];
+export const PRECISIONS = ['auto', 'fp32', 'int8'];
+
+// The class of a CPU from its machine name (Node's process.arch, or Python's platform.machine())
+// and its feature flags (Linux's /proc/cpuinfo; none known: x86 counts as x86-avx2, the worst case).
+export function cpuClass(machine, flags) {
+  const has = (...names) => names.some((n) => flags.includes(n));
+  const m = machine.toLowerCase();
+  if (X86_MACHINES.includes(m)) return has('amx_int8') ? 'x86-amx' : has('avx512_vnni', 'avx_vnni') ? 'x86-vnni' : 'x86-avx2';
+  if (ARM64_MACHINES.includes(m)) return has('asimddp', 'i8mm') ? 'arm64-dot' : 'arm64';
+  return 'other';
+}
+
+// Which pixel backbone to run for `precision` on CPU class `cls`: {kind, precision, reason}.
+// 'fp32': model.pixels.onnx; 'int8': model.int8.pixels.onnx, refused where its kernels can saturate;
+// 'auto': the INT8 model where model.json says it is exact and faster on this class, else FP32.
+export function chooseBackbone(sidecar, precision, cls) {
+  if (!PRECISIONS.includes(precision)) throw new Error(`precision must be one of ${PRECISIONS.join(', ')}, found ${precision}`);
+  const entry = sidecar.files.backbone_int8_pixels;
+  if (precision === 'fp32') return { kind: 'backbone_pixels', precision: 'fp32', reason: 'asked for' };
+  if (!entry) {
+    if (precision === 'int8') throw new Error('model.json lists no backbone_int8_pixels file: export with --int8');
+    return { kind: 'backbone_pixels', precision: 'fp32', reason: 'no INT8 model in model.json' };
+  }
+  const q = entry.quantization || {};
+  const exact = (q.exact_on || (q.avx2_saturation_free ? CPU_CLASSES : WIDENING_CLASSES)).includes(cls);
+  const fast = (q.faster_on || (q.weights !== 'uint8' ? DOT_PRODUCT_CLASSES : ['arm64-dot'])).includes(cls);
+  if (!exact) {
+    const why = `${entry.path} (format ${q.format}) is not exact on this CPU (${cls}): its int8 weights can saturate its kernels`;
+    if (precision === 'int8') throw new Error(`${why}; use --precision auto or fp32, or export with --int8-format auto`);
+    return { kind: 'backbone_pixels', precision: 'fp32', reason: why };
+  }
+  const verdict = `${entry.path} (format ${q.format}) is exact here and ${fast ? '' : 'not '}faster than FP32`;
+  if (precision === 'int8' || fast) return { kind: 'backbone_int8_pixels', precision: 'int8', reason: verdict };
+  return { kind: 'backbone_pixels', precision: 'fp32', reason: verdict };
+}
+
 // SHA-256 of bytes as hex (WebCrypto: Node >= 19 and pages served over https or localhost), or
 // null where the page has none.
 export async function sha256Hex(bytes) {

@@ -85,3 +85,23 @@ def test_unreadable_images_are_listed_at_once_and_predict_can_skip_them(model_pa
     assert main(["predict", str(model_path), str(state), str(classes), "--skip-unreadable"]) == 0
     captured = capsys.readouterr()
     assert len(captured.out.splitlines()) == 1 + 4 and "skipped 3 unreadable image(s)" in captured.err
+
+
+def test_precision_picks_the_file_of_the_export_this_cpu_runs_exactly(model_path, tmp_path, capsys, monkeypatch):
+    """--precision int8 is refused where the INT8 model's kernels saturate (faked AVX2-only CPU);
+    --precision auto enrolls with it where it is exact and fast (faked VNNI CPU)."""
+    import anil_edge.runtime.backbone as backbone_module
+    from anil_edge.export.quantize import quantize_int8
+    from anil_edge.runtime.state import load_state
+
+    model = tmp_path / "model.onnx"
+    model.write_bytes(model_path.read_bytes())
+    classes = write_folder(tmp_path / "classes", {"a": 2, "b": 2}, size=28)
+    quantize_int8(model, tmp_path / "model.int8.onnx", Backbone(model).preprocess(str(classes / "a" / "0.png")), fmt="u8s8")
+    monkeypatch.setattr(backbone_module, "cpu_class", lambda: "x86-avx2")
+    assert main(["enroll", str(model), str(classes), "--state", str(tmp_path / "s.npz"), "--precision", "int8"]) == 2
+    assert "model.int8.onnx is not exact on this CPU (x86-avx2)" in capsys.readouterr().err
+    monkeypatch.setattr(backbone_module, "cpu_class", lambda: "x86-vnni")
+    assert main(["enroll", str(model), str(classes), "--state", str(tmp_path / "s.npz"), "--precision", "auto"]) == 0
+    int8 = Backbone(tmp_path / "model.int8.onnx", allow_inexact=True)
+    assert load_state(tmp_path / "s.npz").backbone_sha256 == int8.sha256

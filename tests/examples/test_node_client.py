@@ -75,6 +75,29 @@ def test_node_client_says_when_no_int8_model_was_exported(export_dir, glyph_file
     assert result.returncode == 2 and "lists no backbone_int8_pixels file: export with --int8" in result.stderr
 
 
+def test_node_client_runs_the_backbone_model_json_says_is_exact_and_faster_here(export_dir, glyph_files, tmp_path):
+    """--precision auto follows model.json's exact_on/faster_on; --precision int8 is refused where
+    the INT8 model is not exact (whatever this CPU's class: the lists are set to all or none)."""
+    import shutil as sh
+
+    from anil_edge.cpu_features import CPU_CLASSES
+
+    folder = EXAMPLES / "node"
+    npm_install(folder)
+    model = tmp_path / "model"
+    sh.copytree(export_dir, model)
+    sidecar = json.loads((model / "model.json").read_text())
+    q = sidecar["files"]["backbone_int8_pixels"]["quantization"]
+    for exact, precision, expected in (([], "int8", "is not exact on this CPU"),
+                                       (list(CPU_CLASSES), "auto", "backbone: model.int8.pixels.onnx")):
+        q.update(exact_on=exact, faster_on=list(CPU_CLASSES))
+        (model / "model.json").write_text(json.dumps(sidecar))
+        result = subprocess.run(["node", "enroll_predict.js", str(model), str(glyph_files / "classes"),
+                                 str(glyph_files / "queries"), "--precision", precision], cwd=folder,
+                                capture_output=True, text=True, timeout=120)
+        assert expected in result.stderr and result.returncode == (2 if precision == "int8" else 0), result.stderr
+
+
 def test_node_client_says_what_is_missing(tmp_path):
     folder = EXAMPLES / "node"
     npm_install(folder)

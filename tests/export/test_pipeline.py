@@ -353,3 +353,22 @@ def test_a_cosine_embedding_model_trained_with_stroke_augmentation_exports_and_a
     scale = float(result.model.backbone.log_scale.detach().exp())
     E = Backbone(done.onnx).embed(split.test.images[:10])
     np.testing.assert_allclose(np.linalg.norm(E, axis=1), scale, rtol=1e-5)
+
+
+def test_the_int8_model_says_where_it_is_exact_and_fast_and_auto_follows_it(exported, monkeypatch):
+    """The export times INT8 against FP32 on its own CPU and records the CPU classes; the runtime's
+    precision='auto' loads the file those say, on each faked CPU class."""
+    import anil_edge.runtime.backbone as backbone_module
+    from anil_edge.cpu_features import cpu_class
+
+    q = Backbone(exported.int8).metadata.extra["quantization"]
+    assert q["measured"]["cpu_class"] == cpu_class() and q["measured"]["fp32_ms"] > 0 and q["measured"]["int8_ms"] > 0
+    assert q["exact_on"] and set(q["faster_on"]) <= set(q["exact_on"]) | {"x86-avx2", "other"}
+    assert (q["measured"]["fp32_ms"] / q["measured"]["int8_ms"] >= 1.1) == (cpu_class() in q["faster_on"])
+    sidecar = __import__("json").loads((exported.onnx.parent / "model.json").read_text())
+    assert sidecar["files"]["backbone_int8"]["quantization"] == q
+    for cls in ("x86-amx", "arm64"):
+        monkeypatch.setattr(backbone_module, "cpu_class", lambda cls=cls: cls)
+        loaded = Backbone(exported.onnx, precision="auto")
+        expected = exported.int8 if cls in q["faster_on"] and cls in q["exact_on"] else exported.onnx
+        assert loaded.path == expected and loaded.sha256 == Backbone(expected).sha256, loaded.choice.summary()
