@@ -44,6 +44,7 @@ class TrainConfig:
     # --- backbone ---
     backbone: str = "conv4"  # "conv4", "conv4-stride" (learn2learn's OmniglotCNN), "resnet12" or "timm:NAME" (ImageNet models)
     pretrained: str = ""  # timm:NAME: ImageNet weights, a .pt/.pth/.safetensors state dict or "efficientnet-lite0"; "": random
+    init_from: str = ""  # a .pt of anil-edge train whose backbone starts this run (same architecture): P>M>F's order
     freeze_bn: bool | None = None  # keep BatchNorm statistics fixed in meta-training; unset: yes with pretrained weights
     freeze_stages: int = 0  # timm:NAME: no gradients through the first N stages (the stem is the first)
     backbone_lr_scale: float = 1.0  # the backbone's learning rate is meta_lr times this (the head's is meta_lr)

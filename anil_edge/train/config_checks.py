@@ -95,7 +95,10 @@ def _prefix_cache_problems(c: Any) -> list[str]:
 
 def architecture_problems(c: Any) -> list[str]:
     """Backbones that cannot be built: an unknown name, an input too small for the blocks,
-    GroupNorm widths, settings only a timm backbone has."""
+    GroupNorm widths, settings only a timm backbone has, two sources of starting weights."""
+    if c.init_from and c.pretrained:
+        return [f"init_from ({c.init_from}) and pretrained ({c.pretrained}) each give the starting weights: keep one "
+                "(a checkpoint trained from pretrained weights carries them)"]
     if c.backbone.startswith(timm_names.PREFIX):
         return _timm_problems(c)
     problems = [] if c.backbone in BACKBONES else [

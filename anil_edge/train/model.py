@@ -9,8 +9,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from ..errors import CheckpointError, InputError
 from ..runtime.metadata import LearnedHead
 from .backbones import BackboneConfig, build_backbone, embed_from_prefix, features_of, frozen_prefix, timm_part
+from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .pretrained import load_pretrained, read_state_dict
 from .timm_names import resolve_pretrained
@@ -97,12 +99,35 @@ def build_model(config: TrainConfig, pretrained: bool = False) -> AnilModel:
                               arch=config.backbone, embedding=config.embedding)
     model = AnilModel(backbone, config.ways, freeze_bn=config.freezes_bn)
     net = timm_part(model.backbone)
+    if pretrained and config.init_from:
+        init_from_checkpoint(model, config)
     if pretrained and net is not None:
         if config.pretrained:
             path = resolve_pretrained(config.pretrained, net.name)
             load_pretrained(net.net, read_state_dict(path), str(path))
         net.freeze_stages(config.freeze_stages)
     return model
+
+
+ARCHITECTURE = ("backbone", "channels", "input_size", "hidden", "blocks", "norm", "embedding")  # what init_from must share
+
+
+def init_from_checkpoint(model: AnilModel, config: TrainConfig) -> None:
+    """Copy the backbone of the anil-edge checkpoint ``config.init_from`` into ``model`` (the head
+    starts anew: its rows belong to the earlier tasks' classes). Its architecture must be the
+    config's; every field that differs is listed."""
+    payload = load_checkpoint(config.init_from)
+    try:
+        source = TrainConfig.from_checkpoint(payload["config"])
+        state = {k.removeprefix("backbone."): v for k, v in payload["model"].items() if k.startswith("backbone.")}
+    except (KeyError, TypeError, AttributeError, ValueError, InputError) as exc:
+        raise CheckpointError(f"{config.init_from}: not a complete anil-edge checkpoint ({exc})") from None
+    differ = [f"{f} {getattr(source, f)!r} (this run: {getattr(config, f)!r})" for f in ARCHITECTURE
+              if getattr(source, f) != getattr(config, f)]
+    if differ:
+        raise CheckpointError(f"init_from {config.init_from}: its backbone is another architecture: {'; '.join(differ)}; "
+                              "train with the same backbone settings")
+    model.backbone.load_state_dict(state)
 
 
 def parameter_groups(model: AnilModel, config: TrainConfig) -> list[dict]:
