@@ -4,7 +4,7 @@
   named ``.<target>.<pid>-<random>.tmp`` beside the target; a hard kill (SIGKILL, power loss)
   can leave one behind, and the next write of the same target removes those whose process is
   gone. New files get the permissions of ``open()`` (``0o666`` less the umask), not ``0o600``.
-- :func:`refuse_to_overwrite`: an output path that is one of the command's own inputs is an error.
+- :func:`refuse_output_over_input`: an output path that is one of the command's own inputs is an error.
 - :func:`exclusive_lock`: serialises read-modify-write cycles on one file across processes.
 """
 
@@ -95,7 +95,7 @@ def remove_stale_folders(folder: Path, prefix: str) -> list[Path]:
     return removed
 
 
-def refuse_to_overwrite(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None],
+def refuse_output_over_input(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None],
                         what: str = "output") -> None:
     """:class:`InputError` when ``output`` names the same file as one of ``inputs``."""
     out = Path(output)

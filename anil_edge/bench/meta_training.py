@@ -30,7 +30,7 @@ from anil_edge.data.image_set import ImageSet
 from anil_edge.runtime.metadata import Preprocessing
 from anil_edge.train.batches import BatchMaker
 from anil_edge.train.config import TrainConfig
-from anil_edge.train.engines import ENGINES
+from anil_edge.train.engines import ENGINES, descend
 from anil_edge.train.model import AnilModel, build_model
 from anil_edge.train.speed import SpeedOptions, device_description, resolve_speed
 from anil_edge.train.task_sampler import TaskSampler
@@ -101,10 +101,7 @@ def time_row(setup: Setup, config: TrainConfig, options: SpeedOptions, device: t
 
     def iteration() -> None:
         batch = maker.tasks(sampler.sample(setup.meta_batch))
-        loss, _ = engine(model, batch, inner)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, engine(model, batch, inner)[0])
 
     def backbone() -> None:
         batch = maker.tasks(sampler.sample(setup.meta_batch))

@@ -39,6 +39,7 @@ from anil_edge.bench.timing import device_sync, median_seconds
 from anil_edge.data.image_set import ImageSet
 from anil_edge.data.splits import Split, split_by_group
 from anil_edge.train.config import TrainConfig
+from anil_edge.train.engines import descend
 from anil_edge.train.loop import MetaLoop
 from anil_edge.train.metrics import read_metrics
 from anil_edge.train.preprocessing import preprocessing_for
@@ -67,10 +68,7 @@ def step_speeds(config: TrainConfig, split: Split, device: torch.device, repeats
     batch = loop.batch()
 
     def bare() -> None:
-        loss, _ = loop.forward(batch)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        descend(optimizer, loop.forward(batch)[0])
 
     sync = device_sync(device)
     return (1 / median_seconds(bare, repeats, 5, sync), 1 / median_seconds(lambda: loop.step(optimizer), repeats, 5, sync))

@@ -28,7 +28,7 @@ def add_parser(sub, name: str) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..atomic import exclusive_lock, refuse_to_overwrite
+    from ..atomic import exclusive_lock, refuse_output_over_input
     from ..errors import InputError
     from ..runtime import Backbone, FewShotClassifier
     from .files import class_folders, printable
@@ -39,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
     _check_target(state, args)
     classes = class_folders(args.folder) if args.folder is not None else {}
     for paths in classes.values():
-        refuse_to_overwrite(state, paths, what="state file")
+        refuse_output_over_input(state, paths, what="state file")
     backbone = Backbone(args.model, precision=args.precision)
     existing = args.extend or (args.remove and args.folder is None)
     with exclusive_lock(state):
@@ -85,14 +85,14 @@ def _as_enrolled(text: str, labels: list) -> str | int:
 
 def _check_target(state: Path, args: argparse.Namespace) -> None:
     """Refuse, before any work, to write where it cannot, over the model, or over a state unasked."""
-    from ..atomic import refuse_to_overwrite
+    from ..atomic import refuse_output_over_input
     from ..errors import InputError
 
     if args.extend and args.overwrite:
         raise InputError("--extend adds to the state and --overwrite replaces it: give one of them")
     if not state.parent.is_dir():
         raise InputError(f"cannot write {state}: folder {state.parent} does not exist")
-    refuse_to_overwrite(state, [args.model], what="state file")
+    refuse_output_over_input(state, [args.model], what="state file")
     if state.exists() and args.folder is not None and not (args.extend or args.overwrite):
         raise InputError(f"{state} already holds an enrollment state: --extend adds these classes to it, --overwrite "
                          "replaces it")

@@ -40,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.sources import check_ways_before_loading, load_split
     from ..train.distributed import shutdown
     from ..train.preprocessing import decode_preprocessing  # a device install says: install torch
-    from ..train.timm_names import resolve_pretrained, timm_name
+    from ..train.timm_catalog import resolve_pretrained, timm_name
     from ..train.trainer import check_out_dir, train
 
     check_out_dir(config)  # before the (slow) data loading, as the weights file is

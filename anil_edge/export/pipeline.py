@@ -18,12 +18,12 @@ from typing import cast
 
 import numpy as np
 
-from ..atomic import folder_lock, refuse_to_overwrite, remove_stale_folders
+from ..atomic import folder_lock, refuse_output_over_input, remove_stale_folders
 from ..data.image_set import ImageSet
 from ..errors import CheckpointError, InputError, ModelError
 from ..runtime.adaptation import HeadCalibration
 from ..runtime.backbone import Backbone, read_metadata
-from ..runtime.export_files import beside, output_suffixes
+from ..runtime.export_files import SUFFIXES, beside, output_suffixes
 from ..runtime.file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.int8_variants import Int8Speed
 from ..runtime.metadata import ModelMetadata
@@ -113,7 +113,7 @@ def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLi
     if not out.parent.is_dir():
         raise ModelError(f"cannot write {out}: folder {out.parent} does not exist")
     for output in (out, *(beside(out, suffix) for suffix in OUTPUT_SUFFIXES)):
-        refuse_to_overwrite(output, [checkpoint], what="export output")
+        refuse_output_over_input(output, [checkpoint], what="export output")
     return out
 
 
@@ -140,8 +140,9 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
                 if kind in deployment:
                     fix_batch(deployment[kind], options.fixed_batch)
         final = _commit(out, stage, models, deployment, options)
-    return ExportResult(out, beside(out, "int8.onnx") if models.int8 else None,
-                        beside(out, "ts") if options.torchscript else None, models.report, models.meta.open_set, final,
+    target = _targets(out)
+    return ExportResult(out, target["int8"] if models.int8 else None,
+                        target["torchscript"] if options.torchscript else None, models.report, models.meta.open_set, final,
                         models.int8_check, models.meta.head_calibration, models.int8_refused, models.int8_speed)
 
 
@@ -184,9 +185,10 @@ def _commit(out: Path, stage: dict[str, Path], models: _Models, deployment: dict
     """Write the sidecar (and .ort files), then commit every staged file as one set, removing
     what an earlier export wrote and this one did not; the final path of each deployment file."""
     final = {kind: _final_path(out, staged) for kind, staged in deployment.items()}
+    target = _targets(out)
     sidecar = beside(stage["onnx"], "json")
     backbones = {"backbone": stage["onnx"], **({"backbone_int8": stage["int8"]} if models.int8 else {})}
-    names = {"backbone": out.name, **({"backbone_int8": beside(out, "int8.onnx").name} if models.int8 else {}),
+    names = {"backbone": out.name, **({"backbone_int8": target["int8"].name} if models.int8 else {}),
              **{kind: path.name for kind, path in final.items()}}
     write_sidecar(sidecar, models.meta, {**backbones, **deployment}, names,
                   int8_meta=read_metadata(stage["int8"]) if models.int8 else None, pixel_batch=options.fixed_batch)
@@ -194,8 +196,8 @@ def _commit(out: Path, stage: dict[str, Path], models: _Models, deployment: dict
     final.update({f"ort {staged.name}": _final_path(out, staged) for staged in ort_files})
     final["sidecar"] = beside(out, "json")
     moves = [(stage["onnx"], out)]
-    moves += [(stage["int8"], beside(out, "int8.onnx"))] if models.int8 else []
-    moves += [(stage["torchscript"], beside(out, "ts"))] if options.torchscript else []
+    moves += [(stage["int8"], target["int8"])] if models.int8 else []
+    moves += [(stage["torchscript"], target["torchscript"])] if options.torchscript else []
     moves += [(deployment[kind], final[kind]) for kind in deployment]
     moves += [(staged, final[f"ort {staged.name}"]) for staged in ort_files] + [(sidecar, final["sidecar"])]
     written = {target for _, target in moves}
@@ -255,6 +257,11 @@ def _backbone_record(config) -> dict[str, str]:
     if config.pretrained:
         record["pretrained"] = Path(config.pretrained).name
     return record
+
+
+def _targets(out: Path) -> dict[str, Path]:
+    """Where the backbones staged under :func:`_staging`'s keys go: ``out`` and its companions."""
+    return {"onnx": out, "int8": beside(out, SUFFIXES["backbone_int8"]), "torchscript": beside(out, SUFFIXES["torchscript"])}
 
 
 def _final_path(out: Path, staged: Path) -> Path:

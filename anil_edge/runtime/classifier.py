@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from ..atomic import refuse_to_overwrite
+from ..atomic import refuse_output_over_input
 from ..errors import InputError, NotEnrolledError, raise_if_problems
 from .adaptation import Adaptation
 from .backbone import Backbone
@@ -271,7 +271,7 @@ class FewShotClassifier:
         has written it since — load it again and re-apply the changes.
         """
         target = Path(path)
-        refuse_to_overwrite(target, [self.backbone.path], what="state file")
+        refuse_output_over_input(target, [self.backbone.path], what="state file")
         with self._lock:
             self._origin = save_guarded(target, self.to_state(), self._origin)
 

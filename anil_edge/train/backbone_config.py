@@ -10,7 +10,7 @@ from torch import nn
 from ..errors import InputError, first_line, raise_if_problems
 from ..schema import BACKBONES as ARCHS
 from ..schema import EMBEDDINGS, GROUPNORM_GROUPS, NORMS
-from .timm_names import name_problems, timm_name
+from .timm_catalog import name_problems, timm_name
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from torch import nn
 from .backbone_config import ARCHS, EMBEDDINGS, NORMS, BackboneConfig, make_norm, probe_dim
 from .resnet12 import ResNet12Backbone
 from .timm_backbone import TimmBackbone
-from .timm_names import timm_name
+from .timm_catalog import timm_name
 
 __all__ = ["ARCHS", "EMBEDDINGS", "NORMS", "BackboneConfig", "BackboneModule", "CNN4Backbone", "ConvBlock",
            "ResNet12Backbone", "ScaledNormalized", "TimmBackbone", "build_backbone", "embed_from_prefix", "features_of",

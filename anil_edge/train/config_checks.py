@@ -22,7 +22,7 @@ from ..schema import (
     TEST_FRACTION,
     VALIDATION_FRACTION,
 )
-from . import timm_names
+from . import timm_catalog
 
 CHOICES = {
     "dataset": DATASETS,
@@ -99,10 +99,10 @@ def architecture_problems(c: Any) -> list[str]:
     if c.init_from and c.pretrained:
         return [f"init_from ({c.init_from}) and pretrained ({c.pretrained}) each give the starting weights: keep one "
                 "(a checkpoint trained from pretrained weights carries them)"]
-    if c.backbone.startswith(timm_names.PREFIX):
+    if c.backbone.startswith(timm_catalog.PREFIX):
         return _timm_problems(c)
     problems = [] if c.backbone in BACKBONES else [
-        f"backbone must be one of {BACKBONES} or timm:NAME ({', '.join(timm_names.SUPPORTED)}), found {c.backbone!r}"]
+        f"backbone must be one of {BACKBONES} or timm:NAME ({', '.join(timm_catalog.SUPPORTED)}), found {c.backbone!r}"]
     problems += [f"{name} needs a timm:NAME backbone, found backbone {c.backbone!r}" for name, value in
                  (("pretrained", c.pretrained), ("freeze_stages", c.freeze_stages)) if value]
     if c.normalization == "backbone":
@@ -120,15 +120,15 @@ def architecture_problems(c: Any) -> list[str]:
 
 
 def _timm_problems(c: Any) -> list[str]:
-    problems = timm_names.name_problems(c.backbone)
+    problems = timm_catalog.name_problems(c.backbone)
     if c.channels != 3:
         problems.append(f"{c.backbone} takes RGB images: expected channels=3, found {c.channels}")
-    if c.input_size < timm_names.MIN_INPUT:
+    if c.input_size < timm_catalog.MIN_INPUT:
         problems.append(f"input_size {c.input_size} is too small for {c.backbone}: expected >= "
-                        f"{timm_names.MIN_INPUT} (its ImageNet weights were trained at 224; 128 or 160 are faster)")
+                        f"{timm_catalog.MIN_INPUT} (its ImageNet weights were trained at 224; 128 or 160 are faster)")
     if c.norm != "batch":
         problems.append(f"{c.backbone} keeps its own norm layers: norm must be 'batch', found {c.norm!r}")
-    stages = timm_names.STAGES.get(timm_names.timm_name(c.backbone) or "")  # None: an unsupported name
+    stages = timm_catalog.STAGES.get(timm_catalog.timm_name(c.backbone) or "")  # None: an unsupported name
     if stages is not None and not 0 <= c.freeze_stages <= stages:
         problems.append(f"freeze_stages must lie in [0, {stages}] for {c.backbone} (the stem and {stages - 1} stages of "
                         f"blocks), found {c.freeze_stages}")

@@ -100,3 +100,13 @@ class MetaLoss(nn.Module):
 
     def forward(self, batch: TaskBatch) -> tuple[torch.Tensor, torch.Tensor]:
         return self.engine(self.model, batch, self.inner)
+
+
+def descend(optimizer: torch.optim.Optimizer, loss: torch.Tensor, before_step: Callable[[], None] | None = None) -> None:
+    """One outer-loop update from the meta-loss: clear the gradients, backpropagate, run
+    ``before_step`` (e.g. average the gradients over ranks), step."""
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    if before_step is not None:
+        before_step()
+    optimizer.step()

@@ -22,7 +22,7 @@ from .config import TrainConfig
 from .deployment_sampler import DeploymentTaskSampler
 from .device_sampler import DeviceTaskSampler, task_labels
 from .distributed import SINGLE, DistContext, average_gradients, mean_over_ranks, wrap_ddp
-from .engines import ENGINES, MetaLoss
+from .engines import ENGINES, MetaLoss, descend
 from .evaluate import embed_images, predict_tasks
 from .model import AnilModel
 from .prefix_cache import PrefixCache
@@ -99,11 +99,8 @@ class MetaLoop:
         wait for the device here; :meth:`rank_means` reads them when they are logged)."""
         self.model.train()
         loss, acc = self.forward(self.batch())
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if self.ctx.world > 1 and not self.ddp:
-            average_gradients(self.model, self.ctx.world)
-        optimizer.step()
+        average = self.ctx.world > 1 and not self.ddp
+        descend(optimizer, loss, (lambda: average_gradients(self.model, self.ctx.world)) if average else None)
         return loss.detach(), acc.detach()
 
     def rank_means(self, values: torch.Tensor) -> list[float]:

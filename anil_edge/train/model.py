@@ -15,7 +15,7 @@ from .backbones import BackboneConfig, build_backbone, embed_from_prefix, featur
 from .checkpoint import load_checkpoint
 from .config import TrainConfig
 from .pretrained import load_pretrained, read_state_dict
-from .timm_names import resolve_pretrained
+from .timm_catalog import resolve_pretrained
 
 
 class AnilModel(nn.Module):

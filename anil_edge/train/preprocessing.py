@@ -13,7 +13,7 @@ from ..data.splits import Split
 from ..runtime.metadata import IMAGENET_MEAN, IMAGENET_STD, Preprocessing
 from .batches import normalisation_stats
 from .config import TrainConfig
-from .timm_names import PretrainedPreprocessing, pretrained_preprocessing, timm_name
+from .timm_catalog import PretrainedPreprocessing, pretrained_preprocessing, timm_name
 
 
 def decode_preprocessing(config: TrainConfig) -> Preprocessing:

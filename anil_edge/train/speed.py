@@ -136,7 +136,7 @@ def time_meta_step(config: TrainConfig, options: SpeedOptions, device: torch.dev
     """Median seconds of one meta-step (forward, backward, Adam) of a fresh copy of the configured
     model with ``options``, on random task-shaped batches; only one timed step when it already
     takes :data:`PRUNE` × ``bound`` (it cannot win). Torch's random state is left as it was."""
-    from .engines import ENGINES
+    from .engines import ENGINES, descend
     from .model import build_model
 
     with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
@@ -148,10 +148,7 @@ def time_meta_step(config: TrainConfig, options: SpeedOptions, device: torch.dev
         engine, inner = ENGINES[config.engine], config.adaptation()
 
         def step() -> None:
-            loss, _ = engine(model, batch, inner)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            descend(optimizer, engine(model, batch, inner)[0])
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
 

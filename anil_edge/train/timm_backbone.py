@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from ..errors import InputError, require
-from .timm_names import PREFIX, SUPPORTED, name_problems, timm_name
+from .timm_catalog import PREFIX, SUPPORTED, name_problems, timm_name
 
 
 def create_timm(name: str, num_classes: int = 0) -> Any:
@@ -70,7 +70,7 @@ class TimmBackbone(nn.Module):
 
     def freeze_stages(self, n: int) -> None:
         """Stop gradients through the first ``n`` of :meth:`stages` (the stem counts as one);
-        ``n`` was checked against :data:`.timm_names.STAGES` with the training configuration."""
+        ``n`` was checked against :data:`.timm_catalog.STAGES` with the training configuration."""
         for stage in self.stages()[:n]:
             for module in stage:
                 module.requires_grad_(False)

@@ -108,7 +108,7 @@ def train(config: TrainConfig, split: Split, *, resume: bool = False, stop_after
     log = MetricsLog(out / "metrics.jsonl", resume_from=start if resume else None) if ctx.main else None
     if config.iterations == 0:
         return _no_meta_training(config, loop, writer, log, prep, out, ctx)
-    if start == 0 and config.pretrained:  # the pretrained backbone as it is is a candidate too (P>M>F's lr 0)
+    if start == 0 and (config.pretrained or config.init_from):  # the starting backbone is a candidate too (P>M>F's lr 0)
         best = _validate(loop, writer, log, 0, best, bar=None, ctx=ctx)
     end = config.iterations if stop_after is None else min(stop_after, config.iterations)
     bar = _progress(config, start, end) if ctx.main else None

@@ -19,7 +19,7 @@ from anil_edge.runtime.preprocess import to_input
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.model import build_model
 from anil_edge.train.preprocessing import preprocessing_for
-from anil_edge.train.timm_names import SUPPORTED
+from anil_edge.train.timm_catalog import SUPPORTED
 from tests.helpers import disc_photos
 
 

@@ -14,7 +14,7 @@ timm = pytest.importorskip("timm")
 from anil_edge.errors import InputError, ModelError
 from anil_edge.train.pretrained import load_pretrained, read_state_dict
 from anil_edge.train.timm_backbone import create_timm
-from anil_edge.train.timm_names import resolve_pretrained
+from anil_edge.train.timm_catalog import resolve_pretrained
 
 CATS, CUPS = range(281, 286), (967, 968)  # ImageNet: tabby, tiger cat, Persian, Siamese, Egyptian cat; espresso, cup
 
@@ -45,7 +45,7 @@ def test_the_packaged_lite0_weights_classify_real_photos(lite0_file):
     assert top[0] in CATS and top[1] in CUPS, top
 
 
-def test_timm_names_load_from_pth_and_safetensors_and_the_classifier_is_dropped(tmp_path):
+def test_timm_catalog_load_from_pth_and_safetensors_and_the_classifier_is_dropped(tmp_path):
     torch.manual_seed(0)
     source = create_timm("mobilenetv3_small_100", num_classes=1000)
     for p in source.parameters():

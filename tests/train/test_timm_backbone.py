@@ -15,7 +15,7 @@ from anil_edge.train.checkpoint import load_checkpoint
 from anil_edge.train.config import TrainConfig
 from anil_edge.train.model import build_model, parameter_groups
 from anil_edge.train.preprocessing import decode_preprocessing
-from anil_edge.train.timm_names import SUPPORTED
+from anil_edge.train.timm_catalog import SUPPORTED
 from tests.train.helpers import tiny_config
 
 DIMS = {"tf_efficientnet_lite0": 1280, "mobilenetv3_small_100": 1024, "mobilenetv3_large_100": 1280, "resnet18": 512}

@@ -1,4 +1,5 @@
-"""The timm backbones anil-edge accepts, and the preprocessing their ImageNet weights expect.
+"""The timm backbones anil-edge accepts: their names and stages, the preprocessing their ImageNet
+weights expect, and the packaged weights files (resolved here).
 
 No torch here: a training configuration is checked before torch is imported.
 """
