@@ -83,7 +83,7 @@ def _print_mobile(model: Path, verbose: bool) -> None:
     """onnxruntime's usability verdicts for the file a phone runs (NNAPI, Core ML)."""
     from ..errors import InputError
     from ..export.mobile import mobile_verdicts, usability_report, verdict_table
-    from ..runtime.export_files import SUFFIXES, beside
+    from ..runtime.export_files import SUFFIXES, beside, family_base
 
     if model.suffix.lower() == ".ort":
         raise InputError(f"--mobile checks .onnx files; {model} is already in the .ort format: run it on the .onnx "
@@ -99,6 +99,12 @@ def _print_mobile(model: Path, verbose: bool) -> None:
     print(verdict_table(rows))
     if any(row.if_fixed for row in rows):
         print(f"{target.name} has dynamic shapes: NNAPI and Core ML need static ones (anil-edge export --fixed-batch 1)")
+    qdq = {"QuantizeLinear", "DequantizeLinear"}
+    no_qdq = [row.ep for row in rows if qdq & {op.rpartition(":")[2] for op in row.unsupported}]
+    if no_qdq:
+        fp32 = beside(family_base(model), SUFFIXES["backbone_pixels"]).name
+        print(f"{', '.join(no_qdq)} cannot run INT8 (QDQ) graphs: with {'it' if len(no_qdq) == 1 else 'them'} ship "
+              f"{fp32} (FP32)")
     if verbose:
         print("\n" + usability_report(target))
 

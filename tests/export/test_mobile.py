@@ -134,3 +134,26 @@ def test_info_reads_ort_files_and_refuses_mobile_on_them_in_one_line(files, tmp_
     assert main(["info", str(written), "--mobile"]) == 2
     err = capsys.readouterr().err
     assert "--mobile checks .onnx files" in err and "model.pixels.onnx" in err and "Traceback" not in err
+
+
+def test_the_int8_pixel_model_runs_whole_on_nnapi_and_info_says_what_core_ml_needs(cosine, tmp_path, capsys):
+    """QDQ with signed per-channel weights at a fixed batch: NNAPI takes every node in one
+    partition; Core ML's execution provider has no Quantize/DequantizeLinear, and info says to
+    ship the FP32 pixel model there."""
+    from anil_edge.export.mobile import mobile_verdicts
+    from anil_edge.export.quantize import quantize_int8
+    from anil_edge.runtime import Backbone
+
+    folder = tmp_path
+    (folder / "model.onnx").write_bytes((cosine[0] / "model.onnx").read_bytes())
+    images, _ = glyphs(8, 4)
+    quantize_int8(folder / "model.onnx", folder / "model.int8.onnx", Backbone(folder / "model.onnx").preprocess(images))
+    written = write_deployment_files(folder / "model.onnx", lambda suffix: folder / f"model.{suffix}", pixels=True,
+                                     int8_path=folder / "model.int8.onnx")
+    fix_batch(written["backbone_int8_pixels"], 1)
+    nnapi = mobile_verdicts(written["backbone_int8_pixels"])[0]
+    assert (nnapi.ep, nnapi.partitions, nnapi.supported, nnapi.verdict) == ("NNAPI", 1, nnapi.nodes, "YES")
+    assert main(["info", str(folder / "model.int8.onnx"), "--mobile"]) == 0
+    out = capsys.readouterr().out
+    assert "check of model.int8.pixels.onnx" in out
+    assert "CoreML NeuralNetwork, CoreML MLProgram cannot run INT8 (QDQ) graphs: with them ship model.pixels.onnx" in out
