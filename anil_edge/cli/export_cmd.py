@@ -28,6 +28,9 @@ def add_parser(sub, name: str) -> None:
                    help="training images for INT8 calibration and the parity checks (default: 256)")
     p.add_argument("--calibration-method", default=CALIBRATION_METHODS[0], choices=CALIBRATION_METHODS,
                    help=f"INT8 activation-range calibration (default: {CALIBRATION_METHODS[0]})")
+    p.add_argument("--no-bias-correction", dest="bias_correction", action="store_false",
+                   help="INT8: leave each convolution's bias as quantized (default: correct it for the rounding of its "
+                        "weights, Nagel et al. 2019; see anil_edge/export/bias_correction.py)")
     p.add_argument("--data", nargs="+", help="training data sources, if not where the checkpoint's config says")
     p.add_argument("--fixed-batch", type=int, metavar="N",
                    help="give OUT.pixels.onnx a fixed batch of N images (NNAPI and Core ML need static shapes)")
@@ -56,6 +59,7 @@ def run(args: argparse.Namespace) -> int:
     # before the (slow) checkpoint and data loading
     options = ExportOptions(int8=args.int8, torchscript=args.torchscript, opset=args.opset,
                             calibration_method=args.calibration_method, int8_format=args.int8_format,
+                            bias_correction=args.bias_correction,
                             pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort,
                             calibrate_head=args.head_rule == "calibrate")
     check_export_target(out, checkpoint)

@@ -21,7 +21,7 @@ from ..runtime.backbone import read_metadata
 from ..runtime.int8_variants import Int8Speed, exact_on, faster_on
 from .onnx_export import rewrite_metadata
 
-ROUNDS = 25  # interleaved timed runs of each model (after WARMUP), their median kept
+ROUNDS = 50  # interleaved timed runs of each model (after WARMUP), their median kept
 WARMUP = 3
 
 

@@ -65,6 +65,7 @@ class ExportOptions:
     torchscript: bool = False  # also model.ts (traced)
     opset: int = OPSET  # ONNX opset of the backbone
     calibration_method: str = "minmax"  # INT8 activation ranges: quantize.METHODS
+    bias_correction: bool = True  # INT8: each convolution's bias corrected for its weights' rounding
     int8_format: str = DEFAULT_FORMAT  # quantize.FORMATS, or "auto"
     pixel_input: bool = True  # model.pixels.onnx: the backbone taking uint8 (N, H, W, C) pixels
     fixed_batch: int | None = None  # a static batch for the pixel model (NNAPI, Core ML)
@@ -170,9 +171,7 @@ def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: Export
     if not options.int8:
         return _Models(meta, report, False, None, None)
     try:
-        calibration = cast(np.ndarray, images.calibration)  # export_checkpoint refused INT8 without it
-        check = _quantize_checked(stage["onnx"], stage["int8"], calibration, options.calibration_method,
-                                  options.int8_format, images.validation, images.real)
+        check = _quantize_checked(stage["onnx"], stage["int8"], options, images)
     except Int8QualityError as exc:  # the FP32 files are still shipped; the caller says what happened
         return _Models(meta, report, False, None, str(exc))
     if images.validation is not None:  # INT8 embeddings differ slightly: thresholds of its own
@@ -220,19 +219,21 @@ def _calibrate(model_path: Path, data: ImageSet, head: bool) -> ModelMetadata:
     return meta
 
 
-def _quantize_checked(fp32: Path, int8: Path, calibration: np.ndarray, method: str, fmt: str,
-                      data: ImageSet | None, real: np.ndarray | None) -> Int8Report:
-    """Quantize and check: ``fmt``, or with "auto" each of :data:`.quantize.AUTO_FORMATS` in turn
-    until one keeps the FP32 embeddings (7-bit weights lose EfficientNet-Lite's depthwise filters;
-    uint8 weights keep them, exactly on every CPU); :class:`Int8QualityError` when none does."""
+def _quantize_checked(fp32: Path, int8: Path, options: ExportOptions, images: ExportImages) -> Int8Report:
+    """Quantize and check: ``options.int8_format``, or with "auto" each of
+    :data:`.quantize.AUTO_FORMATS` in turn until one keeps the FP32 embeddings (7-bit weights can
+    lose EfficientNet-Lite's depthwise filters; uint8 weights keep them, exactly on every CPU);
+    :class:`Int8QualityError` when none does."""
     from .quantize import AUTO_FORMATS, quantize_int8
 
+    calibration = cast(np.ndarray, images.calibration)  # export_checkpoint refused INT8 without it
     tried: list[str] = []
-    for candidate in AUTO_FORMATS if fmt == "auto" else (fmt,):
-        clipped = quantize_int8(fp32, int8, calibration, method=method, fmt=candidate).extra["quantization"][
-            "clipped_biases"]
+    for candidate in AUTO_FORMATS if options.int8_format == "auto" else (options.int8_format,):
+        clipped = quantize_int8(fp32, int8, calibration, method=options.calibration_method, fmt=candidate,
+                                bias_correction=options.bias_correction).extra["quantization"]["clipped_biases"]
         try:
-            return replace(_check_int8(fp32, int8, data, real, calibration), format=candidate, clipped_biases=clipped)
+            return replace(_check_int8(fp32, int8, images.validation, images.real, calibration), format=candidate,
+                           clipped_biases=clipped)
         except Int8QualityError as exc:
             tried.append(f"{candidate}: {exc}")
     raise Int8QualityError(tried[0] if len(tried) == 1 else "no INT8 format keeps the embeddings: " + "; ".join(tried))

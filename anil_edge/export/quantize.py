@@ -36,6 +36,7 @@ export adds its own timing, export/int8_profile.py).
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import os
 import tempfile
@@ -49,6 +50,7 @@ import numpy as np
 from ..errors import InputError, ModelError, require
 from ..runtime.int8_variants import exact_on, faster_on
 from ..runtime.metadata import ModelMetadata
+from .bias_correction import correct_biases
 from .onnx_export import INPUT_NAME, graph_sha256, set_metadata, write_onnx
 
 METHODS = ("minmax", "percentile", "entropy")
@@ -60,14 +62,28 @@ AUTO_FORMATS = ("u8s8-reduced", "u8u8")  # both exact on every CPU; u8u8 keeps 8
 INT16_MAX = 32767
 
 
+def _depthwise(model: Any) -> list[str]:
+    """The names of the graph's depthwise convolutions (``group`` > 1: one filter per channel)."""
+    return [n.name for n in model.graph.node if n.op_type == "Conv"
+            and any(a.name == "group" and a.i > 1 for a in n.attribute)]
+
+
+KEEP_FLOAT = {"depthwise": _depthwise}  # kind of node -> its names in the (pre-processed) graph
+
+
 def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike[str], calibration: np.ndarray,
-                  *, method: str = "minmax", batch_size: int = 32, fmt: str = "u8s8-reduced") -> ModelMetadata:
+                  *, method: str = "minmax", batch_size: int = 32, fmt: str = "u8s8-reduced",
+                  keep_float: tuple[str, ...] = (), bias_correction: bool = True) -> ModelMetadata:
     """Quantize the FP32 model at ``fp32_path`` to ``out_path``.
 
     Args:
         calibration: preprocessed training images (N, C, H, W) float32 (a few hundred suffice).
         method: activation range calibration: "minmax", "percentile" or "entropy".
         fmt: one of :data:`FORMATS` (the module docstring says how each behaves on which CPU).
+        keep_float: kinds of node left in FP32 (:data:`KEEP_FLOAT`), e.g. ("depthwise",).
+        bias_correction: correct each convolution's bias for its weights' rounding
+            (:mod:`.bias_correction`, with the calibration images' input means); it raised
+            every model measured toward FP32 (benchmarks/RESULTS.md, "INT8 remedies").
     """
     require("onnxruntime", "cpu")
     onnx = require("onnx", "train")
@@ -80,6 +96,9 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         raise InputError(f"calibration method must be one of {METHODS}, found {method!r}")
     if fmt not in FORMATS:
         raise InputError(f"INT8 format must be one of {tuple(FORMATS)} (or 'auto' for the export), found {fmt!r}")
+    unknown = [k for k in keep_float if k not in KEEP_FLOAT]
+    if unknown:
+        raise InputError(f"keep_float takes {tuple(KEEP_FLOAT)}, found {unknown}")
     activations, weights, reduce_range = FORMATS[fmt]
     if calibration.ndim != 4 or calibration.shape[0] == 0:
         raise InputError(f"calibration images must be a non-empty (N, C, H, W) batch, found shape {calibration.shape}")
@@ -88,18 +107,23 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         raw, prepared = Path(tmp) / "int8.onnx", Path(tmp) / "prepared.onnx"
         with quiet_quantizer() as notes:
             quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
+            zeroed = zero_negligible_channels(prepared)
             quantize_static(
                 str(prepared), str(raw), _reader(calibration, batch_size, equal=method != "minmax"),
                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                 activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                                   "entropy": CalibrationMethod.Entropy}[method],
+                nodes_to_exclude=[n for kind in keep_float for n in KEEP_FLOAT[kind](onnx.load(str(prepared)))],
             )
         model = onnx.load(str(raw))
+        corrected = correct_biases(model, prepared, calibration, batch_size) if bias_correction else 0
     uniform_weight_zero_points(model)
     extra = {**dict(meta.extra), "precision": "int8", "fp32_backbone_sha256": meta.backbone_sha256,
              "calibration": {"images": int(calibration.shape[0]), "method": method},
-             "quantization": {**quantization_summary(model, fmt), "clipped_biases": clipped_biases(notes)}}
+             "quantization": {**quantization_summary(model, fmt), "clipped_biases": clipped_biases(notes),
+                              "negligible_channels_zeroed": zeroed, "bias_corrected_convs": corrected,
+                              **({"float_nodes": list(keep_float)} if keep_float else {})}}
     int8_meta = replace(meta, backbone_sha256=graph_sha256(model), extra=extra)
     set_metadata(model, int8_meta)
     try:
@@ -119,7 +143,9 @@ def quiet_quantizer() -> Iterator[list[str]]:
     the block the root gets a handler that discards (so none is installed) and a filter that keeps
     onnxruntime's records (so an application's own root handlers do not get them either). The
     sessions the quantizer creates itself log graph notes from C++ ("Removing initializer");
-    onnxruntime's default logger is set to errors for the block."""
+    onnxruntime's default logger is set to errors for the block, and what the percentile and
+    entropy calibrators print ("Collecting tensor data and making histogram ...") goes to the
+    notes too."""
     import onnxruntime
 
     root = logging.getLogger()
@@ -129,9 +155,12 @@ def quiet_quantizer() -> Iterator[list[str]]:
     root.addHandler(quiet)
     root.addFilter(keep)
     onnxruntime.set_default_logger_severity(3)  # the sessions it makes itself: errors only, no graph notes
+    printed = io.StringIO()
     try:
-        yield notes
+        with contextlib.redirect_stdout(printed):  # the histogram calibrators print their progress
+            yield notes
     finally:
+        notes.extend(line for line in printed.getvalue().splitlines() if line.strip())
         onnxruntime.set_default_logger_severity(2)  # onnxruntime's default
         root.removeFilter(keep)
         root.removeHandler(quiet)
@@ -167,6 +196,40 @@ def quantization_summary(model: Any, fmt: str) -> dict[str, Any]:
             "weights": ("int8, 7-bit range" if reduce_range else "int8") if weights == "QInt8" else "uint8",
             "per_channel": True, "widest_pair_sum": int(widest), "avx2_saturation_free": bool(widest <= INT16_MAX),
             "exact_on": exact_on(widest <= INT16_MAX), "faster_on": faster_on(weights == "QInt8", None)}
+
+
+NEGLIGIBLE = 1e-4  # a weight channel whose largest |w| is below this share of the tensor's median channel's
+
+
+def zero_negligible_channels(path: Path) -> int:
+    """Set to exactly 0 (in the file at ``path``) every Conv weight channel (output channel) whose
+    largest |w| is below :data:`NEGLIGIBLE` times the median channel's; the number of channels.
+
+    Such a channel (pretrained EfficientNet-Lite0 has some, around 1e-10) gets a per-channel weight
+    scale near 1e-9, so its bias, quantized with the activation scale times that, overflows int32
+    and is clipped: the channel then outputs a wrong constant, which every later layer carries. An
+    all-zero channel gets scale 1 from onnxruntime's quantizer and its bias is kept. The FP32
+    output moves by at most that share of a typical channel's contribution; the INT8 check
+    compares with the untouched FP32 model."""
+    onnx = require("onnx", "train")
+    model = onnx.load(str(path))
+    inits = {t.name: t for t in model.graph.initializer}
+    weights = {n.input[1] for n in model.graph.node if n.op_type == "Conv" and len(n.input) > 1}
+    zeroed = 0
+    for name in sorted(weights & set(inits)):
+        w = onnx.numpy_helper.to_array(inits[name])
+        if w.ndim < 2 or not np.issubdtype(w.dtype, np.floating):
+            continue
+        rows = np.abs(w.reshape(w.shape[0], -1)).max(1)
+        negligible = (rows < NEGLIGIBLE * np.median(rows)) & (rows > 0)
+        if negligible.any():
+            w = w.copy()
+            w[negligible] = 0
+            inits[name].CopyFrom(onnx.numpy_helper.from_array(w, name))
+            zeroed += int(negligible.sum())
+    if zeroed:
+        onnx.save(model, str(path))
+    return zeroed
 
 
 def uniform_weight_zero_points(model: Any) -> int:

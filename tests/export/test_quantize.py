@@ -52,14 +52,56 @@ def test_other_tensors_are_left_as_they_are(zp_of_dead, dead_values):
 
 
 @pytest.mark.parametrize("method", ["percentile", "entropy"])
-def test_histogram_calibration_takes_a_count_of_images_that_is_no_multiple_of_the_batch(model_path, tmp_path, method):
+def test_histogram_calibration_takes_a_count_of_images_that_is_no_multiple_of_the_batch(model_path, tmp_path, method,
+                                                                                       capfd):
     """onnxruntime's histogram calibrators stack every batch's outputs: a shorter last batch made
-    them fail with "inhomogeneous shape" (40 images in batches of 32)."""
+    them fail with "inhomogeneous shape" (40 images in batches of 32). They print their progress,
+    which stays off the terminal."""
     from anil_edge.export.quantize import quantize_int8
 
     images = np.random.default_rng(1).uniform(-1, 1, (40, 1, 28, 28)).astype(np.float32)
     meta = quantize_int8(model_path, tmp_path / "int8.onnx", images, method=method, batch_size=32)
     assert meta.extra["calibration"] == {"images": 40, "method": method} and (tmp_path / "int8.onnx").is_file()
+    assert capfd.readouterr() == ("", "")
+
+
+def test_bias_correction_moves_each_bias_by_the_weights_rounding_times_the_input_means(model_path, tmp_path):
+    """Against a reference written out for each convolution: b' − b = −Σ (W_q − W) · E[x] over the
+    FP32 model's own activations (Nagel et al., 2019), to one step of the bias's int32 grid."""
+    import onnx
+    import onnxruntime as ort
+    from onnx import numpy_helper as nh
+
+    from anil_edge.export.bias_correction import _quantized_convs
+    from anil_edge.export.quantize import quantize_int8
+
+    images = np.random.default_rng(2).uniform(0, 1, (24, 1, 28, 28)).astype(np.float32)
+    quantize_int8(model_path, tmp_path / "plain.onnx", images, bias_correction=False)
+    meta = quantize_int8(model_path, tmp_path / "corrected.onnx", images)
+    plain, corrected = onnx.load(str(tmp_path / "plain.onnx")), onnx.load(str(tmp_path / "corrected.onnx"))
+    convs = _quantized_convs(corrected)
+    assert meta.extra["quantization"]["bias_corrected_convs"] == len(convs) > 0
+    fp32 = onnx.load(str(model_path))
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    quant_pre_process(str(model_path), str(tmp_path / "prepared.onnx"))
+    prepared = onnx.load(str(tmp_path / "prepared.onnx"))
+    prepared.graph.output.extend(onnx.helper.make_empty_tensor_value_info(c["input"]) for c in convs)
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    outputs = ort.InferenceSession(prepared.SerializeToString(), options).run(
+        [c["input"] for c in convs], {fp32.graph.input[0].name: images})
+    weights = {t.name: nh.to_array(t) for t in prepared.graph.initializer}
+    inits = [{t.name: nh.to_array(t) for t in m.graph.initializer} for m in (plain, corrected)]
+    for c, x in zip(convs, outputs):
+        q_w, s_w, zp_w, q_b, s_b = c["tensors"]
+        w_q = (inits[1][q_w].astype(np.float64) - inits[1][zp_w].reshape(-1, 1, 1, 1)) * inits[1][s_w].reshape(-1, 1, 1, 1)
+        error = w_q - weights[c["weight"]]
+        mean = x.astype(np.float64).mean((0, 2, 3))
+        assert c["group"] == 1  # the tiny Conv-4: a plain convolution
+        expected = -np.einsum("oikl,i->o", error, mean)
+        moved = (inits[1][q_b].astype(np.float64) - inits[0][q_b]) * inits[1][s_b]
+        np.testing.assert_allclose(moved, expected, atol=float(inits[1][s_b].max()))
 
 
 def test_the_quantizer_notes_reach_neither_the_terminal_nor_the_apps_logs():
@@ -82,3 +124,15 @@ def test_the_quantizer_notes_reach_neither_the_terminal_nor_the_apps_logs():
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert "Quantized bias" not in result.stderr and "WARNING:root:the app speaks" in result.stderr
+
+
+@pytest.mark.parametrize("out_channels, per_group, group", [(4, 1, 4), (6, 2, 2)])  # depthwise; two groups
+def test_the_output_shift_of_a_grouped_convolution_takes_each_groups_own_inputs(out_channels, per_group, group):
+    from anil_edge.export.bias_correction import _output_shift
+
+    rng = np.random.default_rng(3)
+    error = rng.normal(size=(out_channels, per_group, 3, 3))
+    mean = rng.normal(size=per_group * group)
+    expected = [sum(error[o, i].sum() * mean[(o // (out_channels // group)) * per_group + i] for i in range(per_group))
+                for o in range(out_channels)]
+    np.testing.assert_allclose(_output_shift(error, mean, group), expected)
