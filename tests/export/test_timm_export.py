@@ -36,7 +36,9 @@ def _trained(name: str, size: int, pretrained: str = "") -> TrainedModel:
     return TrainedModel(model, config, preprocessing_for(config, split=None), 0)
 
 
-@pytest.mark.parametrize("name", SUPPORTED)
+# the photos preset's backbone in the fast tier; the other architectures (12-15 s each) in the slow one
+@pytest.mark.parametrize("name", [n if n == "tf_efficientnet_lite0" else pytest.param(n, marks=pytest.mark.slow)
+                                  for n in SUPPORTED])
 def test_every_supported_model_exports_with_its_deployment_files(name, tmp_path):
     trained = _trained(name, 32)
     images, labels = _photos()
