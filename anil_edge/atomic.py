@@ -96,7 +96,7 @@ def remove_stale_folders(folder: Path, prefix: str) -> list[Path]:
 
 
 def refuse_output_over_input(output: str | os.PathLike[str], inputs: Iterable[str | os.PathLike[str] | None],
-                        what: str = "output") -> None:
+                             what: str = "output") -> None:
     """:class:`InputError` when ``output`` names the same file as one of ``inputs``."""
     out = Path(output)
     for source in inputs:
