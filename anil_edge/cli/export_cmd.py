@@ -72,8 +72,8 @@ def run(args: argparse.Namespace) -> int:
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
     if result.int8_check is not None:
         print(f"{result.int8_check.summary()} (format {result.int8_check.format})")
-    if result.int8 is not None and result.int8_speed is not None:
-        print(_int8_where(result.int8, result.int8_speed))
+    if result.int8 is not None and result.int8_quantization is not None:
+        print(_int8_where(result.int8_quantization))
     if result.head_calibration is not None:
         print(result.head_calibration.summary())
     elif args.head_rule == "calibrate":
@@ -98,12 +98,11 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _int8_where(int8: Path, speed) -> str:
+def _int8_where(quantization: dict) -> str:
     """The INT8 model's speed here and where each client's precision 'auto' runs it."""
-    from ..runtime.backbone import read_metadata
-    from ..runtime.int8_variants import where_int8_runs
+    from ..runtime.int8_variants import Int8Speed, where_int8_runs
 
-    quantization = read_metadata(int8).extra["quantization"]
+    speed = Int8Speed(**quantization["measured"])
     return (f"INT8 on this CPU ({speed.cpu}, class {speed.cpu_class}): {speed.int8_ms:.2f} vs {speed.fp32_ms:.2f} ms "
             f"per image, {speed.speedup:.2f}x FP32 (batch 1, 1 thread); {where_int8_runs(quantization)}")
 

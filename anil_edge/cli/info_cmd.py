@@ -69,13 +69,9 @@ def _auto_choice(model: Path) -> str:
     """The file ``precision='auto'`` (``--precision auto``) loads for ``model`` on this CPU, and why."""
     from ..cpu_features import cpu_class, cpu_name
     from ..runtime.backbone import read_metadata
-    from ..runtime.int8_variants import choose_backbone
+    from ..runtime.int8_variants import choose_backbone, int8_quantization
 
-    def quantization(path: Path):
-        extra = read_metadata(path).extra
-        return extra.get("quantization") or {} if extra.get("precision") == "int8" else None
-
-    choice = choose_backbone(model, "auto", cpu_class(), quantization)
+    choice = choose_backbone(model, "auto", cpu_class(), lambda path: int8_quantization(read_metadata(path)))
     return f"{cpu_name()} (class {cpu_class()}): precision 'auto' loads {choice.path.name}; {'; '.join(choice.reasons)}"
 
 

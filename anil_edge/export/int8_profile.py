@@ -18,7 +18,7 @@ import numpy as np
 from ..cpu_features import cpu_class, cpu_name
 from ..errors import require
 from ..runtime.backbone import read_metadata
-from ..runtime.int8_variants import Int8Speed, exact_on, faster_on
+from ..runtime.int8_variants import Int8Speed, faster_on
 from .onnx_export import rewrite_metadata
 
 ROUNDS = 50  # interleaved timed runs of each model (after WARMUP), their median kept
@@ -33,9 +33,9 @@ def measure_int8_speed(fp32: Path, int8: Path, rounds: int = ROUNDS) -> Int8Spee
     options.intra_op_num_threads, options.inter_op_num_threads, options.log_severity_level = 1, 1, 3
     sessions = [ort.InferenceSession(str(p), sess_options=options, providers=["CPUExecutionProvider"])
                 for p in (fp32, int8)]
-    p = read_metadata(fp32).preprocessing
-    feed = {sessions[0].get_inputs()[0].name:
-            np.random.default_rng(0).random((1, p.channels, *p.input_size), dtype=np.float32)}
+    given = sessions[0].get_inputs()[0]
+    shape = [1, *given.shape[1:]]  # one image (N, C, H, W): the batch axis is dynamic
+    feed = {given.name: np.random.default_rng(0).random(shape, dtype=np.float32)}
     times: list[list[float]] = [[], []]
     for i in range(WARMUP + rounds):
         for session, kept in zip(sessions, times):
@@ -47,13 +47,13 @@ def measure_int8_speed(fp32: Path, int8: Path, rounds: int = ROUNDS) -> Int8Spee
     return Int8Speed(cpu_name(), cpu_class(), fp32_ms, int8_ms)
 
 
-def record_int8_profile(fp32: Path, int8: Path) -> Int8Speed:
-    """Time both models and write ``exact_on``, ``faster_on`` and ``measured`` into the INT8
-    model's ``extra.quantization`` (in place); the measurement."""
+def record_int8_profile(fp32: Path, int8: Path) -> dict:
+    """Time both models and write ``faster_on`` (the kernels' rule with this CPU's class decided by
+    the figure) and ``measured`` into the INT8 model's ``extra.quantization`` (in place; the
+    quantizer wrote ``exact_on``); that ``extra.quantization``."""
     speed = measure_int8_speed(fp32, int8)
     meta = read_metadata(int8)
-    q = dict(meta.extra["quantization"])
-    q.update(exact_on=exact_on(bool(q["avx2_saturation_free"])), faster_on=faster_on(q["weights"] != "uint8", speed),
-             measured=asdict(speed))
+    q = {**meta.extra["quantization"], "measured": asdict(speed)}
+    q["faster_on"] = faster_on(q["weights"] != "uint8", speed)
     rewrite_metadata(int8, replace(meta, extra={**meta.extra, "quantization": q}))
-    return speed
+    return q

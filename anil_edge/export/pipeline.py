@@ -25,7 +25,6 @@ from ..runtime.adaptation import HeadCalibration
 from ..runtime.backbone import Backbone, read_metadata
 from ..runtime.export_files import SUFFIXES, beside, output_suffixes
 from ..runtime.file_set import STAGING_PREFIX, commit_files, complete_interrupted
-from ..runtime.int8_variants import Int8Speed
 from ..runtime.metadata import ModelMetadata
 from ..runtime.open_set import OpenSetCalibration
 from .deployment_files import write_deployment_files, write_sidecar
@@ -53,7 +52,7 @@ class ExportResult:
     int8_check: Int8Report | None = None  # the INT8 model against FP32 on real images, when exported
     head_calibration: HeadCalibration | None = None  # how the shipped head rule was chosen, when calibrated
     int8_refused: str | None = None  # why the INT8 model asked for was not shipped (everything else was)
-    int8_speed: Int8Speed | None = None  # the INT8 model timed against FP32 on this CPU, when exported
+    int8_quantization: dict | None = None  # the INT8 model's extra.quantization, with its timing on this CPU
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ class _Models:
     int8: bool  # an INT8 model is staged and checked
     int8_check: Int8Report | None  # its check, when one was made
     int8_refused: str | None  # why the INT8 model asked for was not shipped
-    int8_speed: Int8Speed | None = None  # the INT8 model timed against FP32 on this CPU
+    int8_quantization: dict | None = None  # the INT8 model's extra.quantization, with its timing on this CPU
 
 
 def check_export_target(out: str | os.PathLike[str], checkpoint: str | os.PathLike[str] | None) -> Path:
@@ -144,7 +143,7 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
     target = _targets(out)
     return ExportResult(out, target["int8"] if models.int8 else None,
                         target["torchscript"] if options.torchscript else None, models.report, models.meta.open_set, final,
-                        models.int8_check, models.meta.head_calibration, models.int8_refused, models.int8_speed)
+                        models.int8_check, models.meta.head_calibration, models.int8_refused, models.int8_quantization)
 
 
 def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: ExportOptions,

@@ -108,13 +108,15 @@ def quantize_int8(fp32_path: str | os.PathLike[str], out_path: str | os.PathLike
         with quiet_quantizer() as notes:
             quant_pre_process(str(fp32_path), str(prepared))  # shape inference + graph optimisation, as ORT advises
             zeroed = zero_negligible_channels(prepared)
+            graph = onnx.load(str(prepared)) if keep_float else None
+            excluded = [name for kind in keep_float for name in KEEP_FLOAT[kind](graph)]
             quantize_static(
                 str(prepared), str(raw), _reader(calibration, batch_size, equal=method != "minmax"),
                 quant_format=QuantFormat.QDQ, per_channel=True, reduce_range=reduce_range,
                 activation_type=getattr(QuantType, activations), weight_type=getattr(QuantType, weights),
                 calibrate_method={"minmax": CalibrationMethod.MinMax, "percentile": CalibrationMethod.Percentile,
                                   "entropy": CalibrationMethod.Entropy}[method],
-                nodes_to_exclude=[n for kind in keep_float for n in KEEP_FLOAT[kind](onnx.load(str(prepared)))],
+                nodes_to_exclude=excluded,
             )
         model = onnx.load(str(raw))
         corrected = correct_biases(model, prepared, calibration, batch_size) if bias_correction else 0

@@ -13,7 +13,7 @@ from ..cpu_features import cpu_class
 from ..errors import InputError, ModelError, first_line, raise_if_problems, require
 from .file_kind import ONNX, hint
 from .file_set import complete_interrupted
-from .int8_variants import BackboneChoice, choose_backbone
+from .int8_variants import BackboneChoice, choose_backbone, int8_quantization
 from .metadata import ModelMetadata
 from .metadata_props import VERSION_KEY, metadata_from_props
 from .model_hash import model_sha256
@@ -77,8 +77,7 @@ class Backbone:
         def quantization(file: Path) -> dict[str, Any] | None:
             if file not in opened:
                 opened[file] = _open(ort, file, options, self.providers)
-            extra = opened[file][2].extra
-            return dict(extra.get("quantization") or {}) if extra.get("precision") == "int8" else None
+            return int8_quantization(opened[file][2])
 
         if allow_inexact:
             named = "fp32" if quantization(Path(path)) is None else "int8"

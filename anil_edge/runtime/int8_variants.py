@@ -91,13 +91,18 @@ def speed_basis(quantization: Mapping[str, Any], cpu_class: str) -> str:
     return "no measurement on this CPU class, where it depends on the model (anil-edge bench export measures it)"
 
 
+def int8_quantization(meta: Any) -> dict[str, Any] | None:
+    """An INT8 model's ``extra.quantization`` from its metadata (empty if it predates it); None
+    for an FP32 model: what :func:`choose_backbone` reads of each file."""
+    return dict(meta.extra.get("quantization") or {}) if meta.extra.get("precision") == "int8" else None
+
+
 def where_int8_runs(quantization: Mapping[str, Any]) -> str:
     """One line: the CPU classes where the INT8 model is exact, and those where ``"auto"`` runs it."""
     v = _variant(Path("int8"), quantization, "other")
-    exact = list(quantization.get("exact_on") or exact_on(bool(quantization.get("avx2_saturation_free", False))))
-    runs = [c for c in v.faster_classes if c in exact]
-    return (f"exact on {'every CPU class' if set(exact) == set(CPU_CLASSES) else ', '.join(exact)}; "
-            f"precision 'auto' runs it on {', '.join(runs) or 'none (FP32 everywhere)'}")
+    runs = [c for c in v.faster_classes if c in v.exact_classes]
+    exact = "every CPU class" if set(v.exact_classes) == set(CPU_CLASSES) else ", ".join(v.exact_classes)
+    return f"exact on {exact}; precision 'auto' runs it on {', '.join(runs) or 'none (FP32 everywhere)'}"
 
 
 @dataclass(frozen=True)
@@ -117,8 +122,9 @@ class BackboneChoice:
 class _Variant:
     path: Path
     quantization: Mapping[str, Any]
-    exact: bool
+    exact: bool  # on the CPU class it was read for
     faster: bool
+    exact_classes: tuple[str, ...]
     faster_classes: tuple[str, ...]
 
 
@@ -149,11 +155,13 @@ def choose_backbone(path: str | os.PathLike[str], precision: str, cpu_class: str
 
 
 def _variant(path: Path, quantization: Mapping[str, Any], cpu_class: str) -> _Variant:
-    exact = cpu_class in quantization.get("exact_on", exact_on(bool(quantization.get("avx2_saturation_free", False))))
+    exact = quantization.get("exact_on")
     fast = quantization.get("faster_on")
+    if exact is None:  # written before 0.2.1: from the weights' bound
+        exact = exact_on(bool(quantization.get("avx2_saturation_free", False)))
     if fast is None:  # written before 0.2.1: the kernels' rule alone
         fast = faster_on(quantization.get("weights", "uint8") != "uint8", None)
-    return _Variant(path, quantization, exact, cpu_class in fast, tuple(fast))
+    return _Variant(path, quantization, cpu_class in exact, cpu_class in fast, tuple(exact), tuple(fast))
 
 
 def _describe(v: _Variant, cpu_class: str) -> str:
