@@ -41,6 +41,10 @@ def add_parser(sub, name: str) -> None:
                    help="the head rule devices run: calibrate (default): the best of a grid of logit scales, step "
                         "sizes, steps and pulls on validation episodes, or the nearest class mean where none beats it "
                         "with 95%% confidence; trained: the inner loop the model trained with")
+    p.add_argument("--whitening", default="calibrate", choices=("calibrate", "off"),
+                   help="calibrate (default): end the backbone with within-class whitening fitted on the training "
+                        "classes where it makes the nearest class mean better on the validation classes (every "
+                        "protocol, 95%% confidence; see anil_edge/runtime/whitening.py); off: never")
     p.add_argument("--no-pixel-input", dest="pixel_input", action="store_false",
                    help="do not write OUT.pixels.onnx (the backbone taking raw uint8 pixels, for apps in other "
                         "languages)")
@@ -52,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from ..export.open_set_calibration import MIN_TAIL_IMAGES, SHOTS, WAYS
     from ..export.pipeline import ExportImages, ExportOptions, check_export_target, export_checkpoint
     from ..export.trained import load_trained
+    from ..export.whitening import fit_sample
     from ..runtime.open_set import TARGET_RATES
 
     checkpoint = Path(args.checkpoint)
@@ -61,12 +66,14 @@ def run(args: argparse.Namespace) -> int:
                             calibration_method=args.calibration_method, int8_format=args.int8_format,
                             bias_correction=args.bias_correction,
                             pixel_input=args.pixel_input, fixed_batch=args.fixed_batch, ort_format=args.ort,
-                            calibrate_head=args.head_rule == "calibrate")
+                            calibrate_head=args.head_rule == "calibrate", whiten=args.whitening == "calibrate")
     check_export_target(out, checkpoint)
     trained = load_trained(checkpoint)
     split = provenance_split(trained.config.provenance(), args.data, trained.preprocessing)
     real = training_sample(split, trained.preprocessing, args.calibration_images)
-    result = export_checkpoint(trained, out, options, ExportImages(real=real, calibration=real, validation=split.validation))
+    images = ExportImages(real=real, calibration=real, validation=split.validation,
+                          training=fit_sample(split.train) if options.whiten else None)
+    result = export_checkpoint(trained, out, options, images)
     worst = max(c.max_abs for c in result.report.comparisons)
     print(f"validated: {len(result.report.comparisons)} comparisons with PyTorch, worst max |Δ| {worst:.2e} "
           f"(≤ {FP32_ATOL:g} × max(1, |embedding|))")
@@ -74,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{result.int8_check.summary()} (format {result.int8_check.format})")
     if result.int8 is not None and result.int8_quantization is not None:
         print(_int8_where(result.int8_quantization))
+    if result.whitening is not None:
+        print(result.whitening.summary())
     if result.head_calibration is not None:
         print(result.head_calibration.summary())
     elif args.head_rule == "calibrate":

@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
                       + (f", pretrained {meta.extra['pretrained']}" if "pretrained" in meta.extra else "")),
         ("adaptation", f"{a.describe()}; meta-learned rows {meta.learned_head.weight.shape}"),
         ("head rule", meta.head_calibration.summary() if meta.head_calibration else "as trained (not calibrated)"),
+        ("whitening", meta.whitening.summary() if meta.whitening else "none (not calibrated)"),
         ("trained", f"{t.ways}-way {t.shots}-shot on {t.data.dataset} {list(t.data.sources)}"),
         ("precision", _precision(meta.extra)),
         ("backbone sha256", meta.backbone_sha256),

@@ -112,31 +112,44 @@ def protocol_episodes(embeddings: np.ndarray, data: ImageSet, protocol: Protocol
     return embeddings[np.isin(data.labels, keep)], [_tasks(usable, protocol, episodes, seed) for seed in seeds]
 
 
-def _episode_accuracy(E: np.ndarray, tasks: TaskIndices, ways: int, rule: Adaptation,
-                      learned: LearnedHead) -> np.ndarray:
+def episode_accuracy(E: np.ndarray, tasks: TaskIndices, ways: int, rule: Adaptation,
+                     learned: LearnedHead) -> np.ndarray:
     """Per-episode query accuracy (T,) with ``rule``, through the runtime's episode code."""
     return (predict_episodes(E, tasks, ways, rule, learned) == tasks.query_labels).mean(axis=1)
+
+
+EpisodeSets = list[tuple[Protocol, np.ndarray, list[TaskIndices]]]  # per protocol: its embeddings, [selection, measurement]
+
+
+def validation_sets(embeddings: np.ndarray, data: ImageSet, episodes: int) -> EpisodeSets:
+    """Each protocol ``data`` can supply, with its classes' embeddings and two independent sets of
+    its episodes: one to select on, one to measure on. Empty when it can supply none."""
+    return [(protocol, *protocol_episodes(embeddings, data, protocol, keep, episodes, (SELECT_SEED, MEASURE_SEED)))
+            for protocol, keep in protocols(data)]
+
+
+def paired_ci95(diff: np.ndarray) -> float:
+    """Half-width of the 95% confidence interval of the mean of paired differences ``diff`` (T,)."""
+    return float(1.96 * diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
 
 
 def calibrate_head(embeddings: np.ndarray, data: ImageSet, base: Adaptation, learned: LearnedHead,
                    episodes: int = EPISODES) -> tuple[Adaptation, HeadCalibration] | None:
     """The head rule to ship for embeddings (M, D) of ``data`` (validation classes), and how it was
     chosen; None when ``data`` cannot supply any protocol's episodes."""
-    kinds = protocols(data)
-    if not kinds:
+    sets = validation_sets(embeddings, data, episodes)
+    if not sets:
         return None
-    sets = [(protocol, *protocol_episodes(embeddings, data, protocol, keep, episodes, (SELECT_SEED, MEASURE_SEED)))
-            for protocol, keep in kinds]
     sq_norm = float(np.mean(np.einsum("md,md->m", embeddings, embeddings)))
     rules = candidates(base, max(sq_norm, 1e-12))
 
     def scores(rule: Adaptation, which: int) -> np.ndarray:  # (episodes,) mean over the protocols
-        return np.mean([_episode_accuracy(E, tasks[which], p.ways, rule, learned) for p, E, tasks in sets], axis=0)
+        return np.mean([episode_accuracy(E, tasks[which], p.ways, rule, learned) for p, E, tasks in sets], axis=0)
 
     best = max(rules, key=lambda rule: (scores(rule, 0).mean(), -rule.adaptation_steps))
     reference, chosen = scores(rules[0], 1), scores(best, 1)
     diff = chosen - reference
-    ci95 = float(1.96 * diff.std(ddof=1) / np.sqrt(diff.size)) if diff.size > 1 else float("inf")
+    ci95 = paired_ci95(diff)
     ships = best if diff.mean() > ci95 else rules[0]
     record = HeadCalibration(tuple(p.describe() for p, _, _ in sets), episodes, len(rules), float(reference.mean()),
                              best.describe(), float(chosen.mean()), ci95 if np.isfinite(ci95) else 0.0)

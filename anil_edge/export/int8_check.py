@@ -37,6 +37,7 @@ class Int8Report:
     ncm_agreement: float | None  # None without labels
     format: str = ""  # the INT8 format (quantize.FORMATS) that was checked, when known
     clipped_biases: int = 0  # biases the quantizer clipped to int32 (quantize.clipped_biases); in the figures
+    checked_before_whitening: bool = False  # cosines of the embedding before the export's whitening, agreement after
 
     def problems(self) -> list[str]:
         found = []
@@ -53,8 +54,10 @@ class Int8Report:
         ncm = "" if self.ncm_agreement is None else f", nearest-class-mean agreement {100 * self.ncm_agreement:.1f}%"
         clipped = (f"; onnxruntime clipped {self.clipped_biases} bias(es) to the int32 range, which these figures "
                    "include" if self.clipped_biases else "")
-        return (f"INT8 vs FP32 on {self.images} real images: median cosine {self.median_cosine:.4f}, "
-                f"1st percentile {self.low_cosine:.4f}{ncm}{clipped}")
+        where = " before the whitening" if self.checked_before_whitening else ""
+        after = " (after it)" if self.checked_before_whitening and self.ncm_agreement is not None else ""
+        return (f"INT8 vs FP32 on {self.images} real images: median cosine{where} {self.median_cosine:.4f}, "
+                f"1st percentile {self.low_cosine:.4f}{ncm}{after}{clipped}")
 
 
 def compare_int8(fp32: Backbone, int8: Backbone, images: np.ndarray, labels: np.ndarray | None = None, *,

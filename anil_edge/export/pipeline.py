@@ -20,16 +20,17 @@ import numpy as np
 
 from ..atomic import folder_lock, refuse_output_over_input, remove_stale_folders
 from ..data.image_set import ImageSet
-from ..errors import CheckpointError, InputError, ModelError
+from ..errors import CheckpointError, InputError, ModelError, require
 from ..runtime.adaptation import HeadCalibration
 from ..runtime.backbone import Backbone, read_metadata
 from ..runtime.export_files import SUFFIXES, beside, output_suffixes
 from ..runtime.file_set import STAGING_PREFIX, commit_files, complete_interrupted
 from ..runtime.metadata import ModelMetadata
 from ..runtime.open_set import OpenSetCalibration
+from ..runtime.whitening import WhiteningCalibration
 from .deployment_files import write_deployment_files, write_sidecar
 from .head_calibration import calibrate_head
-from .int8_check import Int8QualityError, Int8Report
+from .int8_check import NCM_AGREEMENT, Int8QualityError, Int8Report
 from .int8_profile import record_int8_profile
 from .mobile import convert_to_ort, fix_batch
 from .onnx_export import OPSET, build_onnx, check_opset, rewrite_metadata, write_onnx
@@ -37,6 +38,7 @@ from .open_set_calibration import add_calibration, calibrate_open_set
 from .quantize import DEFAULT_FORMAT
 from .trained import TrainedModel, load_trained
 from .validate import ValidationReport, validate_export
+from .whitening import calibrate_whitening
 
 OUTPUT_SUFFIXES = output_suffixes()  # every file an export may write beside model.onnx: model.<suffix>
 
@@ -53,6 +55,7 @@ class ExportResult:
     head_calibration: HeadCalibration | None = None  # how the shipped head rule was chosen, when calibrated
     int8_refused: str | None = None  # why the INT8 model asked for was not shipped (everything else was)
     int8_quantization: dict | None = None  # the INT8 model's extra.quantization, with its timing on this CPU
+    whitening: WhiteningCalibration | None = None  # whether and why the backbone ends with the whitening
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class ExportOptions:
     fixed_batch: int | None = None  # a static batch for the pixel model (NNAPI, Core ML)
     ort_format: bool = False  # .ort files of the pixel model and head graphs (mobile.convert_to_ort)
     calibrate_head: bool = True  # choose the head rule on the validation classes (head_calibration)
+    whiten: bool = True  # end the backbone with within-class whitening where it measures better (whitening)
 
     def __post_init__(self) -> None:
         check_opset(self.opset)
@@ -88,6 +92,7 @@ class ExportImages:
     real: np.ndarray | None = None  # preprocessed (N, C, H, W): parity checks beside random images
     calibration: np.ndarray | None = None  # preprocessed training images: INT8 calibration
     validation: ImageSet | None = None  # classes never trained on: head rule, open-set thresholds, INT8 check
+    training: ImageSet | None = None  # whole training classes: the whitening's within-class scatter (whitening.fit_sample)
 
 
 @dataclass(frozen=True)
@@ -143,20 +148,19 @@ def export_checkpoint(checkpoint: str | os.PathLike[str] | TrainedModel, out: st
     target = _targets(out)
     return ExportResult(out, target["int8"] if models.int8 else None,
                         target["torchscript"] if options.torchscript else None, models.report, models.meta.open_set, final,
-                        models.int8_check, models.meta.head_calibration, models.int8_refused, models.int8_quantization)
+                        models.int8_check, models.meta.head_calibration, models.int8_refused, models.int8_quantization,
+                        models.meta.whitening)
 
 
 def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: ExportOptions,
                   images: ExportImages) -> _Models:
     """The FP32 ONNX model (calibrated on the validation classes), TorchScript and INT8 as asked,
     staged and validated; an INT8 model that fails its check is dropped, and the reason kept."""
-    backbone = trained.model.backbone
-    model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
-                             learned_head=trained.learned_head,  # sources relative to the output folder, the stage's parent
-                             training=trained.training(stage["onnx"].parent.parent),
-                             opset=options.opset, extra={"checkpoint_iteration": trained.iteration,
-                                                         "opset": options.opset, **_backbone_record(trained.config)})
-    write_onnx(model, stage["onnx"])
+    backbone, whitening = trained.model.backbone, None
+    meta = _write_onnx(backbone, trained, stage["onnx"], options)
+    if options.whiten and images.training is not None and images.validation is not None \
+            and trained.adaptation.head_init != "learned":  # a learned head knows only the plain embedding
+        backbone, meta, whitening = _whiten(backbone, trained, stage, options, images)
     if images.validation is not None:
         meta = _calibrate(stage["onnx"], images.validation, options.calibrate_head)
     if options.torchscript:
@@ -170,7 +174,8 @@ def _stage_models(trained: TrainedModel, stage: dict[str, Path], options: Export
     if not options.int8:
         return _Models(meta, report, False, None, None)
     try:
-        check = _quantize_checked(stage["onnx"], stage["int8"], options, images)
+        check = (_quantize_checked(stage["onnx"], stage["int8"], options, images) if whitening is None
+                 else _quantize_whitened(stage, whitening, options, images))
     except Int8QualityError as exc:  # the FP32 files are still shipped; the caller says what happened
         return _Models(meta, report, False, None, str(exc))
     if images.validation is not None:  # INT8 embeddings differ slightly: thresholds of its own
@@ -203,6 +208,68 @@ def _commit(out: Path, stage: dict[str, Path], models: _Models, deployment: dict
              if path not in written and path.is_file()]  # an earlier export's INT8, pixel, .ort files
     commit_files(out.parent, stage["onnx"].parent, moves, stale)
     return final
+
+
+def _write_onnx(backbone, trained: TrainedModel, path: Path, options: ExportOptions) -> ModelMetadata:
+    """``backbone`` as ONNX at ``path`` (a staged model.onnx); its metadata."""
+    model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
+                             learned_head=trained.learned_head,  # sources relative to the output folder, the stage's parent
+                             training=trained.training(path.parent.parent),
+                             opset=options.opset, extra={"checkpoint_iteration": trained.iteration,
+                                                         "opset": options.opset, **_backbone_record(trained.config)})
+    write_onnx(model, path)
+    return meta
+
+
+def _whiten(backbone, trained: TrainedModel, stage: dict[str, Path], options: ExportOptions, images: ExportImages):
+    """``backbone``, ended with the whitening where it measures better on the validation classes
+    (:mod:`.whitening`, embedded through the plain model staged as ``stage["onnx"]``), and that
+    model rewritten to match, the calibration in its metadata: (backbone, metadata, the whitening
+    shipped or None). A shipped whitening leaves the plain model at ``stage["plain"]`` for INT8."""
+    from ..train.backbones import Whitened
+
+    path = stage["onnx"]
+    plain = Backbone(path, device="cpu", batch_size=256)
+    fit, data = cast(ImageSet, images.training), cast(ImageSet, images.validation)
+    found = calibrate_whitening(plain.embed(fit.images), fit.labels, plain.embed(data.images), data)
+    if found is None:
+        return backbone, plain.metadata, None
+    whitening, record = found
+    if not record.pays:
+        meta = replace(plain.metadata, whitening=record)
+        rewrite_metadata(path, meta)
+        return backbone, meta, None
+    shutil.copyfile(path, stage["plain"])
+    backbone = Whitened(backbone, whitening.mean, whitening.matrix, whitening.scale)
+    meta = replace(_write_onnx(backbone, trained, path, options), whitening=record)
+    rewrite_metadata(path, meta)
+    return backbone, meta, whitening
+
+
+def _quantize_whitened(stage: dict[str, Path], whitening, options: ExportOptions, images: ExportImages) -> Int8Report:
+    """The INT8 model of a whitened backbone: the plain model quantized and checked as any other
+    (cosines where the map has not yet magnified the directions of small within-class variance),
+    then ended with the same float map, and its nearest-class-mean agreement with the FP32
+    model checked again on the final embeddings; its metadata is the FP32 model's, as INT8."""
+    from .int8_check import check_int8, compare_int8
+    from .onnx_export import graph_sha256, set_metadata, write_onnx
+    from .whitening import append_to_graph
+
+    report = _quantize_checked(stage["plain"], stage["int8"], options, images)
+    model = require("onnx", "train").load(str(stage["int8"]))
+    append_to_graph(model, whitening)
+    fp32_meta, int8_extra = read_metadata(stage["onnx"]), read_metadata(stage["int8"]).extra
+    extra = {**int8_extra, "fp32_backbone_sha256": fp32_meta.backbone_sha256,
+             "quantization": {**int8_extra["quantization"], "checked_before": "whitening"}}
+    set_metadata(model, replace(fp32_meta, backbone_sha256=graph_sha256(model), extra=extra))
+    write_onnx(model, stage["int8"])
+    if images.validation is None:
+        return report
+    fp32, int8 = Backbone(stage["onnx"], device="cpu"), Backbone(stage["int8"], device="cpu", allow_inexact=True)
+    final = compare_int8(fp32, int8, images.validation.images, images.validation.labels)
+    if final.ncm_agreement is not None and final.ncm_agreement < NCM_AGREEMENT:
+        check_int8(fp32, int8, images.validation.images, images.validation.labels)  # raises, naming the figures
+    return replace(report, ncm_agreement=final.ncm_agreement, checked_before_whitening=True)
 
 
 def _calibrate(model_path: Path, data: ImageSet, head: bool) -> ModelMetadata:
@@ -285,6 +352,7 @@ def _staging(folder: Path):
         except OSError as exc:
             raise ModelError(f"cannot write to {folder}: {exc}") from None
         try:
-            yield {"onnx": tmp / "model.onnx", "int8": tmp / "model.int8.onnx", "torchscript": tmp / "model.ts"}
+            yield {"onnx": tmp / "model.onnx", "int8": tmp / "model.int8.onnx", "torchscript": tmp / "model.ts",
+                   "plain": tmp / "plain.onnx"}  # the last: the model before the whitening, never shipped
         finally:
             shutil.rmtree(tmp, ignore_errors=True)

@@ -73,7 +73,8 @@ class FewShotClassifier:
         self.adaptation = _changed(backbone.metadata.adaptation, adaptation_lr=adaptation_lr,
                                    adaptation_steps=adaptation_steps, head_init=head_init, head_scale=head_scale,
                                    head_decay=head_decay)
-        raise_if_problems(self._engine.problems(self.adaptation), InputError, "invalid classifier settings")
+        raise_if_problems(self._engine.problems(self.adaptation) + backbone.metadata.adaptation_problems(self.adaptation),
+                          InputError, "invalid classifier settings")
         self.decision = Decision(threshold, reject)
         self._reject_threshold = self._rejection_threshold(self.decision.reject)
         self._support = SupportSet(backbone.embedding_dim)
@@ -168,7 +169,8 @@ class FewShotClassifier:
         reject_threshold = self._rejection_threshold(decision.reject)
         with self._lock:
             adaptation = _changed(self.adaptation, **changes)
-            raise_if_problems(self._engine.problems(adaptation), InputError, "invalid classifier settings")
+            raise_if_problems(self._engine.problems(adaptation) + self.backbone.metadata.adaptation_problems(adaptation),
+                              InputError, "invalid classifier settings")
             self.adaptation = adaptation
             self.decision, self._reject_threshold = decision, reject_threshold
             self._head = None

@@ -18,6 +18,7 @@ from ..errors import InputError, raise_if_problems
 from ..schema import CROP_MODES, CROP_PCT, RESIZE_FILTERS, TEST_FRACTION
 from .adaptation import Adaptation, HeadCalibration
 from .open_set import OpenSetCalibration
+from .whitening import WhiteningCalibration
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
@@ -110,6 +111,7 @@ class ModelMetadata:
     extra: Mapping[str, Any] = field(default_factory=dict)  # free-form provenance (precision, opset, ...)
     open_set: OpenSetCalibration | None = None  # rejection thresholds calibrated at export (None: not calibrated)
     head_calibration: HeadCalibration | None = None  # how the export chose ``adaptation`` (None: as trained)
+    whitening: WhiteningCalibration | None = None  # whether and why the graph ends with within-class whitening
 
     def __post_init__(self) -> None:
         """What spans the fields (each record checked its own values when it was built)."""
@@ -122,4 +124,13 @@ class ModelMetadata:
                             f"{h.bias.shape}")
         if len(self.backbone_sha256) != 64:
             problems.append(f"backbone_sha256 must be 64 hex digits, found {self.backbone_sha256!r}")
+        problems += self.adaptation_problems(self.adaptation)
         raise_if_problems(problems, InputError, "invalid model metadata")
+
+    def adaptation_problems(self, adaptation: Adaptation) -> list[str]:
+        """Why ``adaptation`` cannot run on this model's embeddings (empty when it can): the learned
+        head was trained on the embedding before the export's whitening."""
+        if self.whitening is not None and self.whitening.pays and adaptation.head_init == "learned":
+            return ["head_init 'learned' cannot run on this model: its embeddings end with the export's "
+                    "within-class whitening, and its learned head was trained before it; use 'prototype' or 'zeros'"]
+        return []

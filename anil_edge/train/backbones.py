@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -103,7 +104,29 @@ def _mobile_normalized(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return z * (scale / squares.clamp_min(1e-12).sqrt())
 
 
-BackboneModule = CNN4Backbone | ResNet12Backbone | TimmBackbone | ScaledNormalized  # every one: ``config``, ``embedding_dim``
+class Whitened(nn.Module):
+    """``backbone``'s embeddings whitened within class and rescaled, ``scale · normalize((z − mean)
+    @ matrix)``: the map the export fits and calibrates (:mod:`anil_edge.export.whitening`), as
+    the backbone's last layer so that every exported file computes it."""
+
+    def __init__(self, backbone: nn.Module, mean: np.ndarray, matrix: np.ndarray, scale: float) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.config = backbone.config
+        self.embedding_dim = backbone.embedding_dim
+        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
+        self.register_buffer("matrix", torch.as_tensor(matrix, dtype=torch.float32))
+        self.register_buffer("scale", torch.tensor(float(scale)))
+        self.export_ops = False  # as ScaledNormalized's: the mobile-friendly normalisation while exported
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = (self.backbone(x).float() - self.mean) @ self.matrix
+        if self.export_ops:
+            return _mobile_normalized(z, self.scale)
+        return z * (self.scale * z.square().sum(dim=1, keepdim=True).clamp_min(1e-12).rsqrt())
+
+
+BackboneModule = CNN4Backbone | ResNet12Backbone | TimmBackbone | ScaledNormalized | Whitened  # every one: ``config``, ``embedding_dim``
 
 
 def build_backbone(config: BackboneConfig) -> BackboneModule:

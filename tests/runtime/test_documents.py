@@ -16,6 +16,7 @@ from anil_edge.runtime.documents import describe, from_document, to_document, ty
 from anil_edge.runtime.legacy import upgrade_metadata, upgrade_state_header
 from anil_edge.runtime.metadata_props import metadata_document, metadata_from_props, metadata_to_props
 from anil_edge.runtime.open_set import SCORE, OpenSetCalibration
+from anil_edge.runtime.whitening import WhiteningCalibration
 
 FORMAT_3_KEYS = {
     "anil_edge_version": None, "backbone_sha256": None, "embedding_dim": None, "extra": None,
@@ -26,15 +27,18 @@ FORMAT_3_KEYS = {
     "open_set": {"score", "thresholds", "true_accept", "episodes", "ways", "shots"},
     "head_calibration": {"protocols", "episodes", "candidates", "nearest_mean_accuracy", "best_rule", "best_accuracy",
                          "gain_ci95"},
+    "whitening": {"fit_images", "fit_classes", "protocols", "episodes", "shrinkage", "candidates", "plain_accuracy",
+                  "whitened_accuracy", "gain_ci95", "worst_protocol_gain"},
 }
 HEAD = HeadCalibration(("5-way 1-shot within group",), 200, 56, 0.8, "prototype start × 0.01, 50 steps of lr 0.02",
                        0.81, 0.004)
+WHITE = WhiteningCalibration(4000, 1000, ("5-way 1-shot within group",), 200, 1.0, 4, 0.77, 0.82, 0.01, 0.02)
 
 
 def test_the_document_has_the_format_3_layout_and_round_trips(backbone):
     calibration = OpenSetCalibration(SCORE, {0.01: 0.7, 0.05: 0.6}, {0.01: 0.8, 0.05: 0.9}, 100, 5, 1)
     meta = replace(backbone.metadata, open_set=calibration, extra={"precision": "fp32", "opset": 18},
-                   adaptation=Adaptation(0.02, 50, "prototype", 0.01, 0.5), head_calibration=HEAD)
+                   adaptation=Adaptation(0.02, 50, "prototype", 0.01, 0.5), head_calibration=HEAD, whitening=WHITE)
     doc = json.loads(json.dumps(metadata_document(meta)))
     assert set(doc) == set(FORMAT_3_KEYS)
     for key, fields in FORMAT_3_KEYS.items():
@@ -46,7 +50,7 @@ def test_the_document_has_the_format_3_layout_and_round_trips(backbone):
     back = metadata_from_props(metadata_to_props(meta))
     np.testing.assert_array_equal(back.learned_head.weight, meta.learned_head.weight)  # bit-exact
     assert back.open_set == calibration and back.preprocessing == meta.preprocessing and back.extra == meta.extra
-    assert back.adaptation == meta.adaptation and back.head_calibration == HEAD
+    assert back.adaptation == meta.adaptation and back.head_calibration == HEAD and back.whitening == WHITE
     assert "open_set" not in metadata_document(replace(meta, open_set=None))  # absent, not null, when uncalibrated
 
 
