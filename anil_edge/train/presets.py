@@ -9,7 +9,8 @@ file (``--config``) and flags then override. Each is the best row of a measured 
   backbone at a tenth of the head's learning rate, and ``best.pt`` chosen by the same protocol
   on validation classes, the backbone as it is (iteration 0) included: on data where
   meta-training does not pay, the preset ships the imprinted ImageNet backbone. The best row of
-  the cross-design emoji benchmark (benchmarks/RESULTS.md, "Train as the device is used").
+  the cross-design emoji benchmark (benchmarks/RESULTS.md, "Train as the device is used"; with
+  the export's within-class whitening, "Within-class whitening", where seeds 0–2 are compared).
   ``--iterations 0`` is weight imprinting alone.
 """
 

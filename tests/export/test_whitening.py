@@ -63,6 +63,12 @@ def test_a_record_with_impossible_values_is_refused_with_every_field_named():
     assert "fit_images, fit_classes, episodes, candidates and protocols must be >= 1, found 0, 3" in message
 
 
+def test_a_gain_that_costs_one_protocol_does_not_ship():
+    record = WhiteningCalibration(100, 10, ("5-way 1-shot", "20-way 1-shot"), 200, 1.0, 4, 0.80, 0.83, 0.01, -0.004)
+    assert record.gain > record.gain_ci95 and not record.pays
+    assert record.summary().endswith("not applied (a protocol loses)")
+
+
 def test_fit_sample_takes_whole_classes_of_two_or_more_images_up_to_the_limit():
     labels = np.array([0, 1, 1, 2, 2, 2, 3, 3, 3, 3])
     data = ImageSet(np.zeros((10, 1, 1, 1), np.uint8), labels, ("a", "b", "c", "d"), ("g",) * 4)
