@@ -104,16 +104,24 @@ def _mobile_normalized(z: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
     return z * (scale / squares.clamp_min(1e-12).sqrt())
 
 
+BackboneModule = CNN4Backbone | ResNet12Backbone | TimmBackbone | ScaledNormalized  # every one: ``config``, ``embedding_dim``
+
+
 class Whitened(nn.Module):
     """``backbone``'s embeddings whitened within class and rescaled, ``scale · normalize((z − mean)
     @ matrix)``: the map the export fits and calibrates (:mod:`anil_edge.export.whitening`), as
-    the backbone's last layer so that every exported file computes it."""
+    the backbone's last layer so that every exported file computes it. Export only: training
+    never sees it."""
 
-    def __init__(self, backbone: nn.Module, mean: np.ndarray, matrix: np.ndarray, scale: float) -> None:
+    mean: torch.Tensor
+    matrix: torch.Tensor
+    scale: torch.Tensor
+
+    def __init__(self, backbone: BackboneModule, mean: np.ndarray, matrix: np.ndarray, scale: float) -> None:
         super().__init__()
         self.backbone = backbone
-        self.config = backbone.config
-        self.embedding_dim = backbone.embedding_dim
+        self.config: BackboneConfig = backbone.config
+        self.embedding_dim: int = backbone.embedding_dim
         self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32))
         self.register_buffer("matrix", torch.as_tensor(matrix, dtype=torch.float32))
         self.register_buffer("scale", torch.tensor(float(scale)))
@@ -124,9 +132,6 @@ class Whitened(nn.Module):
         if self.export_ops:
             return _mobile_normalized(z, self.scale)
         return z * (self.scale * z.square().sum(dim=1, keepdim=True).clamp_min(1e-12).rsqrt())
-
-
-BackboneModule = CNN4Backbone | ResNet12Backbone | TimmBackbone | ScaledNormalized | Whitened  # every one: ``config``, ``embedding_dim``
 
 
 def build_backbone(config: BackboneConfig) -> BackboneModule:
