@@ -251,7 +251,7 @@ def _quantize_whitened(stage: dict[str, Path], whitening, options: ExportOptions
     (cosines where the map has not yet magnified the directions of small within-class variance),
     then ended with the same float map, and its nearest-class-mean agreement with the FP32
     model checked again on the final embeddings; its metadata is the FP32 model's, as INT8."""
-    from .int8_check import check_int8, compare_int8
+    from .int8_check import compare_int8
     from .onnx_export import graph_sha256, set_metadata, write_onnx
     from .whitening import append_to_graph
 
@@ -263,13 +263,16 @@ def _quantize_whitened(stage: dict[str, Path], whitening, options: ExportOptions
              "quantization": {**int8_extra["quantization"], "checked_before": "whitening"}}
     set_metadata(model, replace(fp32_meta, backbone_sha256=graph_sha256(model), extra=extra))
     write_onnx(model, stage["int8"])
+    report = replace(report, checked_before_whitening=True)
     if images.validation is None:
         return report
     fp32, int8 = Backbone(stage["onnx"], device="cpu"), Backbone(stage["int8"], device="cpu", allow_inexact=True)
-    final = compare_int8(fp32, int8, images.validation.images, images.validation.labels)
-    if final.ncm_agreement is not None and final.ncm_agreement < NCM_AGREEMENT:
-        check_int8(fp32, int8, images.validation.images, images.validation.labels)  # raises, naming the figures
-    return replace(report, ncm_agreement=final.ncm_agreement, checked_before_whitening=True)
+    final = compare_int8(fp32, int8, images.validation.images, images.validation.labels).ncm_agreement
+    if final is not None and final < NCM_AGREEMENT:
+        raise Int8QualityError(f"the INT8 model is not shipped: after the whitening its nearest-class-mean agreement "
+                               f"with FP32 is {100 * final:.1f}% < {100 * NCM_AGREEMENT:g}% ({report.summary()}); try "
+                               "another --int8-format, or export with --whitening off")
+    return replace(report, ncm_agreement=final)
 
 
 def _calibrate(model_path: Path, data: ImageSet, head: bool) -> ModelMetadata:

@@ -118,6 +118,15 @@ def test_an_export_that_ships_the_whitening_computes_and_records_it(tmp_path, mo
     with pytest.raises(InputError, match="head_init 'learned' cannot run on this model"):
         FewShotClassifier(Backbone(result.onnx), head_init="learned")
 
+    from anil_edge.export import int8_check  # an INT8 model whose decisions change after the map is not shipped
+
+    reports = iter([int8_check.Int8Report(16, 1.0, 1.0, 1.0), int8_check.Int8Report(16, 1.0, 1.0, 0.5)])
+    monkeypatch.setattr(int8_check, "compare_int8", lambda *args, **kwargs: next(reports))  # before the map, after
+    again = export_checkpoint(trained, tmp_path / "again.onnx", ExportOptions(int8=True), ExportImages(
+        real=real, calibration=real, validation=split.validation, training=fit_sample(split.train)))
+    assert again.int8 is None and "after the whitening its nearest-class-mean agreement with FP32 is 50.0% < 95%" \
+        in again.int8_refused
+
 
 def test_the_map_appended_to_an_onnx_graph_is_the_numpy_map():
     import onnxruntime as ort
