@@ -33,7 +33,7 @@ from .head_calibration import calibrate_head
 from .int8_check import NCM_AGREEMENT, Int8QualityError, Int8Report
 from .int8_profile import record_int8_profile
 from .mobile import convert_to_ort, fix_batch
-from .onnx_export import OPSET, build_onnx, check_opset, rewrite_metadata, write_onnx
+from .onnx_export import OPSET, build_onnx, check_opset, rewrite_metadata, set_metadata, write_onnx
 from .open_set_calibration import add_calibration, calibrate_open_set
 from .quantize import DEFAULT_FORMAT
 from .trained import TrainedModel, load_trained
@@ -210,13 +210,17 @@ def _commit(out: Path, stage: dict[str, Path], models: _Models, deployment: dict
     return final
 
 
-def _write_onnx(backbone, trained: TrainedModel, path: Path, options: ExportOptions) -> ModelMetadata:
-    """``backbone`` as ONNX at ``path`` (a staged model.onnx); its metadata."""
+def _write_onnx(backbone, trained: TrainedModel, path: Path, options: ExportOptions,
+                whitening: WhiteningCalibration | None = None) -> ModelMetadata:
+    """``backbone`` as ONNX at ``path`` (a staged model.onnx), with ``whitening`` recorded; its metadata."""
     model, meta = build_onnx(backbone, preprocessing=trained.preprocessing, adaptation=trained.adaptation,
                              learned_head=trained.learned_head,  # sources relative to the output folder, the stage's parent
                              training=trained.training(path.parent.parent),
                              opset=options.opset, extra={"checkpoint_iteration": trained.iteration,
                                                          "opset": options.opset, **_backbone_record(trained.config)})
+    if whitening is not None:
+        meta = replace(meta, whitening=whitening)
+        set_metadata(model, meta)
     write_onnx(model, path)
     return meta
 
@@ -241,9 +245,7 @@ def _whiten(backbone, trained: TrainedModel, stage: dict[str, Path], options: Ex
         return backbone, meta, None
     shutil.copyfile(path, stage["plain"])
     backbone = Whitened(backbone, whitening.mean, whitening.matrix, whitening.scale)
-    meta = replace(_write_onnx(backbone, trained, path, options), whitening=record)
-    rewrite_metadata(path, meta)
-    return backbone, meta, whitening
+    return backbone, _write_onnx(backbone, trained, path, options, record), whitening
 
 
 def _quantize_whitened(stage: dict[str, Path], whitening, options: ExportOptions, images: ExportImages) -> Int8Report:
@@ -252,7 +254,7 @@ def _quantize_whitened(stage: dict[str, Path], whitening, options: ExportOptions
     then ended with the same float map, and its nearest-class-mean agreement with the FP32
     model checked again on the final embeddings; its metadata is the FP32 model's, as INT8."""
     from .int8_check import compare_int8
-    from .onnx_export import graph_sha256, set_metadata, write_onnx
+    from .onnx_export import graph_sha256
     from .whitening import append_to_graph
 
     report = _quantize_checked(stage["plain"], stage["int8"], options, images)

@@ -25,12 +25,12 @@ from ..data.image_set import ImageSet
 from ..runtime.adaptation import Adaptation
 from ..runtime.metadata import LearnedHead
 from ..runtime.whitening import WhiteningCalibration
-from .head_calibration import EPISODES, episode_accuracy, paired_ci95, validation_sets
+from .head_calibration import EPISODES, episode_accuracy, nearest_mean, paired_ci95, validation_sets
 
 SHRINKAGES = (0.1, 0.3, 1.0, 3.0)  # λ, in units of the mean within-class variance tr(S_w)/D
 MAX_FIT_IMAGES = 8192  # training-class images embedded to measure S_w (whole classes of >= 2 images)
 NORM_FLOOR = 1e-12  # squared norms below this are not divided by (as the cosine embedding's clamp)
-NEAREST_MEAN = Adaptation(adaptation_steps=0, head_init="prototype")
+NEAREST_MEAN = nearest_mean(Adaptation())
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,7 +87,7 @@ def calibrate_whitening(fit_embeddings: np.ndarray, fit_labels: np.ndarray, embe
     def scores(sets, which: int) -> np.ndarray:  # (protocols, episodes)
         return np.stack([episode_accuracy(E, tasks[which], p.ways, NEAREST_MEAN, learned) for p, E, tasks in sets])
 
-    whitened = {lam: validation_sets(w.apply(embeddings), data, episodes) for lam, w in fits.items()}
+    whitened = {lam: [(p, w.apply(E), tasks) for p, E, tasks in plain] for lam, w in fits.items()}  # row-wise map
     best = max(SHRINKAGES, key=lambda lam: scores(whitened[lam], 0).mean())
     reference, chosen = scores(plain, 1), scores(whitened[best], 1)
     diff = (chosen - reference).mean(axis=0)

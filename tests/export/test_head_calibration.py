@@ -8,29 +8,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from anil_edge.data.image_set import ImageSet
 from anil_edge.export.head_calibration import calibrate_head, protocols
 from anil_edge.runtime.adaptation import Adaptation
 from anil_edge.runtime.metadata import LearnedHead
+from tests.synthetic import nuisance_embeddings
 
 LEARNED = LearnedHead(np.zeros((5, 16), np.float32), np.zeros(5, np.float32))
 
 
-def embeddings(nuisance: float, classes: int = 40, per_class: int = 6, seed: int = 0) -> tuple[np.ndarray, ImageSet]:
-    """(M, 16) embeddings: 4 dimensions carry the class (spread 1, noise 0.5), 12 carry noise only."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(classes), per_class)
-    E = np.zeros((labels.size, 16), np.float32)
-    E[:, :4] = rng.normal(0, 1, (classes, 4))[labels] + rng.normal(0, 0.5, (labels.size, 4))
-    E[:, 4:] = rng.normal(0, nuisance, (labels.size, 12))
-    data = ImageSet(np.zeros((labels.size, 1, 1, 1), np.uint8), labels, tuple(f"c{c}" for c in range(classes)),
-                    ("group",) * classes)
-    return E, data
-
-
 @pytest.mark.parametrize("nuisance, steps", [(0.5, False), (2.0, True)])
 def test_calibration_ships_steps_only_where_they_beat_the_nearest_mean(nuisance, steps):
-    E, data = embeddings(nuisance)
+    E, data = nuisance_embeddings(nuisance)
     rule, record = calibrate_head(E, data, Adaptation(), LEARNED, episodes=100)
     assert (rule.adaptation_steps > 0) is steps and record.pays is steps
     if steps:  # the measured gain clears its own 95% interval, and the shipped rule is the one measured
@@ -42,7 +30,7 @@ def test_calibration_ships_steps_only_where_they_beat_the_nearest_mean(nuisance,
 
 
 def test_protocols_fall_back_to_what_the_data_can_supply():
-    _, data = embeddings(0.5, classes=8, per_class=2)  # 2 images a class: no 3-shot, no 20-way
+    _, data = nuisance_embeddings(0.5, classes=8, per_class=2)  # 2 images a class: no 3-shot, no 20-way
     assert [p.describe() for p, _ in protocols(data)] == ["5-way 1-shot within group"]
-    _, tiny = embeddings(0.5, classes=3)
+    _, tiny = nuisance_embeddings(0.5, classes=3)
     assert protocols(tiny) == [] and calibrate_head(np.zeros((18, 16), np.float32), tiny, Adaptation(), LEARNED) is None

@@ -13,23 +13,11 @@ from anil_edge.data.image_set import ImageSet
 from anil_edge.errors import InputError
 from anil_edge.export.whitening import SHRINKAGES, Whitening, calibrate_whitening, fit_sample, fit_whitening
 from anil_edge.runtime.whitening import WhiteningCalibration
-
-
-def embeddings(nuisance: float, classes: int, per_class: int = 6, seed: int = 0) -> tuple[np.ndarray, ImageSet]:
-    """(M, 16) embeddings: 4 dimensions carry the class (spread 1, within-class noise 0.5), 12
-    carry within-class noise of spread ``nuisance`` only (a drawer's style, shared by every class)."""
-    rng = np.random.default_rng(seed)
-    labels = np.repeat(np.arange(classes), per_class)
-    E = np.zeros((labels.size, 16), np.float32)
-    E[:, :4] = rng.normal(0, 1, (classes, 4))[labels] + rng.normal(0, 0.5, (labels.size, 4))
-    E[:, 4:] = rng.normal(0, nuisance, (labels.size, 12))
-    data = ImageSet(np.zeros((labels.size, 1, 1, 1), np.uint8), labels, tuple(f"c{c}" for c in range(classes)),
-                    ("group",) * classes)
-    return E, data
+from tests.synthetic import nuisance_embeddings
 
 
 def test_the_map_is_the_mahalanobis_distance_of_the_shrunk_pooled_covariance():
-    E, data = embeddings(2.0, classes=30, seed=1)
+    E, data = nuisance_embeddings(2.0, classes=30, seed=1)
     w = fit_whitening(E, data.labels, shrinkage=0.3)
     pooled = sum(np.cov(E[data.labels == c].T, bias=True) * (data.labels == c).sum() for c in range(30)) / E.shape[0]
     cov = pooled + 0.3 * np.trace(pooled) / 16 * np.eye(16)
@@ -42,8 +30,8 @@ def test_the_map_is_the_mahalanobis_distance_of_the_shrunk_pooled_covariance():
 
 @pytest.mark.parametrize("nuisance, ships", [(0.5, False), (2.0, True)])
 def test_calibration_ships_the_whitening_only_where_it_beats_the_plain_embedding(nuisance, ships):
-    fit, fit_data = embeddings(nuisance, classes=60, seed=1)
-    E, data = embeddings(nuisance, classes=40, seed=2)
+    fit, fit_data = nuisance_embeddings(nuisance, classes=60, seed=1)
+    E, data = nuisance_embeddings(nuisance, classes=40, seed=2)
     whitening, record = calibrate_whitening(fit, fit_data.labels, E, data, episodes=100)
     assert record.pays is ships and record.shrinkage in SHRINKAGES and record.candidates == len(SHRINKAGES)
     assert (record.fit_images, record.fit_classes) == (360, 60)
@@ -135,7 +123,7 @@ def test_the_map_appended_to_an_onnx_graph_is_the_numpy_map():
     from anil_edge.export.onnx_export import OUTPUT_NAME
     from anil_edge.export.whitening import append_to_graph
 
-    E, data = embeddings(2.0, classes=20, seed=3)
+    E, data = nuisance_embeddings(2.0, classes=20, seed=3)
     w = fit_whitening(E, data.labels, shrinkage=0.1)
     graph = helper.make_graph([helper.make_node("Identity", ["x"], [OUTPUT_NAME])], "plain",
                               [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 16])],
